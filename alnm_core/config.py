@@ -1,0 +1,386 @@
+"""Study configuration: frozen dataclasses resolved from a profile, a YAML file and overrides.
+
+A run is ``profile + optional YAML + --set key=value overrides``, resolved once by
+:func:`resolve_config` and written to ``run.json``. Every key is checked: an unknown key or a
+value of the wrong type raises :class:`ConfigError` naming the key, so a typo never passes
+silently (papermill itself only warns on unknown parameters).
+
+Example:
+    >>> cfg = resolve_config("smoke", overrides=["train.epochs=3"])
+    >>> cfg.train.epochs
+    3
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+PROFILES = ("smoke", "demo", "paper")
+
+
+class ConfigError(ValueError):
+    """A configuration key or value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class PhantomConfig:
+    """Settings of the synthetic cohort that ``alnm demo`` generates.
+
+    Attributes:
+        n_patients: number of patients.
+        seed: random seed; the same seed gives byte-identical pixel data.
+        matrix_scale: factor applied to the paper's Table 2 matrices (1.0 = paper size).
+        strength_t2wi: how strongly the label shows on T2WI (oedema, margin), 0 = not at all.
+        strength_dwi: how strongly the label lowers the tumour ADC on DWI.
+        strength_dce: how strongly the label shows as rim enhancement on DCE.
+    """
+
+    n_patients: int = 120
+    seed: int = 2022
+    matrix_scale: float = 0.35
+    strength_t2wi: float = 1.0
+    strength_dwi: float = 0.5
+    strength_dce: float = 0.25
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Patient-level stratified split.
+
+    Attributes:
+        test_size: number of test patients (int >= 1) or a fraction in (0, 1).
+        val_fraction: fraction of the non-test patients carved out for validation.
+        n_folds: folds assigned over the train+validation patients (for cross-validation).
+        use_manifest_split: honour a ``split`` column in cohort.csv when present.
+    """
+
+    test_size: float = 0.2
+    val_fraction: float = 0.2
+    n_folds: int = 5
+    use_manifest_split: bool = True
+
+
+@dataclass(frozen=True)
+class RoiConfig:
+    """ROI cropping (paper: per-slice bounding boxes, 224 x 224, min-max to [0, 1]).
+
+    Attributes:
+        size: output crop side in pixels.
+        margin_mm: peritumoral margin added around the mask's bounding box, in millimetres.
+        keep_aspect: pad the box to a square (in mm) before resizing instead of stretching.
+        min_area_mm2: slices whose tumour area is below this are skipped.
+        slices: which tumour slices to keep: all, the largest, or the central k.
+        central_k: k for ``slices="central"``.
+        dwi_b_value: b-value to use; None = the highest in the series.
+        dce_phase: ``"peak"`` (peak relative enhancement of the ROI) or a 0-based phase index.
+    """
+
+    size: int = 64
+    margin_mm: float = 10.0
+    keep_aspect: bool = True
+    min_area_mm2: float = 4.0
+    slices: Literal["all", "largest", "central"] = "all"
+    central_k: int = 3
+    dwi_b_value: float | None = None
+    dce_phase: str = "peak"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Per-sequence CNN training.
+
+    Attributes:
+        arch: torchvision ResNet depth.
+        pretrained: load ImageNet weights (torchvision cache or ``weights_path``).
+        weights_path: local ``.pth`` file with ImageNet weights.
+        epochs: training epochs.
+        batch_size: mini-batch size.
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+        augment: random flips / 90-degree rotations / intensity jitter on training crops.
+        class_weighting: ``balanced`` weights the loss by inverse class frequency.
+        selection: checkpoint kept: best validation AUC or the last epoch.
+        aggregation: slice -> patient probability: mean, max, or the largest-ROI slice.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        num_threads: CPU threads for torch (0 = torch default).
+    """
+
+    arch: Literal["resnet18", "resnet34", "resnet50"] = "resnet18"
+    pretrained: bool = False
+    weights_path: str | None = None
+    epochs: int = 12
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    augment: bool = True
+    class_weighting: Literal["balanced", "none"] = "balanced"
+    selection: Literal["best_val_auc", "last"] = "best_val_auc"
+    aggregation: Literal["mean", "max", "largest"] = "mean"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_threads: int = 0
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """Weighted voting (paper eq. 2-3).
+
+    Attributes:
+        weights_from: split whose accuracies set the weights; ``test`` is the paper-literal,
+            optimistic variant.
+    """
+
+    weights_from: Literal["validation", "test"] = "validation"
+
+
+@dataclass(frozen=True)
+class StatsConfig:
+    """Statistical choices used by Table 1 and Table 3.
+
+    Attributes:
+        alpha: significance level.
+        categorical_test: ``auto`` (Pearson chi-square, Fisher when an expected count < 5),
+            ``chi2`` or ``fisher``.
+        continuous_test: ``auto`` (Student/Welch t when both groups pass the normality check,
+            else Mann-Whitney), ``t``, ``welch`` or ``mannwhitney``.
+        normality_test: ``shapiro`` or ``lilliefors`` drives ``auto``; both are reported.
+        ppv_npv_method: ``exact`` (Clopper-Pearson) or ``logit`` (MedCalc) for PPV/NPV CIs.
+        bootstrap_n: bootstrap replicates.
+        threshold: probability threshold for the paper's operating point.
+    """
+
+    alpha: float = 0.05
+    categorical_test: Literal["auto", "chi2", "fisher"] = "auto"
+    continuous_test: Literal["auto", "t", "welch", "mannwhitney"] = "auto"
+    normality_test: Literal["shapiro", "lilliefors"] = "shapiro"
+    ppv_npv_method: Literal["exact", "logit"] = "logit"
+    bootstrap_n: int = 2000
+    threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """The whole study's configuration, as resolved once per run."""
+
+    profile: str = "demo"
+    seed: int = 42
+    sequences: tuple[str, ...] = ("T2WI", "DWI", "DCE")
+    phantom: PhantomConfig = field(default_factory=PhantomConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    roi: RoiConfig = field(default_factory=RoiConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    stats: StatsConfig = field(default_factory=StatsConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-serialisable dict (tuples become lists)."""
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _check_value(key: str, value: Any, hint: Any) -> Any:
+    """Coerce ``value`` to ``hint`` where lossless, else raise ConfigError naming ``key``."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: {value!r} is not one of {list(args)}")
+        return value
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _check_value(key, value, a)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return tuple(_check_value(key, v, args[0]) for v in value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected text, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported type {hint}")  # pragma: no cover
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {[prefix + u for u in unknown]}; known under "
+            f"{prefix.rstrip('.') or 'top level'}: {sorted(names)}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value, prefix + name + ".")
+        else:
+            kwargs[name] = _check_value(prefix + name, value, hint)
+    return cls(**kwargs)
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def profile_dict(name: str) -> dict[str, Any]:
+    """The raw mapping of a built-in profile (``smoke``, ``demo`` or ``paper``)."""
+    if name not in PROFILES:
+        raise ConfigError(f"unknown profile {name!r}; choose one of {list(PROFILES)}")
+    text = resources.files("alnm_core.profiles").joinpath(f"{name}.yaml").read_text()
+    data = yaml.safe_load(text) or {}
+    data["profile"] = name
+    return data
+
+
+def parse_override(item: str) -> dict[str, Any]:
+    """Turn ``"train.epochs=5"`` into ``{"train": {"epochs": 5}}`` (value parsed as YAML)."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not of the form key=value")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {item!r} has an empty key")
+    value = yaml.safe_load(raw) if raw.strip() else None
+    out: dict[str, Any] = {}
+    cur = out
+    parts = key.split(".")
+    for p in parts[:-1]:
+        cur = cur.setdefault(p, {})
+    cur[parts[-1]] = value
+    return out
+
+
+def resolve_config(
+    profile: str = "demo",
+    *,
+    config_file: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> StudyConfig:
+    """Resolve ``profile`` + optional YAML file + ``key=value`` overrides into a StudyConfig.
+
+    Args:
+        profile: built-in profile name.
+        config_file: YAML file whose keys override the profile's.
+        overrides: ``section.key=value`` strings, applied last.
+
+    Raises:
+        ConfigError: unknown profile, key, or a value of the wrong type.
+    """
+    data = profile_dict(profile)
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        extra = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(extra, dict):
+            raise ConfigError(f"config file {path}: expected a mapping at top level")
+        data = _merge(data, extra)
+    for item in overrides:
+        data = _merge(data, parse_override(item))
+    return config_from_dict(data)
+
+
+def config_from_dict(data: dict[str, Any]) -> StudyConfig:
+    """Build and validate a StudyConfig from a plain mapping (as stored in run.json)."""
+    cfg = _build(StudyConfig, data)
+    _check_ranges(cfg)
+    return cfg
+
+
+def _check_ranges(cfg: StudyConfig) -> None:
+    problems = []
+    if not cfg.sequences:
+        problems.append("sequences: at least one sequence is needed")
+    if len(set(cfg.sequences)) != len(cfg.sequences):
+        problems.append(f"sequences: duplicated names in {list(cfg.sequences)}")
+    if cfg.phantom.n_patients < 8:
+        problems.append("phantom.n_patients: at least 8 patients are needed")
+    if not 0 < cfg.phantom.matrix_scale <= 1:
+        problems.append("phantom.matrix_scale: must be in (0, 1]")
+    ts = cfg.split.test_size
+    if not (0 < ts < 1 or (ts >= 1 and float(ts).is_integer())):
+        problems.append("split.test_size: a fraction in (0, 1) or a whole number of patients")
+    if not 0 < cfg.split.val_fraction < 1:
+        problems.append("split.val_fraction: must be in (0, 1)")
+    if cfg.split.n_folds < 2:
+        problems.append("split.n_folds: at least 2")
+    if cfg.roi.size < 16:
+        problems.append("roi.size: at least 16 pixels")
+    if cfg.roi.margin_mm < 0:
+        problems.append("roi.margin_mm: must be >= 0")
+    if cfg.roi.dce_phase != "peak" and not cfg.roi.dce_phase.isdigit():
+        problems.append("roi.dce_phase: 'peak' or a phase index such as '3'")
+    if cfg.train.epochs < 1 or cfg.train.batch_size < 1:
+        problems.append("train.epochs and train.batch_size: at least 1")
+    if cfg.train.lr <= 0:
+        problems.append("train.lr: must be > 0")
+    if not 0 < cfg.stats.alpha < 1:
+        problems.append("stats.alpha: must be in (0, 1)")
+    if not 0 < cfg.stats.threshold < 1:
+        problems.append("stats.threshold: must be in (0, 1)")
+    if cfg.stats.bootstrap_n < 100:
+        problems.append("stats.bootstrap_n: at least 100")
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def check_notebook_parameters(params: dict[str, Any], allowed: dict[str, type]) -> None:
+    """Fail loudly on an unknown or mistyped notebook parameter (papermill only warns).
+
+    Args:
+        params: the parameters as the notebook sees them (name -> value).
+        allowed: expected name -> type (``type(None)`` allowed via a tuple).
+
+    Raises:
+        ConfigError: naming every unknown or mistyped parameter.
+    """
+    problems = []
+    for name, value in params.items():
+        if name not in allowed:
+            problems.append(f"unknown parameter {name!r} (known: {sorted(allowed)})")
+        elif not isinstance(value, allowed[name]):
+            problems.append(f"parameter {name!r}={value!r} should be {allowed[name]}")
+    if problems:
+        raise ConfigError("; ".join(problems))
