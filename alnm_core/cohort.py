@@ -1,0 +1,187 @@
+"""The cohort manifest (``cohort.csv``): load, validate, describe.
+
+A cohort is a folder with ``cohort.csv``, one row per patient (columns in DESIGN.md). Validation
+collects *every* problem at once, each naming the patient, the column and the file, so a user
+fixes a cohort in one pass instead of one crash at a time.
+
+Example:
+    >>> problems = validate_cohort("data/phantom-demo", ("T2WI", "DWI", "DCE"))  # doctest: +SKIP
+    >>> [p.message for p in problems]                                            # doctest: +SKIP
+    []
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .imaging import ImageReadError, read_image, read_mask
+
+REQUIRED = ("patient_id", "alnm", "age", "tumor_size_cm", "margin", "tic_type", "field_strength")
+MARGINS = ("regular", "irregular")
+TIC_TYPES = ("I", "II", "III")
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a cohort."""
+
+    patient_id: str
+    column: str
+    file: str
+    message: str
+
+    def __str__(self) -> str:
+        where = ", ".join(x for x in (f"patient {self.patient_id}" if self.patient_id else "",
+                                      f"column {self.column}" if self.column else "",
+                                      f"file {self.file}" if self.file else "") if x)
+        return f"{where}: {self.message}" if where else self.message
+
+
+class CohortError(ValueError):
+    """A cohort that cannot be used; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems[:50])
+        more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
+        super().__init__(f"cohort is invalid ({len(problems)} problem(s)):\n{lines}{more}")
+
+
+def read_manifest(cohort_dir: str | Path) -> pd.DataFrame:
+    """Read ``cohort.csv`` as text columns (no type guessing); raise CohortError if absent."""
+    path = Path(cohort_dir) / "cohort.csv"
+    if not path.is_file():
+        raise CohortError([Problem("", "", str(path), "cohort.csv not found")])
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise CohortError([Problem("", "", str(path), f"cannot be parsed as CSV ({exc})")]) from exc
+
+
+def check_manifest(df: pd.DataFrame, sequences: tuple[str, ...], *, manifest: str = "cohort.csv") -> list[Problem]:
+    """Check columns and values of a manifest table (no file access)."""
+    problems: list[Problem] = []
+    needed = list(REQUIRED) + [f"{s}_{k}" for s in sequences for k in ("image", "roi")]
+    for col in needed:
+        if col not in df.columns:
+            problems.append(Problem("", col, manifest, "required column is missing"))
+    if "patient_id" not in df.columns:
+        return problems
+    ids = df["patient_id"].str.strip()
+    for i, pid in enumerate(ids):
+        if pid == "":
+            problems.append(Problem(f"row {i + 2}", "patient_id", manifest, "empty patient_id"))
+    dup = ids[ids.duplicated(keep=False) & (ids != "")]
+    for pid in sorted(set(dup)):
+        rows = [int(i) + 2 for i in np.flatnonzero(ids.to_numpy() == pid)]
+        problems.append(Problem(pid, "patient_id", manifest, f"duplicated patient_id (rows {rows})"))
+    for _, row in df.iterrows():
+        pid = row["patient_id"]
+        if "alnm" in df.columns and row["alnm"].strip() not in ("0", "1"):
+            problems.append(Problem(pid, "alnm", manifest, f"label {row['alnm']!r} is not 0 or 1"))
+        for col, lo, hi in (("age", 0, 120), ("tumor_size_cm", 0, 30)):
+            if col in df.columns:
+                try:
+                    v = float(row[col])
+                    if not (lo < v < hi):
+                        raise ValueError
+                except ValueError:
+                    problems.append(Problem(pid, col, manifest, f"{row[col]!r} is not a number in ({lo}, {hi})"))
+        if "margin" in df.columns and row["margin"].strip().lower() not in MARGINS:
+            problems.append(Problem(pid, "margin", manifest, f"{row['margin']!r} is not one of {MARGINS}"))
+        if "tic_type" in df.columns and row["tic_type"].strip().upper() not in TIC_TYPES:
+            problems.append(Problem(pid, "tic_type", manifest, f"{row['tic_type']!r} is not one of {TIC_TYPES}"))
+        if "field_strength" in df.columns and row["field_strength"].strip() == "":
+            problems.append(Problem(pid, "field_strength", manifest, "empty field strength"))
+        if "split" in df.columns and row["split"].strip() not in ("",) + SPLITS:
+            problems.append(Problem(pid, "split", manifest, f"{row['split']!r} is not train, test or empty"))
+    return problems
+
+
+def check_files(cohort_dir: str | Path, df: pd.DataFrame, sequences: tuple[str, ...],
+                *, read: bool = True) -> list[Problem]:
+    """Check that every image and mask exists and, if ``read``, reads and matches its image."""
+    root = Path(cohort_dir)
+    problems: list[Problem] = []
+    for _, row in df.iterrows():
+        pid = row.get("patient_id", "")
+        for seq in sequences:
+            img_col, roi_col = f"{seq}_image", f"{seq}_roi"
+            if img_col not in df.columns or roi_col not in df.columns:
+                continue
+            img_rel, roi_rel = row[img_col].strip(), row[roi_col].strip()
+            img_path, roi_path = root / img_rel, root / roi_rel
+            ok = True
+            for col, rel, path in ((img_col, img_rel, img_path), (roi_col, roi_rel, roi_path)):
+                if rel == "":
+                    problems.append(Problem(pid, col, "", "no path given"))
+                    ok = False
+                elif not path.exists():
+                    problems.append(Problem(pid, col, str(path), "file or folder not found"))
+                    ok = False
+            if not ok or not read:
+                continue
+            try:
+                vol = read_image(img_path)
+            except ImageReadError as exc:
+                problems.append(Problem(pid, img_col, str(img_path), str(exc)))
+                continue
+            try:
+                read_mask(roi_path, like=vol)
+            except ImageReadError as exc:
+                problems.append(Problem(pid, roi_col, str(roi_path), str(exc)))
+    return problems
+
+
+def validate_cohort(cohort_dir: str | Path, sequences: tuple[str, ...] = ("T2WI", "DWI", "DCE"),
+                    *, read_images: bool = True) -> list[Problem]:
+    """Every problem of a cohort folder, as a list (empty = valid).
+
+    Args:
+        cohort_dir: the folder holding ``cohort.csv``.
+        sequences: sequence names whose ``<SEQ>_image`` / ``<SEQ>_roi`` columns are required.
+        read_images: also read every series and mask (slower, catches unreadable DICOM,
+            empty masks and geometry mismatches).
+    """
+    try:
+        df = read_manifest(cohort_dir)
+    except CohortError as exc:
+        return exc.problems
+    manifest = str(Path(cohort_dir) / "cohort.csv")
+    problems = check_manifest(df, sequences, manifest=manifest)
+    problems += check_files(cohort_dir, df, sequences, read=read_images)
+    return problems
+
+
+def load_cohort(cohort_dir: str | Path, sequences: tuple[str, ...] = ("T2WI", "DWI", "DCE"),
+                *, read_images: bool = False) -> pd.DataFrame:
+    """Load and validate a manifest into a typed DataFrame.
+
+    Raises:
+        CohortError: listing every problem found.
+    """
+    problems = validate_cohort(cohort_dir, sequences, read_images=read_images)
+    if problems:
+        raise CohortError(problems)
+    df = read_manifest(cohort_dir)
+    df["patient_id"] = df["patient_id"].str.strip()
+    df["alnm"] = df["alnm"].astype(int)
+    df["age"] = df["age"].astype(float)
+    df["tumor_size_cm"] = df["tumor_size_cm"].astype(float)
+    df["margin"] = df["margin"].str.strip().str.lower()
+    df["tic_type"] = df["tic_type"].str.strip().str.upper()
+    if "split" in df.columns:
+        df["split"] = df["split"].str.strip()
+    return df.reset_index(drop=True)
+
+
+def describe_cohort(df: pd.DataFrame) -> pd.DataFrame:
+    """Counts by label and field strength: a quick look before Table 1."""
+    out = df.groupby(["field_strength", "alnm"]).size().unstack(fill_value=0)
+    out.columns = [f"alnm={c}" for c in out.columns]
+    out["total"] = out.sum(axis=1)
+    return out
