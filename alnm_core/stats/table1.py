@@ -68,6 +68,7 @@ def continuous_test(x_a, x_b, *, method: str = "auto", normality_test: str = "sh
     if normality_test not in ("shapiro", "lilliefors"):
         raise ValueError(f"normality_test must be shapiro or lilliefors, got {normality_test!r}")
     if method == "auto":
+        # a group too small to check (n < 4) counts as not shown normal: rank test
         key = f"{normality_test}_p"
         normal = all(normality(v)[key] >= alpha for v in (a, b))
         if normal:
@@ -139,7 +140,7 @@ def categorical_test(table, *, method: str = "auto") -> TestResult:
         raise ValueError("table must hold non-negative integer counts")
     t = t[t.sum(axis=1) > 0][:, t.sum(axis=0) > 0]
     if t.shape[0] < 2 or t.shape[1] < 2:
-        return TestResult(1.0, "not testable (one level)", float("nan"))
+        return TestResult(float("nan"), "not testable (one level)", float("nan"))
     if method not in ("auto", "chi2", "fisher"):
         raise ValueError(f"method must be auto, chi2 or fisher, got {method!r}")
     expected = stats.contingency.expected_freq(t)
@@ -208,6 +209,7 @@ def build_table1(
                             alpha=alpha)
         norm = "; ".join(
             f"{name}: SW p={nm['shapiro_p']:.3f}, K-S(L) p={nm['lilliefors_p']:.3f}"
+            if np.isfinite(nm["shapiro_p"]) else f"{name}: not checked (n={nm['n']} < 4)"
             for name, nm in ((group_labels[0], normality(x1)), (group_labels[1], normality(x0))))
         rows.append(dict(characteristic=label, level="",
                          total=_fmt_mean_sd(df[col].astype(float).to_numpy(), digits),

@@ -1,0 +1,39 @@
+# Two commands for a new user: `make demo` and `make test`. Both create or reuse .venv and
+# install what they need once; a second run with nothing changed installs nothing.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.alnm-installed
+# torch/torchvision pinned for the CPU x86-64 set-up (pip takes them from local disk here);
+# pyproject keeps a range so GPU users can bring their own build.
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: demo test smoke bench notebooks clean install
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_PINS)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/alnm demo --out reports
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+smoke: $(STAMP)
+	$(VENV)/bin/alnm demo --profile smoke --out reports
+
+bench: $(STAMP)
+	$(VENV)/bin/alnm bench
+
+notebooks: $(STAMP)
+	$(PY) tools/build_notebooks.py
+
+clean:
+	rm -rf reports/*/ data/phantom-*

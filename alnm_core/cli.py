@@ -1,0 +1,158 @@
+"""The ``alnm`` command: demo, run, phantom, validate, bench.
+
+Every command has ``--help``. Errors a user can fix (an invalid cohort, an unknown config key,
+a failing notebook) are printed as one clear message and a non-zero exit code, not a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .cohort import CohortError, validate_cohort
+from .config import ConfigError, PhantomConfig, resolve_config
+
+
+def _say(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _phantom_progress(done: int, total: int) -> None:
+    if done == total or done % max(1, total // 10) == 0:
+        _say(f"phantom: {done}/{total} patients written")
+
+
+def cmd_phantom(args: argparse.Namespace) -> int:
+    from .phantom import write_phantom
+
+    base = resolve_config(args.profile).phantom if args.profile else PhantomConfig()
+    cfg = PhantomConfig(**{**base.__dict__,
+                           **({"n_patients": args.patients} if args.patients else {}),
+                           **({"seed": args.seed} if args.seed is not None else {})})
+    if cfg.n_patients < 8:
+        raise ConfigError("--patients: at least 8")
+    t0 = time.time()
+    out = write_phantom(args.out, cfg, progress=_phantom_progress)
+    _say(f"phantom cohort of {cfg.n_patients} patients in {time.time() - t0:.1f} s")
+    print(out)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    sequences = tuple(args.sequences.split(",")) if args.sequences else ("T2WI", "DWI", "DCE")
+    problems = validate_cohort(args.cohort, sequences, read_images=not args.quick)
+    if problems:
+        print(f"cohort {args.cohort} is INVALID: {len(problems)} problem(s)")
+        for p in problems:
+            print(f"  - {p}")
+        return 1
+    print(f"cohort {args.cohort} is valid ({'files checked' if args.quick else 'all images read'})")
+    return 0
+
+
+def _run(cohort: Path, cfg, out: Path, run_name: str, only=None) -> int:
+    from .pipeline import PipelineError, run_study
+
+    run_dir = out / run_name
+    t0 = time.time()
+    try:
+        report = run_study(cohort, cfg, run_dir, progress=_say, only=only)
+    except PipelineError as exc:
+        _say(f"FAILED after {time.time() - t0:.0f} s: {exc}")
+        return 1
+    _say(f"done in {time.time() - t0:.0f} s")
+    print(report.resolve())
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = resolve_config(args.profile, config_file=args.config, overrides=args.set or [])
+    name = args.name or f"{cfg.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return _run(Path(args.cohort), cfg, Path(args.out), name)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .notebook import ensure_phantom
+
+    cfg = resolve_config(args.profile, overrides=args.set or [])
+    _say(f"demo: profile {cfg.profile}, phantom of {cfg.phantom.n_patients} patients")
+    t0 = time.time()
+    cohort = ensure_phantom(cfg, Path(args.data) if args.data else None, progress=_phantom_progress)
+    _say(f"phantom ready in {time.time() - t0:.1f} s: {cohort}")
+    return _run(cohort, cfg, Path(args.out), args.name or cfg.profile)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_benchmarks
+
+    run_benchmarks(args.only.split(",") if args.only else None, quick=args.quick)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="alnm",
+        description="ALNM prediction from multiparametric breast MRI (Zhang et al. 2022, "
+                    "reproduced and extended): cohort checks, phantom data, papermill pipeline.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="run the whole study on the built-in phantom cohort",
+                       description="Generate (or reuse) the phantom cohort in data/ and run the "
+                                   "pipeline; prints the path of report.html.")
+    d.add_argument("--out", default="reports", help="folder that receives the run folder (default: reports)")
+    d.add_argument("--profile", default="demo", choices=["smoke", "demo", "paper"], help="profile (default: demo)")
+    d.add_argument("--name", help="run folder name (default: the profile name)")
+    d.add_argument("--data", help="where phantom cohorts are cached (default: <repo>/data)")
+    d.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+    d.set_defaults(func=cmd_demo)
+
+    r = sub.add_parser("run", help="run the study on a cohort folder",
+                       description="Resolve profile + --config + --set once (written to run.json), "
+                                   "split by patient, execute the notebooks, write report.html.")
+    r.add_argument("--cohort", required=True, help="folder holding cohort.csv")
+    r.add_argument("--profile", default="demo", choices=["smoke", "demo", "paper"], help="profile (default: demo)")
+    r.add_argument("--config", help="YAML file overriding profile keys")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=5 (repeatable)")
+    r.add_argument("--out", default="reports", help="folder that receives the run folder (default: reports)")
+    r.add_argument("--name", help="run folder name (default: <profile>-<timestamp>)")
+    r.set_defaults(func=cmd_run)
+
+    ph = sub.add_parser("phantom", help="write a synthetic multiparametric MRI cohort (DICOM + NIfTI)",
+                        description="Write the phantom cohort: DICOM series, NIfTI masks, cohort.csv.")
+    ph.add_argument("--out", required=True, help="target folder")
+    ph.add_argument("--patients", type=int, help="number of patients (default: the profile's)")
+    ph.add_argument("--seed", type=int, help="random seed (default: the profile's)")
+    ph.add_argument("--profile", default="demo", choices=["smoke", "demo", "paper"],
+                    help="take matrix scale and label strengths from this profile (default: demo)")
+    ph.set_defaults(func=cmd_phantom)
+
+    v = sub.add_parser("validate", help="check a cohort folder against the manifest contract",
+                       description="Report every problem at once (patient, column, file); exit 1 if any.")
+    v.add_argument("--cohort", required=True, help="folder holding cohort.csv")
+    v.add_argument("--sequences", help="comma-separated sequence names (default: T2WI,DWI,DCE)")
+    v.add_argument("--quick", action="store_true", help="check that files exist without reading them")
+    v.set_defaults(func=cmd_validate)
+
+    b = sub.add_parser("bench", help="print throughput figures (phantom, reading, statistics, ROI, training)",
+                       description="Benchmarks; numbers go to stdout, nothing is asserted.")
+    b.add_argument("--only", help="comma-separated subset: phantom,read,delong,roi,train")
+    b.add_argument("--quick", action="store_true", help="smaller sizes (seconds)")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, CohortError) as exc:
+        print(f"alnm {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Helpers the notebooks call first: parameter checks and the run context.
+
+Each notebook's first code cell records the names that exist before its parameters cell; the
+cell after the parameters calls :func:`start`, which fails loudly on any parameter papermill
+injected that the notebook does not declare (papermill itself only warns), checks types, and
+returns the run's context. Opened on its own in JupyterLab, a notebook whose ``run_dir`` has no
+``run.json`` yet gets one made from the built-in phantom of the chosen profile.
+
+Example (first cells of a notebook)::
+
+    from alnm_core import notebook as nbk
+    _before = set(globals())
+    # parameters cell
+    run_dir = "../reports/notebook-smoke"  # str: run folder
+    profile = "smoke"  # str: profile used when run_dir has no run.json yet
+    # next cell
+    ctx = nbk.start(globals(), _before, {"run_dir": str, "profile": str})
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, StudyConfig, check_notebook_parameters, resolve_config
+from .runinfo import RunPaths, read_run_json, run_config
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def log(message: str) -> None:
+    """Print a progress line; the CLI relays lines starting with ``[alnm]``."""
+    print(f"[alnm] {message}", flush=True)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a notebook needs about its run."""
+
+    run_dir: Path
+    paths: RunPaths
+    cfg: StudyConfig
+    info: dict
+    params: dict
+
+    @property
+    def cohort_dir(self) -> Path:
+        return Path(self.info["cohort"])
+
+
+def phantom_dir(profile: str, data_dir: Path | None = None) -> Path:
+    """Where the phantom of a profile is cached (``data/phantom-<profile>``)."""
+    return (data_dir or REPO_ROOT / "data") / f"phantom-{profile}"
+
+
+def ensure_phantom(cfg: StudyConfig, data_dir: Path | None = None, *, progress=None) -> Path:
+    """Write the profile's phantom cohort unless the same settings are already on disk."""
+    from .phantom import write_phantom
+
+    out = phantom_dir(cfg.profile, data_dir)
+    stamp = out / "PHANTOM.json"
+    want = cfg.to_dict()["phantom"]
+    if stamp.is_file() and json.loads(stamp.read_text()) == want and (out / "cohort.csv").is_file():
+        return out
+    write_phantom(out, cfg.phantom, progress=progress)
+    stamp.write_text(json.dumps(want, indent=1))
+    return out
+
+
+def start(namespace: dict[str, Any], before: set[str], spec: dict[str, type]) -> Context:
+    """Validate the notebook's parameters and return its run context.
+
+    Args:
+        namespace: the notebook's ``globals()``.
+        before: names that existed before the parameters cell.
+        spec: declared parameter name -> type.
+
+    Raises:
+        ConfigError: an undeclared parameter was injected, or one has the wrong type.
+    """
+    new = {k: v for k, v in namespace.items()
+           if k not in before and not k.startswith("_") and k not in ("In", "Out")}
+    check_notebook_parameters(new, spec)
+    missing = [k for k in spec if k not in new]
+    if missing:
+        raise ConfigError(f"parameters {missing} are not defined in the parameters cell")
+    run_dir = Path(new["run_dir"])
+    if not run_dir.is_absolute():
+        run_dir = (Path.cwd() / run_dir).resolve()
+    if not (run_dir / "run.json").is_file():
+        from .pipeline import prepare_run
+
+        profile = new.get("profile", "smoke")
+        cfg = resolve_config(profile)
+        log(f"{run_dir} has no run.json: preparing a {profile} run on the built-in phantom")
+        cohort = ensure_phantom(cfg)
+        prepare_run(cohort, cfg, run_dir)
+    return Context(run_dir, RunPaths(run_dir), run_config(run_dir), read_run_json(run_dir), new)

@@ -1,0 +1,225 @@
+"""Figures. Every function returns a :class:`matplotlib.figure.Figure` built without pyplot,
+so nothing here touches the backend (never ``matplotlib.use``); notebooks ``display`` them.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+GROUP_COLORS = {1: "#c0392b", 0: "#2e86c1"}
+GROUP_NAMES = {1: "ALNM", 0: "Non-ALNM"}
+MODEL_COLORS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
+                "#666666"]
+
+
+def distributions_by_group(df: pd.DataFrame, columns: Sequence[tuple[str, str]], *,
+                           group: str = "alnm") -> Figure:
+    """Histogram + strip of each continuous column by group (ALNM vs non-ALNM)."""
+    fig = Figure(figsize=(5 * len(columns), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(columns), squeeze=False)[0]
+    for ax, (col, label) in zip(axes, columns):
+        lo, hi = df[col].min(), df[col].max()
+        bins = np.linspace(lo, hi, 16)
+        for g in (0, 1):
+            x = df.loc[df[group] == g, col]
+            ax.hist(x, bins=bins, alpha=0.55, color=GROUP_COLORS[g],
+                    label=f"{GROUP_NAMES[g]} (n={len(x)}, {x.mean():.1f} ± {x.std(ddof=1):.1f})")
+        ax.set_xlabel(label)
+        ax.set_ylabel("patients")
+        ax.legend(fontsize=8, frameon=False)
+    return fig
+
+
+def patient_flow(splits: pd.DataFrame) -> Figure:
+    """Stacked bars: patients per split and label."""
+    counts = splits.groupby(["split", "label"]).size().unstack(fill_value=0)
+    order = [s for s in ("train", "val", "test") if s in counts.index]
+    counts = counts.loc[order]
+    fig = Figure(figsize=(5, 3), layout="constrained")
+    ax = fig.subplots()
+    bottom = np.zeros(len(order))
+    for g in (1, 0):
+        vals = counts.get(g, pd.Series(0, index=order)).to_numpy()
+        ax.barh(order, vals, left=bottom, color=GROUP_COLORS[g], label=GROUP_NAMES[g])
+        for i, v in enumerate(vals):
+            if v:
+                ax.text(bottom[i] + v / 2, i, str(v), ha="center", va="center", color="white",
+                        fontsize=9)
+        bottom += vals
+    ax.invert_yaxis()
+    ax.set_xlabel("patients")
+    ax.legend(frameon=False, fontsize=8)
+    ax.set_title("Patient-level split", fontsize=10)
+    return fig
+
+
+def roi_qc_panel(images: Sequence[np.ndarray], masks: Sequence[np.ndarray],
+                 boxes: Sequence[tuple[int, int, int, int]], crops: Sequence[np.ndarray],
+                 titles: Sequence[str], aspects: Sequence[float] | None = None) -> Figure:
+    """One row per series: the slice with mask outline and crop box, then the crop."""
+    n = len(images)
+    fig = Figure(figsize=(6.4, 3.0 * n), layout="constrained")
+    axes = fig.subplots(n, 2, squeeze=False)
+    for i in range(n):
+        ax = axes[i, 0]
+        ax.imshow(images[i], cmap="gray", aspect=(aspects[i] if aspects else 1.0))
+        ax.contour(masks[i].astype(float), levels=[0.5], colors="#e74c3c", linewidths=0.8)
+        r0, r1, c0, c1 = boxes[i]
+        ax.add_patch(_rect(c0 - 0.5, r0 - 0.5, c1 - c0, r1 - r0))
+        ax.set_title(titles[i], fontsize=9)
+        ax.axis("off")
+        axes[i, 1].imshow(crops[i], cmap="gray", vmin=0, vmax=1)
+        axes[i, 1].set_title("crop (min-max to [0, 1])", fontsize=9)
+        axes[i, 1].axis("off")
+    return fig
+
+
+def _rect(x, y, w, h):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((x, y), w, h, fill=False, edgecolor="#f1c40f", linewidth=1.2)
+
+
+def crop_gallery(crops: np.ndarray, titles: Sequence[str], *, ncols: int = 8) -> Figure:
+    """A grid of crops."""
+    n = len(crops)
+    nrows = max(1, int(np.ceil(n / ncols)))
+    fig = Figure(figsize=(1.4 * ncols, 1.55 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for k, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if k < n:
+            ax.imshow(crops[k], cmap="gray", vmin=0, vmax=1)
+            ax.set_title(titles[k], fontsize=7)
+    return fig
+
+
+def histograms_before_after(raw: Sequence[np.ndarray], normed: Sequence[np.ndarray],
+                            labels: Sequence[str]) -> Figure:
+    """Intensity histograms of crops before and after min-max normalisation."""
+    fig = Figure(figsize=(10, 3.2), layout="constrained")
+    a0, a1 = fig.subplots(1, 2)
+    for x, y, lab, c in zip(raw, normed, labels, MODEL_COLORS):
+        a0.hist(np.ravel(x), bins=60, histtype="step", color=c, label=lab, density=True)
+        a1.hist(np.ravel(y), bins=60, histtype="step", color=c, label=lab, density=True)
+    a0.set_title("before (scanner units)", fontsize=10)
+    a1.set_title("after min-max (eq. 1)", fontsize=10)
+    a0.legend(fontsize=8, frameon=False)
+    for a in (a0, a1):
+        a.set_ylabel("density")
+    return fig
+
+
+def tic_curves(times_min: np.ndarray, curves: pd.DataFrame) -> Figure:
+    """Relative enhancement curves (one line per patient) by TIC type."""
+    types = sorted(curves["tic"].unique())
+    fig = Figure(figsize=(4 * max(1, len(types)), 3.2), layout="constrained")
+    axes = fig.subplots(1, max(1, len(types)), squeeze=False)[0]
+    for ax, t in zip(axes, types):
+        sub = curves[curves["tic"] == t]
+        for _, row in sub.iterrows():
+            ax.plot(times_min, row["curve"], color=GROUP_COLORS[int(row["alnm"])], alpha=0.35, lw=1)
+        ax.set_title(f"TIC type {t} (n={len(sub)})", fontsize=10)
+        ax.set_xlabel("minutes after contrast")
+        ax.set_ylabel("relative enhancement")
+    return fig
+
+
+def learning_curves(history: pd.DataFrame) -> Figure:
+    """Loss and AUC per epoch (train and validation)."""
+    fig = Figure(figsize=(10, 3.2), layout="constrained")
+    a0, a1 = fig.subplots(1, 2)
+    a0.plot(history["epoch"], history["train_loss"], label="train loss")
+    if "val_loss" in history:
+        a0.plot(history["epoch"], history["val_loss"], label="validation loss")
+    a0.set_xlabel("epoch")
+    a0.legend(frameon=False)
+    a1.plot(history["epoch"], history["train_auc"], label="train AUC (patients)")
+    a1.plot(history["epoch"], history["val_auc"], label="validation AUC (patients)")
+    if "selected" in history and history["selected"].any():
+        best = history.loc[history["selected"].astype(bool), "epoch"].iloc[0]
+        a1.axvline(best, color="grey", ls="--", lw=1, label=f"kept: epoch {best}")
+    a1.set_ylim(0, 1.02)
+    a1.set_xlabel("epoch")
+    a1.legend(frameon=False, fontsize=8)
+    return fig
+
+
+def confusion_matrix_figure(tp: int, fp: int, fn: int, tn: int, title: str = "") -> Figure:
+    fig = Figure(figsize=(3.2, 3), layout="constrained")
+    ax = fig.subplots()
+    m = np.array([[tn, fp], [fn, tp]])
+    ax.imshow(m, cmap="Blues")
+    for (i, j), v in np.ndenumerate(m):
+        ax.text(j, i, str(v), ha="center", va="center",
+                color="white" if v > m.max() / 2 else "black")
+    ax.set_xticks([0, 1], ["pred non-ALNM", "pred ALNM"], fontsize=8)
+    ax.set_yticks([0, 1], ["non-ALNM", "ALNM"], fontsize=8)
+    ax.set_title(title, fontsize=9)
+    return fig
+
+
+def heatmap_gallery(crops: np.ndarray, heatmaps: np.ndarray, titles: Sequence[str],
+                    *, ncols: int = 6) -> Figure:
+    """Crops with Grad-CAM heatmaps overlaid."""
+    n = len(crops)
+    nrows = max(1, int(np.ceil(n / ncols)))
+    fig = Figure(figsize=(1.7 * ncols, 1.9 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for k, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if k < n:
+            ax.imshow(crops[k], cmap="gray", vmin=0, vmax=1)
+            ax.imshow(heatmaps[k], cmap="jet", alpha=0.35, vmin=0, vmax=1)
+            ax.set_title(titles[k], fontsize=7)
+    return fig
+
+
+def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: str = "") -> Figure:
+    """ROC curves: name -> (fpr, tpr, auc)."""
+    fig = Figure(figsize=(5, 5), layout="constrained")
+    ax = fig.subplots()
+    for (name, (fpr, tpr, a)), c in zip(curves.items(), MODEL_COLORS):
+        ax.plot(fpr, tpr, color=c, lw=1.8, label=f"{name} (AUC {a:.3f})", drawstyle="steps-post")
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("1 - specificity")
+    ax.set_ylabel("sensitivity")
+    ax.set_aspect("equal")
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def reliability_figure(tables: dict[str, pd.DataFrame]) -> Figure:
+    fig = Figure(figsize=(5, 5), layout="constrained")
+    ax = fig.subplots()
+    for (name, t), c in zip(tables.items(), MODEL_COLORS):
+        ax.errorbar(t["mean_predicted"], t["observed"],
+                    yerr=[t["observed"] - t["low"], t["high"] - t["observed"]],
+                    marker="o", color=c, capsize=2, lw=1, label=name)
+    ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=0.8)
+    ax.set_xlabel("mean predicted probability")
+    ax.set_ylabel("observed ALNM rate")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8, frameon=False)
+    return fig
+
+
+def decision_curve_figure(curves: dict[str, pd.DataFrame]) -> Figure:
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    first = next(iter(curves.values()))
+    for (name, d), c in zip(curves.items(), MODEL_COLORS):
+        ax.plot(d["threshold"], d["model"], color=c, label=name)
+    ax.plot(first["threshold"], first["treat_all"], color="black", lw=1, label="treat all")
+    ax.plot(first["threshold"], first["treat_none"], color="grey", lw=1, ls="--", label="treat none")
+    prev = first["treat_all"].iloc[0] + 0.0
+    ax.set_ylim(min(-0.05, -0.1 * abs(prev)), max(0.05, first["treat_all"].max() * 1.15 + 0.02))
+    ax.set_xlabel("threshold probability")
+    ax.set_ylabel("net benefit")
+    ax.legend(fontsize=8, frameon=False)
+    return fig

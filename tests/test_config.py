@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+
+from alnm_core.config import (ConfigError, check_notebook_parameters, config_from_dict,
+                              parse_override, resolve_config)
+
+
+@pytest.mark.parametrize("name", ["smoke", "demo", "paper"])
+def test_profiles_resolve_and_roundtrip(name):
+    cfg = resolve_config(name)
+    assert cfg.profile == name
+    assert config_from_dict(cfg.to_dict()) == cfg
+
+
+def test_paper_profile_holds_the_papers_settings():
+    cfg = resolve_config("paper")
+    assert cfg.train.arch == "resnet50"
+    assert cfg.roi.size == 224
+    assert cfg.train.batch_size == 64
+    assert cfg.train.lr == pytest.approx(5e-5)
+    assert cfg.train.epochs == 300
+    assert cfg.split.test_size == 50
+    assert cfg.phantom.n_patients == 252
+    assert cfg.stats.threshold == 0.5
+
+
+def test_overrides_and_yaml_file(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("train:\n  epochs: 7\nroi:\n  margin_mm: 3\n")
+    cfg = resolve_config("smoke", config_file=f, overrides=["train.epochs=9", "roi.slices=largest"])
+    assert cfg.train.epochs == 9  # --set wins over the file
+    assert cfg.roi.margin_mm == 3.0 and isinstance(cfg.roi.margin_mm, float)
+    assert cfg.roi.slices == "largest"
+    assert parse_override("a.b.c=[1, 2]") == {"a": {"b": {"c": [1, 2]}}}
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("train.epoch=3", "unknown key"),
+    ("trian.epochs=3", "unknown key"),
+    ("train.epochs=three", "expected an integer"),
+    ("train.arch=resnet101", "not one of"),
+    ("train.augment=1", "true/false"),
+    ("roi.margin_mm=-1", "margin_mm"),
+    ("split.test_size=0", "test_size"),
+    ("epochs", "key=value"),
+])
+def test_bad_overrides_fail_loudly(override, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        resolve_config("smoke", overrides=[override])
+
+
+def test_unknown_profile_and_missing_file():
+    with pytest.raises(ConfigError, match="unknown profile"):
+        resolve_config("fast")
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve_config("smoke", config_file="/nonexistent.yaml")
+
+
+def test_notebook_parameter_check():
+    check_notebook_parameters({"run_dir": "x"}, {"run_dir": str})
+    with pytest.raises(ConfigError, match="unknown parameter 'sequnce'"):
+        check_notebook_parameters({"run_dir": "x", "sequnce": "T2WI"}, {"run_dir": str, "sequence": str})
+    with pytest.raises(ConfigError, match="should be"):
+        check_notebook_parameters({"run_dir": 3}, {"run_dir": str})
