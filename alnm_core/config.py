@@ -79,6 +79,8 @@ class RoiConfig:
         central_k: k for ``slices="central"``.
         dwi_b_value: b-value to use; None = the highest in the series.
         dce_phase: ``"peak"`` (peak relative enhancement of the ROI) or a 0-based phase index.
+        on_error: ``fail`` stops at the first unusable patient; ``exclude`` lists it in
+            ``run.json`` and the report and goes on without it.
     """
 
     size: int = 64
@@ -89,6 +91,7 @@ class RoiConfig:
     central_k: int = 3
     dwi_b_value: float | None = None
     dce_phase: str = "peak"
+    on_error: Literal["fail", "exclude"] = "fail"
 
 
 @dataclass(frozen=True)

@@ -203,7 +203,7 @@ def _tic_curve(tic: str, n: int = DCE_PHASES) -> np.ndarray:
     elif tic == "II":
         curve = rise
     else:
-        curve = rise * np.exp(-0.055 * np.clip(t - 1.2, 0, None))
+        curve = rise * np.exp(-0.09 * np.clip(t - 1.2, 0, None))
     curve[0] = 0.0
     return curve / curve.max()
 

@@ -204,7 +204,10 @@ def assemble_report(paths: RunPaths, executed: list[Path], *, failed: str = "") 
                 continue
             if cell.cell_type == "code" and "injected-parameters" in cell.get("metadata", {}).get("tags", []):
                 continue
-            body_cells.append(copy.deepcopy(cell))
+            cell = copy.deepcopy(cell)
+            if cell.cell_type == "code":
+                cell.outputs = _without_progress(cell.get("outputs", []))
+            body_cells.append(cell)
     header = (f"# ALNM prediction from multiparametric MRI — run `{info.get('run_name')}`\n\n"
               f"Profile **{info.get('profile')}**, {info.get('n_patients')} patients, seed "
               f"{info.get('seed')}. Reproduces and extends Zhang et al., *Front. Oncol.* 2022 "
@@ -223,6 +226,20 @@ def assemble_report(paths: RunPaths, executed: list[Path], *, failed: str = "") 
     body = body.replace("</head>", _REPORT_CSS + "</head>", 1)
     paths.report.write_text(body, encoding="utf-8")
     return paths.report
+
+
+def _without_progress(outputs: list) -> list:
+    """Drop ``[alnm]`` progress lines (meant for the CLI) from stream outputs."""
+    kept = []
+    for o in outputs:
+        if o.get("output_type") == "stream":
+            text = "".join(o.get("text", ""))
+            lines = [ln for ln in text.splitlines(keepends=True) if not ln.startswith("[alnm]")]
+            if not "".join(lines).strip():
+                continue
+            o["text"] = "".join(lines)
+        kept.append(o)
+    return kept
 
 
 _REPORT_CSS = """<style>
