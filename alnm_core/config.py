@@ -46,7 +46,7 @@ class PhantomConfig:
     matrix_scale: float = 0.35
     strength_t2wi: float = 1.0
     strength_dwi: float = 0.5
-    strength_dce: float = 0.25
+    strength_dce: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,8 @@ class TrainConfig:
         arch: torchvision ResNet depth.
         pretrained: load ImageNet weights (torchvision cache or ``weights_path``).
         weights_path: local ``.pth`` file with ImageNet weights.
+        in_channels: 3 = grayscale crop repeated to RGB (ImageNet filters apply); 1 = single
+            channel (first convolution's filters summed).
         epochs: training epochs.
         batch_size: mini-batch size.
         lr: Adam learning rate.
@@ -117,6 +119,7 @@ class TrainConfig:
     arch: Literal["resnet18", "resnet34", "resnet50"] = "resnet18"
     pretrained: bool = False
     weights_path: str | None = None
+    in_channels: int = 3
     epochs: int = 12
     batch_size: int = 32
     lr: float = 1e-3
@@ -357,6 +360,8 @@ def _check_ranges(cfg: StudyConfig) -> None:
         problems.append("roi.dce_phase: 'peak' or a phase index such as '3'")
     if cfg.train.epochs < 1 or cfg.train.batch_size < 1:
         problems.append("train.epochs and train.batch_size: at least 1")
+    if cfg.train.in_channels not in (1, 3):
+        problems.append("train.in_channels: 1 or 3")
     if cfg.train.lr <= 0:
         problems.append("train.lr: must be > 0")
     if not 0 < cfg.stats.alpha < 1:

@@ -19,6 +19,7 @@ Example (first cells of a notebook)::
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,13 +57,15 @@ def phantom_dir(profile: str, data_dir: Path | None = None) -> Path:
 
 def ensure_phantom(cfg: StudyConfig, data_dir: Path | None = None, *, progress=None) -> Path:
     """Write the profile's phantom cohort unless the same settings are already on disk."""
-    from .phantom import write_phantom
+    from .phantom import PHANTOM_VERSION, write_phantom
 
     out = phantom_dir(cfg.profile, data_dir)
     stamp = out / "PHANTOM.json"
-    want = cfg.to_dict()["phantom"]
+    want = {**cfg.to_dict()["phantom"], "generator_version": PHANTOM_VERSION}
     if stamp.is_file() and json.loads(stamp.read_text()) == want and (out / "cohort.csv").is_file():
         return out
+    if out.exists():
+        shutil.rmtree(out)  # our own cache folder: rewrite it whole
     write_phantom(out, cfg.phantom, progress=progress)
     stamp.write_text(json.dumps(want, indent=1))
     return out

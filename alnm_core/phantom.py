@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,8 @@ from .config import PhantomConfig
 from .imaging import Volume, write_mask_nifti
 
 SEQUENCES = ("T2WI", "DWI", "DCE")
+#: bumped whenever the generator's output changes, so cached phantoms are rewritten
+PHANTOM_VERSION = 3
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 UID_ROOT = "1.2.826.0.1.3680043.10.1174."  # fixed root for the phantom's derived UIDs
 
@@ -115,10 +118,10 @@ def draw_patients(cfg: PhantomConfig) -> list[PatientTruth]:
         side = 1.0 if r.random() < 0.5 else -1.0
         center = (side * r.uniform(60, 100), r.uniform(-45, -15), r.uniform(-15, 15))
         s2 = cfg.strength_t2wi
-        edema = max(0.0, s2 * (4.5 * y + r.normal(0.6, 1.4)))
-        adc = float(np.clip(r.normal(1.05 - 0.35 * cfg.strength_dwi * y, 0.12), 0.5, 1.6))
-        rim = float(np.clip(cfg.strength_dce * (1.6 * y) + r.normal(0.1, 0.25), 0.0, 0.95))
-        irregular = (0.22 + 0.08 * s2 * y) if margin == "irregular" else 0.04
+        edema = max(0.0, s2 * (4.0 * y + r.normal(0.8, 2.0)))
+        adc = float(np.clip(r.normal(1.05 - 0.5 * cfg.strength_dwi * y, 0.12), 0.5, 1.6))
+        rim = float(np.clip(cfg.strength_dce * (1.6 * y) + r.normal(0.15, 0.25), 0.0, 0.95))
+        irregular = 0.22 if margin == "irregular" else 0.04
         out.append(PatientTruth(pid, int(y), age, size, margin, tic, field, center,
                                 size * 10 / 2, edema, adc, rim, irregular))
     return out
@@ -376,6 +379,7 @@ def write_patient(root: Path, p: PatientTruth, cfg: PhantomConfig) -> dict[str, 
         stack, vol, mask = render_series(p, seq, cfg)
         stack4 = stack if stack.ndim == 4 else stack[None]
         series_dir = Path(p.patient_id) / seq
+        shutil.rmtree(root / series_dir, ignore_errors=True)  # no stale slices of an older phantom
         _write_dicom_series(root / series_dir, p, seq, stack4, vol, cfg)
         mask_path = Path(p.patient_id) / f"{seq}_roi.nii.gz"
         write_mask_nifti(mask, vol, root / mask_path)

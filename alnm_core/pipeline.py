@@ -197,14 +197,15 @@ def assemble_report(paths: RunPaths, executed: list[Path], *, failed: str = "") 
         title = _section_title(nb_path.name)
         toc.append(f"{k}. <a href=\"#{anchor}\">{html.escape(title)}</a>")
         body_cells.append(nbformat.v4.new_markdown_cell(
-            f"<a id=\"{anchor}\"></a>\n\n<div class=\"alnm-section\">Section {k} · "
+            id=f"s{k}-head", source=f"<a id=\"{anchor}\"></a>\n\n<div class=\"alnm-section\">Section {k} · "
             f"{html.escape(nb_path.name)}</div>"))
-        for cell in nb.cells:
+        for i, cell in enumerate(nb.cells):
             if "remove-from-report" in cell.get("metadata", {}).get("tags", []):
                 continue
             if cell.cell_type == "code" and "injected-parameters" in cell.get("metadata", {}).get("tags", []):
                 continue
             cell = copy.deepcopy(cell)
+            cell["id"] = f"s{k}-c{i}"  # unique across the merged notebooks
             if cell.cell_type == "code":
                 cell.outputs = _without_progress(cell.get("outputs", []))
             body_cells.append(cell)
@@ -217,8 +218,8 @@ def assemble_report(paths: RunPaths, executed: list[Path], *, failed: str = "") 
                    f"not finish.</b> {html.escape(failed)}. The report shows every step up to the "
                    "failing cell.</div>\n\n")
     header += "## Contents\n\n" + "<br>\n".join(toc) + "\n"
-    merged.cells = [nbformat.v4.new_markdown_cell(header)] + body_cells
-    merged.cells.append(nbformat.v4.new_markdown_cell(_provenance_markdown(info)))
+    merged.cells = [nbformat.v4.new_markdown_cell(header, id="report-head")] + body_cells
+    merged.cells.append(nbformat.v4.new_markdown_cell(_provenance_markdown(info), id="provenance"))
     merged.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True)

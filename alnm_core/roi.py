@@ -46,6 +46,9 @@ class RoiError(ValueError):
         where = f" ({file})" if file else ""
         super().__init__(f"patient {patient_id}, {sequence}: {reason}{where}")
 
+    def __reduce__(self):  # picklable across worker processes
+        return (type(self), (self.patient_id, self.sequence, self.reason, self.file))
+
 
 # ----------------------------------------------------------------------------- selection
 def relative_enhancement(dce: Volume, mask: np.ndarray) -> np.ndarray:

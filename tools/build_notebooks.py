@@ -301,6 +301,377 @@ if interactive:
 """, "remove-from-report"),
 ]
 
+NOTEBOOKS["03_train_sequence.ipynb"] = [
+    md("""
+# 3 · One sequence's CNN
+
+This notebook trains the base model of one sequence (parameter `sequence`); the pipeline runs it
+once per sequence, each in a fresh kernel.
+
+**What the model sees.** Each input is one tumour crop from step 2: a grayscale patch in [0, 1],
+repeated to three channels so that ImageNet filters can be used when asked for. The label of
+every crop is its patient's label. After training, the slice probabilities of a patient are
+averaged into one probability (`train.aggregation`), and it is the patient that is evaluated.
+
+**What the paper chose.** A ResNet50 per sequence, 224 x 224 crops, Adam with learning rate
+5e-5, batch size 64, 300 epochs, and a softmax threshold of 0.5, found by trying batch sizes of
+16, 32 and 64 and learning rates between 1e-3 and 1e-6. It does not say how the checkpoint was
+chosen, whether data were augmented or how the 78 / 124 class imbalance was handled; this run's
+answers are in the table below, and every one is a configuration key.
+
+**No peeking.** The checkpoint is chosen on the validation patients only. The test patients are
+predicted once, after the model is frozen.
+"""),
+    code(COMMON_IMPORTS, "remove-from-report"),
+    params("""sequence = "T2WI"  # str: which sequence to train (one of the run's sequences)
+n_gradcam = 6  # int: test patients per row of the Grad-CAM gallery"""),
+    code("""
+ctx = nbk.start(globals(), _before, {"run_dir": str, "profile": str, "sequence": str, "n_gradcam": int})
+cfg = ctx.cfg
+if sequence not in cfg.sequences:
+    raise ValueError(f"sequence={sequence!r} is not one of this run's sequences {list(cfg.sequences)}")
+from alnm_core import plots, roi, training
+from alnm_core.runinfo import update_run_json
+from alnm_core.stats import auc_ci, diagnostic_metrics, confusion_counts
+
+splits = pd.read_csv(ctx.paths.splits)
+if not ctx.paths.roi(sequence).is_file():  # opened on its own: make the crops first
+    from alnm_core.cohort import load_cohort
+    nbk.log(f"no crops for {sequence} yet: running the ROI step")
+    roi.extract_run(load_cohort(ctx.cohort_dir, cfg.sequences), ctx.cohort_dir, (sequence,), cfg.roi, ctx.paths)
+crops = roi.SequenceCrops.load(ctx.paths.roi(sequence))
+excluded = {e["patient_id"] for e in ctx.info.get("exclusions", [])}
+""", "remove-from-report"),
+    code("""
+t = cfg.train
+device = training.resolve_device(t.device)
+settings = pd.DataFrame([
+    ("architecture", t.arch, "paper: ResNet50"),
+    ("input", f"{crops.crops.shape[1]} x {crops.crops.shape[2]} crops, {t.in_channels} channel(s)", "paper: 224 x 224"),
+    ("initialisation", "ImageNet" if (t.pretrained or t.weights_path) else "random", "paper: not stated"),
+    ("optimiser", f"Adam, lr {t.lr:g}, weight decay {t.weight_decay:g}", "paper: Adam, lr 5e-5"),
+    ("batch size / epochs", f"{t.batch_size} / {t.epochs}", "paper: 64 / 300"),
+    ("augmentation", "flips, transposition, gamma 0.85-1.15" if t.augment else "none", "paper: not stated"),
+    ("class imbalance", "loss weighted by inverse class frequency" if t.class_weighting == "balanced" else "none", "paper: not stated"),
+    ("checkpoint", "best validation AUC" if t.selection == "best_val_auc" else "last epoch", "paper: not stated"),
+    ("slice -> patient", t.aggregation, "paper: not stated"),
+    ("device", f"{device.type}" + (" (bf16 autocast, channels-last)" if device.type == "cuda" else ""), "paper: GPU"),
+], columns=["setting", "this run", "paper"])
+display(Markdown(f"## {sequence}: settings"))
+display(settings.style.hide(axis="index"))
+n = crops.per_patient.set_index("patient_id").n_crops
+part = splits.set_index("patient_id").split
+display(Markdown(f"{len(crops.crops)} crops of {len(n)} patients: " + ", ".join(
+    f"{s} {int(n[part.reindex(n.index) == s].sum())} crops / {int((part.reindex(n.index) == s).sum())} patients"
+    for s in ("train", "val", "test"))))
+"""),
+    md("""
+## Training
+"""),
+    code("""
+result = training.train_sequence(crops, splits, t, ctx.paths.model_dir(sequence), seed=cfg.seed,
+                                 excluded=excluded, progress=nbk.log)
+training.write_predictions(result, ctx.paths, sequence)
+update_run_json(ctx.run_dir, training={sequence: dict(
+    best_epoch=int(result.best_epoch), seconds=round(result.seconds, 1), device=result.device,
+    train_crops_per_s=round(result.crops_per_s, 1), resumed_from_epoch=result.resumed_from)})
+display(Markdown(f"Trained {len(result.history)} epochs in {result.seconds:.0f} s on **{result.device}** "
+                 f"({result.crops_per_s:.0f} training crops/s); kept epoch **{result.best_epoch}**."))
+display(plots.learning_curves(result.history))
+"""),
+    md("""
+The training AUC is computed from the predictions made while training (with augmentation, weights
+changing within the epoch); the validation AUC from a separate pass in evaluation mode. Both are
+patient-level.
+
+## Patient-level results
+
+AUC with the exact binomial 95% CI (as the paper, MedCalc) and the DeLong CI; accuracy,
+sensitivity and specificity at the paper's threshold of 0.5 with Clopper–Pearson CIs.
+"""),
+    code("""
+rows = []
+for split_name in ("train", "val", "test"):
+    p = result.patients[result.patients.split == split_name]
+    if p.label.nunique() < 2:
+        continue
+    ex, dl = auc_ci(p.label, p.prob, method="exact"), auc_ci(p.label, p.prob, method="delong")
+    m = diagnostic_metrics(p.label, (p.prob >= cfg.stats.threshold).astype(int))
+    rows.append({"split": split_name, "patients": len(p), "AUC": f"{ex.auc:.3f}",
+                 "exact CI": f"{ex.low:.3f}-{ex.high:.3f}", "DeLong CI": f"{dl.low:.3f}-{dl.high:.3f}",
+                 **{k.upper(): f"{m[k].estimate:.3f} ({m[k].low:.3f}-{m[k].high:.3f})" for k in ("acc", "sen", "spe")}})
+summary = pd.DataFrame(rows)
+display(summary.style.hide(axis="index"))
+"""),
+    code("""
+figs = []
+for split_name in ("val", "test"):
+    p = result.patients[result.patients.split == split_name]
+    tp, fp, fn, tn = confusion_counts(p.label, (p.prob >= cfg.stats.threshold).astype(int))
+    display(Markdown(f"Confusion matrix at 0.5, **{split_name}** patients"))
+    display(plots.confusion_matrix_figure(tp, fp, fn, tn, f"{sequence} · {split_name}"))
+"""),
+    md("""
+## Where the model looks (Grad-CAM)
+
+Grad-CAM weighs the last residual stage's feature maps by the gradient of the ALNM score and
+shows where in the crop the evidence for ALNM lies (warm colours). One crop per test patient
+(its largest tumour slice): correctly classified patients first, then misclassified ones. With
+the phantom, a T2WI model that has learnt the intended signal looks at the oedema rim around the
+tumour.
+"""),
+    code("""
+model = training.load_checkpoint(t, ctx.paths.model_dir(sequence) / "checkpoint.pt")
+test_p = result.patients[result.patients.split == "test"].copy()
+test_p["pred"] = (test_p.prob >= cfg.stats.threshold).astype(int)
+test_p["correct"] = test_p.pred == test_p.label
+sl = result.slices[result.slices.split == "test"]
+for correct in (True, False):
+    chosen = test_p[test_p.correct == correct].sort_values("prob", ascending=False)
+    chosen = pd.concat([chosen[chosen.label == 1].head(n_gradcam // 2), chosen[chosen.label == 0].head(n_gradcam - n_gradcam // 2)])
+    if chosen.empty:
+        display(Markdown(f"No {'correctly' if correct else 'wrongly'} classified test patients."))
+        continue
+    idx = []
+    for pid in chosen.patient_id:
+        rows_ = np.flatnonzero(crops.patient_id == pid)
+        idx.append(int(rows_[np.argmax(crops.area_mm2[rows_])]))
+    import torch
+    x = torch.from_numpy(crops.crops[idx][:, None].astype(np.float32))
+    heat = training.gradcam(model, x)
+    titles = [f"{pid} y={int(y)} p={p:.2f}" for pid, y, p in zip(chosen.patient_id, chosen.label, chosen.prob)]
+    display(Markdown(f"**{'Correctly' if correct else 'Wrongly'} classified** test patients"))
+    display(plots.heatmap_gallery(crops.crops[idx], heat, titles, ncols=max(len(idx), 2)))
+"""),
+    md("""
+## Files written
+
+`artifacts/models/<SEQ>/checkpoint.pt` (selected weights), `last.pt` (resume state),
+`history.csv`; `artifacts/predictions/<SEQ>.csv` (patient level) and `<SEQ>_slices.csv`.
+"""),
+]
+
+NOTEBOOKS["04_ensemble_fusion.ipynb"] = [
+    md("""
+# 4 · Fusing the three sequences
+
+The paper combines its three base models by weighted voting (its eq. 2–3): each model's weight
+comes from its accuracy, the weighted sum of the models' ALNM probabilities is
+H(x) = Σ wᵢ hᵢ(x), and a patient is called ALNM when H(x) reaches half the sum of the weights.
+
+**Which reading of eq. 2.** As printed, eq. 2 sets every weight to the *mean* accuracy
+(Σ ACCᵢ / 3), which would make all weights equal and the "weighted" vote a plain average. The
+text says each weight is computed from that model's accuracy, so this suite uses wᵢ = ACCᵢ. The
+decision "H(x) ≥ Σwᵢ / 2" is then the same as "weighted mean probability ≥ 0.5", and the
+weighted mean is the fused score used for ROC curves.
+
+**Whose accuracies.** The paper measured the accuracies on the test set, so the test labels
+helped build the model they then judged. Here the default takes them on the validation split
+(`ensemble.weights_from`). The paper-literal variant is computed as well and is labelled
+optimistic wherever it appears.
+
+Shown beside it: an equal-weight soft vote, a majority hard vote, and logistic stacking fitted on
+the validation predictions.
+"""),
+    code(COMMON_IMPORTS, "remove-from-report"),
+    params(),
+    code("""
+ctx = nbk.start(globals(), _before, {"run_dir": str, "profile": str})
+cfg = ctx.cfg
+from alnm_core import ensemble
+from alnm_core.runinfo import update_run_json
+
+missing = [s for s in cfg.sequences if not ctx.paths.predictions(s).is_file()]
+if missing:
+    raise FileNotFoundError(f"no predictions for {missing} in {ctx.paths.artifacts}: run notebook 03 "
+                            "for each sequence first (the pipeline does this)")
+preds = {s: pd.read_csv(ctx.paths.predictions(s)) for s in cfg.sequences}
+""", "remove-from-report"),
+    code("""
+fused, weights = ensemble.fuse(preds, threshold=cfg.stats.threshold)
+fused.to_csv(ctx.paths.predictions("ensemble"), index=False)
+weights.to_csv(ctx.paths.artifacts / "ensemble_weights.csv", index=False)
+n_dropped = {s: len(set(p.patient_id) - set(fused.patient_id)) for s, p in preds.items()}
+update_run_json(ctx.run_dir, ensemble=dict(weights_from=cfg.ensemble.weights_from,
+                                           weights=weights.set_index("model").weight_validation.round(4).to_dict()))
+display(Markdown("## Weights"))
+display(Markdown("Accuracy of each base model at the 0.5 threshold, and the weights they give "
+                 "(shown normalised to sum to 1; the decision is unchanged by scaling):"))
+display(weights.round(3).style.hide(axis="index"))
+if any(n_dropped.values()):
+    display(Markdown(f"Patients without a prediction from every model (not fused): {n_dropped}"))
+"""),
+    md("""
+## A worked example
+
+The weighted vote for the first test patients, step by step: each model's probability hᵢ, the
+weighted sum H(x), the threshold Σwᵢ / 2 and the decision.
+"""),
+    code("""
+w = weights.set_index("model").acc_validation.to_dict()
+test = fused[fused.split == "test"].head(6)
+vote = ensemble.weighted_vote(test[list(cfg.sequences)], w)
+example = test[["patient_id", "label", *cfg.sequences]].assign(
+    **{"H(x)": vote.H.round(3), "Σw/2": round(vote.threshold, 3), "decision": vote.decision})
+display(example.round(3).style.hide(axis="index"))
+"""),
+    md("""
+## Fused scores by method
+
+Patient-level AUC of every method on validation and test (exact CIs and DeLong tests are in
+step 5). `weighted_vote_test_weights` is the paper-literal variant: optimistic by construction.
+"""),
+    code("""
+from alnm_core.stats import auc
+cols = list(cfg.sequences) + list(ensemble.METHODS)
+rows = []
+for c in cols:
+    rows.append({"model": ensemble.METHODS.get(c, c),
+                 **{f"AUC {s}": round(auc(fused[fused.split == s].label, fused[fused.split == s][c]), 3)
+                    for s in ("val", "test")}})
+display(pd.DataFrame(rows).style.hide(axis="index"))
+print(f"saved {ctx.paths.predictions('ensemble').relative_to(ctx.run_dir)} and artifacts/ensemble_weights.csv")
+"""),
+]
+
+NOTEBOOKS["05_roc_delong.ipynb"] = [
+    md("""
+# 5 · Evaluation: Table 3, ROC curves, DeLong tests and beyond
+
+Everything here is computed on the **test** patients, with models and thresholds frozen before
+the test labels are read, except the paper-literal fusion (flagged).
+"""),
+    code(COMMON_IMPORTS, "remove-from-report"),
+    params("""interactive = False  # bool: show a threshold slider (JupyterLab only; reports stay static)"""),
+    code("""
+ctx = nbk.start(globals(), _before, {"run_dir": str, "profile": str, "interactive": bool})
+cfg = ctx.cfg
+from alnm_core import ensemble, evaluation, methods, plots
+from alnm_core import stats as S
+from alnm_core.cohort import load_cohort
+
+if not ctx.paths.predictions("ensemble").is_file():
+    raise FileNotFoundError("no ensemble predictions: run notebook 04 first (the pipeline does this)")
+fused = pd.read_csv(ctx.paths.predictions("ensemble"))
+cohort = load_cohort(ctx.cohort_dir, cfg.sequences)
+splits = pd.read_csv(ctx.paths.splits)
+clin = evaluation.clinical_baseline(cohort, splits).rename(columns={"prob": "clinical"})
+preds = fused.merge(clin[["patient_id", "clinical"]], on="patient_id")
+names = {**{s: s for s in cfg.sequences},
+         "weighted_vote": "Multiparametric MRI", **{k: v for k, v in ensemble.METHODS.items() if k != "weighted_vote"},
+         "clinical": "Clinical baseline (logistic: age, size, margin, TIC)"}
+test = preds[preds.split == "test"]
+""", "remove-from-report"),
+    md("""
+## How the numbers were obtained
+"""),
+    code("""
+display(Markdown(methods.methods_paragraph(cfg, ctx.info, n_test=len(test), n_test_pos=int(test.label.sum()))))
+"""),
+    md("""
+## Table 3
+
+One row per model, first at the paper's fixed threshold of 0.5, then at the threshold that
+maximises Youden's J on the validation patients, frozen and applied to the test patients.
+"""),
+    code("""
+t3 = evaluation.build_table3(preds, names, threshold=cfg.stats.threshold,
+                             ppv_npv_method=cfg.stats.ppv_npv_method, n_boot=cfg.stats.bootstrap_n, seed=cfg.seed)
+t3.to_csv(ctx.paths.table3, index=False)
+view = evaluation.format_table3(t3)
+for src in t3.threshold_from.unique():
+    display(Markdown(f"**Table 3 — threshold: {src}** (test set, n = {len(test)}, {int(test.label.sum())} ALNM)"))
+    display(view[t3.threshold_from == src].drop(columns="Threshold" if src.startswith("fixed") else []).style.hide(axis="index"))
+display(Markdown("The paper's Table 3, for comparison: T2WI AUC 0.908 (0.792–0.971), DWI 0.702 "
+                 "(0.556–0.823), DCE-MRI 0.572 (0.424–0.711), multiparametric 0.913 (0.799–0.974)."))
+"""),
+    md("""
+## ROC curves (the paper's Figure 5)
+"""),
+    code("""
+curves = {}
+for col in list(cfg.sequences) + ["weighted_vote", "clinical"]:
+    c = S.roc_curve(test.label, test[col])
+    curves[names[col]] = (c.fpr[::-1], c.sensitivity[::-1], S.auc(test.label, test[col]))
+display(plots.roc_figure(curves, "Test set"))
+"""),
+    md("""
+## DeLong tests
+
+As the paper, the multiparametric model is compared with each base model (paired DeLong test,
+Sun & Xu algorithm; identical to pROC's `roc.test`). Because several comparisons are made, Holm
+adjusted p-values are shown beside the raw ones; the paper reported raw p-values. All pairs are
+saved to `artifacts/delong.csv`.
+"""),
+    code("""
+versus = evaluation.delong_against(preds, "weighted_vote", list(cfg.sequences) + ["clinical"])
+versus_view = versus.assign(model_a=versus.model_a.map(names), model_b=versus.model_b.map(names)).round(4)
+display(versus_view.style.hide(axis="index"))
+dm = S.delong_matrix(test.label.to_numpy(), {c: test[c].to_numpy() for c in names})
+dm.to_csv(ctx.paths.delong, index=False)
+print(f"saved {ctx.paths.delong.relative_to(ctx.run_dir)} ({len(dm)} pairs) and {ctx.paths.table3.relative_to(ctx.run_dir)}")
+"""),
+    md("""
+## Calibration
+
+A model can rank patients well (high AUC) and still give probabilities that are too high or too
+low. Reliability plot (test patients in quantile bins, with exact 95% CIs), Brier score, and the
+calibration intercept (ideal 0) and slope (ideal 1) from logistic recalibration.
+"""),
+    code("""
+cal_rows, rel = [], {}
+n_bins = 5 if len(test) < 100 else 10
+for col in list(cfg.sequences) + ["weighted_vote", "clinical"]:
+    try:
+        c = S.calibration_intercept_slope(test.label, test[col])
+        cal_rows.append({"model": names[col], "Brier": round(c.brier, 3), "intercept": round(c.intercept, 3),
+                         "slope": round(c.slope, 3)})
+    except ValueError as exc:
+        cal_rows.append({"model": names[col], "Brier": round(S.brier_score(test.label, test[col]), 3),
+                         "intercept": f"not estimable ({exc})", "slope": ""})
+    rel[names[col]] = S.reliability_table(test.label, test[col], n_bins=n_bins)
+display(pd.DataFrame(cal_rows).style.hide(axis="index"))
+display(plots.reliability_figure({k: v for k, v in rel.items() if k in (names["weighted_vote"], "T2WI", names["clinical"])}))
+"""),
+    md("""
+## Decision curve
+
+Net benefit of acting on each model's prediction at each threshold probability, against treating
+every patient as node-positive (treat all) or none (treat none).
+"""),
+    code("""
+dca = {names[c]: S.net_benefit(test.label, test[c], np.arange(5, 96) / 100)
+       for c in ["weighted_vote", "T2WI", "clinical"] if c in test}
+display(plots.decision_curve_figure(dca))
+"""),
+    md("""
+## Subgroups by field strength
+
+The paper pooled a 1.5T and a 3T scanner and named this as a limitation. Test AUCs within each
+field strength (exact CIs) and pROC's unpaired DeLong test between the two subgroups. The
+subgroups are small: read these as a check for a gross failure on one scanner, not as evidence
+of equivalence.
+"""),
+    code("""
+sub = evaluation.subgroup_auc(preds, cohort, {c: names[c] for c in list(cfg.sequences) + ["weighted_vote"]})
+display(sub.style.hide(axis="index"))
+"""),
+    code("""
+if interactive:
+    from alnm_core.widgets import threshold_explorer
+    threshold_explorer({names[c]: test[["label"]].assign(prob=test[c]) for c in names})
+""", "remove-from-report"),
+    md("""
+## Reviewer checklist
+
+Where this report answers the items of TRIPOD+AI (prediction models) and CLAIM (AI in medical
+imaging) that a reviewer checks first.
+"""),
+    code("""
+display(methods.checklist().style.hide(axis="index"))
+"""),
+]
+
 
 def build() -> dict[str, nbformat.NotebookNode]:
     out = {}

@@ -1,0 +1,89 @@
+"""Text generated from a run's configuration: the methods paragraph and the reviewer checklist.
+
+The paragraph states how every number in the report was computed (split, crops, training,
+fusion, tests, CI methods, thresholds), so a reviewer needs no code to check it.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from .config import StudyConfig
+
+
+def _test_size(cfg: StudyConfig) -> str:
+    ts = cfg.split.test_size
+    return f"{int(ts)} patients" if ts >= 1 else f"{ts:.0%} of the patients"
+
+
+def methods_paragraph(cfg: StudyConfig, info: dict, *, n_test: int, n_test_pos: int) -> str:
+    """Markdown paragraphs describing the run's methods, from ``run.json``."""
+    r, t, s = cfg.roi, cfg.train, cfg.stats
+    excl = info.get("exclusions", [])
+    cat = {"auto": "Pearson's chi-square test without continuity correction, or Fisher's exact test "
+                   "when an expected count was below 5",
+           "chi2": "Pearson's chi-square test without continuity correction",
+           "fisher": "Fisher's exact test"}[s.categorical_test]
+    cont = {"auto": f"Student's or Welch's t test (by Levene's test) when both groups passed the "
+                    f"{'Shapiro–Wilk' if s.normality_test == 'shapiro' else 'Lilliefors-corrected Kolmogorov–Smirnov'} "
+                    f"normality check at α = {s.alpha:g}, otherwise the Mann–Whitney U test",
+            "t": "Student's t test", "welch": "Welch's t test",
+            "mannwhitney": "the Mann–Whitney U test"}[s.continuous_test]
+    ppv = ("logit intervals of Mercaldo et al. (2007), as MedCalc (Clopper–Pearson when the value "
+           "is 0 or 1)" if s.ppv_npv_method == "logit" else "Clopper–Pearson intervals")
+    weights = ("validation accuracies" if cfg.ensemble.weights_from == "validation"
+               else "test accuracies (the paper's choice; optimistic)")
+    return f"""
+**Cohort and split.** {info.get('n_patients')} patients (profile `{cfg.profile}`, seed {cfg.seed}).
+Patients were split once, by patient and stratified by ALNM status, into a test set
+({_test_size(cfg)}; here {n_test} patients, {n_test_pos} with ALNM) and a development set from
+which {cfg.split.val_fraction:.0%} were held out for validation (fixed `split` column of
+`cohort.csv` used when present). Exclusions: {len(excl) or 'none'}.
+
+**Images.** For each sequence, every axial slice whose tumour area was at least
+{r.min_area_mm2:g} mm² ({r.slices} slices) was cropped around the mask's bounding box enlarged by
+{r.margin_mm:g} mm on each side{' and squared in millimetres' if r.keep_aspect else ''}, resampled to
+{r.size} × {r.size} pixels by bilinear interpolation and min-max normalised to [0, 1]. DWI used
+{'the highest b-value of each series' if r.dwi_b_value is None else f'b = {r.dwi_b_value:g} s/mm²'};
+DCE used {'the phase of peak relative enhancement of the tumour ROI' if r.dce_phase == 'peak' else f'phase {r.dce_phase}'}.
+
+**Models.** One torchvision {t.arch} per sequence ({'ImageNet-initialised' if t.pretrained or t.weights_path else 'randomly initialised'},
+two-class softmax head), trained with Adam (learning rate {t.lr:g}, batch {t.batch_size},
+{t.epochs} epochs{', inverse-frequency class weights' if t.class_weighting == 'balanced' else ''}{', flip/transpose/gamma augmentation' if t.augment else ''}).
+The checkpoint was chosen by {'the best patient-level validation AUC' if t.selection == 'best_val_auc' else 'taking the last epoch'};
+slice probabilities were aggregated per patient by their {t.aggregation}. The multiparametric
+model is the paper's weighted vote (eq. 2–3, read as wᵢ = ACCᵢ) with weights from the {weights},
+positive when H(x) ≥ Σwᵢ/2.
+
+**Statistics.** Table 1: mean ± SD and n (%); continuous variables by {cont}; categorical
+variables by {cat}. Table 3 (test set): accuracy, sensitivity and specificity with Clopper–Pearson
+95% CIs; PPV and NPV with {ppv}; operating points at the fixed threshold {s.threshold:g} (paper) and
+at the Youden-optimal threshold found on the validation set and frozen. AUC as the Mann–Whitney
+statistic (ties count ½) with the exact binomial 95% CI (MedCalc's method, used by the paper),
+the DeLong CI (as pROC) and a stratified percentile bootstrap CI ({s.bootstrap_n} replicates, seed
+{cfg.seed}). ROC curves were compared with the paired DeLong test (two-sided; Holm-adjusted p-values
+shown beside the raw ones); subgroups with pROC's unpaired DeLong test. Calibration: Brier score,
+calibration intercept (logit offset) and slope; decision curves by net benefit. Significance
+level {s.alpha:g}.
+""".strip()
+
+
+CHECKLIST = [
+    ("TRIPOD+AI 5a / CLAIM 7", "Source of data, eligibility", "Section 1 (cohort, Table 1); cohort.csv contract in README"),
+    ("TRIPOD+AI 6a / CLAIM 9", "Outcome definition (pN1a or worse vs pN0)", "Section 1 introduction; `alnm` column"),
+    ("TRIPOD+AI 7a / CLAIM 12-14", "Predictors / image preprocessing", "Section 2 (ROI crops, QC gallery, normalisation)"),
+    ("TRIPOD+AI 8 / CLAIM 21", "Sample size, class balance", "Section 1 (patients per split); Section 3 (crops per split)"),
+    ("TRIPOD+AI 9 / CLAIM 20", "Missing data, exclusions", "Section 2 (exclusions and warnings); provenance footer"),
+    ("TRIPOD+AI 10a / CLAIM 22-24", "Model type, building, hyper-parameters", "Section 3 (settings table, learning curves)"),
+    ("TRIPOD+AI 10b / CLAIM 25-27", "Data partitions, no leakage (patient-level split)", "Section 1 (split); Section 3 (validation-only selection)"),
+    ("TRIPOD+AI 10c / CLAIM 28", "Ensembling", "Section 4 (weights, worked example)"),
+    ("TRIPOD+AI 10d / CLAIM 29-31", "Performance measures with uncertainty", "Section 5 (Table 3, CIs, methods paragraph)"),
+    ("TRIPOD+AI 10e", "Calibration and clinical utility", "Section 5 (calibration, decision curve)"),
+    ("TRIPOD+AI 12 / CLAIM 32", "Subgroups (scanner / field strength)", "Section 5 (subgroups by field strength)"),
+    ("CLAIM 33", "Explainability (saliency)", "Section 3 (Grad-CAM gallery)"),
+    ("TRIPOD+AI 18 / CLAIM 41", "Code, software versions, reproducibility", "Provenance footer (git commit, versions, seed, run.json)"),
+]
+
+
+def checklist() -> pd.DataFrame:
+    """TRIPOD+AI / CLAIM items mapped to the report's sections."""
+    return pd.DataFrame(CHECKLIST, columns=["item", "what a reviewer checks", "where in this report"])

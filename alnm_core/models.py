@@ -1,0 +1,98 @@
+"""torchvision ResNet builders with a two-class head and optional ImageNet weights.
+
+Pretrained weights come only from places the user controls: a local ``.pth`` file
+(``train.weights_path``), torchvision's cache (``$TORCH_HOME/hub/checkpoints``), or a download
+where the network allows. Tests and the demo use random initialisation and never touch the
+network. When weights cannot be had, :class:`WeightsUnavailable` says exactly what to do.
+
+Example:
+    >>> m = build_model("resnet18")
+    >>> m.fc.out_features
+    2
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+ARCHS = ("resnet18", "resnet34", "resnet50")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class WeightsUnavailable(RuntimeError):
+    """ImageNet weights were asked for but are neither on disk nor downloadable."""
+
+
+def _weights_enum(arch: str):
+    import torchvision.models as tvm
+
+    return {"resnet18": tvm.ResNet18_Weights.IMAGENET1K_V1,
+            "resnet34": tvm.ResNet34_Weights.IMAGENET1K_V1,
+            "resnet50": tvm.ResNet50_Weights.IMAGENET1K_V2}[arch]
+
+
+def cached_weights_path(arch: str) -> Path:
+    """Where torchvision keeps (or would keep) the ImageNet checkpoint of ``arch``."""
+    url = _weights_enum(arch).url
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+
+
+def imagenet_state_dict(arch: str, weights_path: str | Path | None = None) -> dict:
+    """ImageNet state dict from a local file, torchvision's cache, or a download.
+
+    Raises:
+        WeightsUnavailable: with the file name, the URL and the two ways to provide it.
+    """
+    if weights_path:
+        p = Path(weights_path)
+        if not p.is_file():
+            raise WeightsUnavailable(f"train.weights_path={p} does not exist")
+        return torch.load(p, map_location="cpu", weights_only=True)
+    cached = cached_weights_path(arch)
+    if cached.is_file():
+        return torch.load(cached, map_location="cpu", weights_only=True)
+    w = _weights_enum(arch)
+    try:
+        return w.get_state_dict(progress=False)
+    except Exception as exc:  # URLError, SSL, timeouts...: all mean "not reachable"
+        raise WeightsUnavailable(
+            f"ImageNet weights for {arch} are not on this machine and could not be downloaded "
+            f"({type(exc).__name__}). Either copy {w.url.rsplit('/', 1)[-1]} (from {w.url}) to "
+            f"{cached}, or set train.weights_path=/path/to/that/file, or train from scratch "
+            "with train.pretrained=false."
+        ) from exc
+
+
+def build_model(arch: str = "resnet18", *, pretrained: bool = False,
+                weights_path: str | Path | None = None, in_channels: int = 3,
+                num_classes: int = 2) -> nn.Module:
+    """A torchvision ResNet with a ``num_classes`` head.
+
+    Args:
+        arch: ``resnet18``, ``resnet34`` or ``resnet50`` (the paper's).
+        pretrained: start from ImageNet weights (see :func:`imagenet_state_dict`).
+        weights_path: local ImageNet checkpoint (implies ``pretrained``).
+        in_channels: 3 (grayscale crop repeated, so ImageNet filters apply) or 1 (first
+            convolution's ImageNet filters summed over colour).
+        num_classes: output classes (2: non-ALNM, ALNM, read through softmax as the paper).
+    """
+    import torchvision.models as tvm
+
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+    if in_channels not in (1, 3):
+        raise ValueError("in_channels must be 1 or 3")
+    model = getattr(tvm, arch)(weights=None)
+    if pretrained or weights_path:
+        model.load_state_dict(imagenet_state_dict(arch, weights_path))
+    if in_channels == 1:
+        old = model.conv1
+        new = nn.Conv2d(1, old.out_channels, old.kernel_size, old.stride, old.padding, bias=False)
+        with torch.no_grad():
+            new.weight.copy_(old.weight.sum(dim=1, keepdim=True))
+        model.conv1 = new
+    model.fc = nn.Linear(model.fc.in_features, num_classes)
+    return model
