@@ -86,7 +86,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_benchmarks
 
-    run_benchmarks(args.only.split(",") if args.only else None, quick=args.quick)
+    run_benchmarks(args.only.split(",") if args.only else None, quick=args.quick, json_path=args.json)
     return 0
 
 
@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Benchmarks; numbers go to stdout, nothing is asserted.")
     b.add_argument("--only", help="comma-separated subset: phantom,read,delong,roi,train")
     b.add_argument("--quick", action="store_true", help="smaller sizes (seconds)")
+    b.add_argument("--json", help="also write the figures to this JSON file")
     b.set_defaults(func=cmd_bench)
     return p
 

@@ -85,8 +85,8 @@ def delong_against(preds: pd.DataFrame, reference: str, others: list[str]) -> pd
     rows = []
     for o in others:
         r = S.delong_test(test.label, test[reference], test[o])
-        rows.append(dict(model_a=reference, model_b=o, auc_a=r.auc_a, auc_b=r.auc_b, diff=r.diff,
-                         z=r.z, p_value=r.p_value, ci_low=r.ci_low, ci_high=r.ci_high))
+        rows.append(dict(model_a=reference, model_b=o, auc_a=r.auc_a, auc_b=r.auc_b, z=r.z,
+                         p_value=r.p_value, diff=r.diff, ci_low=r.ci_low, ci_high=r.ci_high))
     df = pd.DataFrame(rows)
     df["p_holm"] = holm(df.p_value.to_numpy())
     return df

@@ -59,21 +59,21 @@ def patient_flow(splits: pd.DataFrame) -> Figure:
 def roi_qc_panel(images: Sequence[np.ndarray], masks: Sequence[np.ndarray],
                  boxes: Sequence[tuple[int, int, int, int]], crops: Sequence[np.ndarray],
                  titles: Sequence[str], aspects: Sequence[float] | None = None) -> Figure:
-    """One row per series: the slice with mask outline and crop box, then the crop."""
+    """One column per series: the slice with mask outline and crop box above, the crop below."""
     n = len(images)
-    fig = Figure(figsize=(6.4, 3.0 * n), layout="constrained")
-    axes = fig.subplots(n, 2, squeeze=False)
+    fig = Figure(figsize=(3.3 * n, 6.2), layout="constrained")
+    axes = fig.subplots(2, n, squeeze=False)
     for i in range(n):
-        ax = axes[i, 0]
+        ax = axes[0, i]
         ax.imshow(images[i], cmap="gray", aspect=(aspects[i] if aspects else 1.0))
         ax.contour(masks[i].astype(float), levels=[0.5], colors="#e74c3c", linewidths=0.8)
         r0, r1, c0, c1 = boxes[i]
         ax.add_patch(_rect(c0 - 0.5, r0 - 0.5, c1 - c0, r1 - r0))
-        ax.set_title(titles[i], fontsize=9)
+        ax.set_title(titles[i].replace(" · ", "\n", 1), fontsize=8)
         ax.axis("off")
-        axes[i, 1].imshow(crops[i], cmap="gray", vmin=0, vmax=1)
-        axes[i, 1].set_title("crop (min-max to [0, 1])", fontsize=9)
-        axes[i, 1].axis("off")
+        axes[1, i].imshow(crops[i], cmap="gray", vmin=0, vmax=1)
+        axes[1, i].set_title("crop, min-max to [0, 1]", fontsize=8)
+        axes[1, i].axis("off")
     return fig
 
 
@@ -149,7 +149,7 @@ def learning_curves(history: pd.DataFrame) -> Figure:
 
 
 def confusion_matrix_figure(tp: int, fp: int, fn: int, tn: int, title: str = "") -> Figure:
-    fig = Figure(figsize=(3.2, 3), layout="constrained")
+    fig = Figure(figsize=(2.6, 2.4), layout="constrained")
     ax = fig.subplots()
     m = np.array([[tn, fp], [fn, tp]])
     ax.imshow(m, cmap="Blues")

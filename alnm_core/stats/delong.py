@@ -184,7 +184,8 @@ def delong_test_unpaired(y_a, score_a, y_b, score_b, *,
 def delong_matrix(y_true, scores: dict[str, np.ndarray], *, level: float = 0.95) -> pd.DataFrame:
     """Paired DeLong tests for every pair of models, as a DataFrame.
 
-    Columns: ``model_a, model_b, auc_a, auc_b, diff, z, p_value, ci_low, ci_high, cov``.
+    Columns: ``model_a, model_b, auc_a, auc_b, z, p_value`` (the DESIGN.md contract of
+    ``delong.csv``), then ``diff, ci_low, ci_high, cov``.
     Covariances are computed once for all models (one ranking per model).
     """
     names = list(scores)
@@ -201,7 +202,7 @@ def delong_matrix(y_true, scores: dict[str, np.ndarray], *, level: float = 0.95)
         z = 0.0 if np.isclose(diff, 0.0, atol=1e-15) or sd == 0 else diff / sd
         p = 1.0 if z == 0.0 else _p_value(z, "two-sided")
         rows.append(dict(model_a=names[i], model_b=names[j], auc_a=float(aucs[i]),
-                         auc_b=float(aucs[j]), diff=diff, z=z, p_value=p,
+                         auc_b=float(aucs[j]), z=z, p_value=p, diff=diff,
                          ci_low=diff - q * sd, ci_high=diff + q * sd, cov=float(S[i, j])))
     return pd.DataFrame(rows)
 

@@ -1,0 +1,202 @@
+"""Benchmarks printed by ``alnm bench``: throughput figures, never asserted in tests.
+
+Sections: ``phantom`` (generation time per patient), ``read`` (cohort reading per patient),
+``delong`` (fast vs naive DeLong at n = 100,000), ``roi`` (crops per second, demo and paper
+settings), ``train`` (training crops/s vs the raw forward+backward loop, demo and paper model
+sizes, on this machine's device).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _row(name: str, value: float, unit: str, note: str = "") -> dict:
+    print(f"  {name:<48} {value:>12.4g} {unit:<12} {note}", flush=True)
+    return {"name": name, "value": value, "unit": unit, "note": note}
+
+
+def bench_phantom(tmp: Path, quick: bool) -> list[dict]:
+    from .config import resolve_config
+    from .phantom import write_phantom
+
+    cfg = resolve_config("demo").phantom
+    n = 4 if quick else 12
+    from dataclasses import replace
+
+    rows = []
+    for jobs in (1, None):
+        t0 = time.perf_counter()
+        write_phantom(tmp / f"ph{jobs}", replace(cfg, n_patients=n), jobs=jobs)
+        dt = (time.perf_counter() - t0) / n
+        rows.append(_row(f"phantom generation, demo scale, jobs={jobs or 'all cores'}", dt, "s/patient"))
+    return rows
+
+
+def bench_read(tmp: Path, quick: bool) -> list[dict]:
+    import pandas as pd
+
+    from .imaging import read_image, read_mask
+
+    root = tmp / "ph1"
+    df = pd.read_csv(root / "cohort.csv")
+    t0 = time.perf_counter()
+    files = 0
+    for _, r in df.iterrows():
+        for s in ("T2WI", "DWI", "DCE"):
+            v = read_image(root / r[f"{s}_image"])
+            read_mask(root / r[f"{s}_roi"], like=v)
+            files += v.meta.get("n_files", 1)
+    dt = time.perf_counter() - t0
+    return [_row("cohort reading (3 series + masks)", dt / len(df), "s/patient"),
+            _row("DICOM files read", files / dt, "files/s")]
+
+
+def bench_delong(quick: bool) -> list[dict]:
+    from .stats import delong_test
+    from .stats.delong import delong_naive
+
+    rng = np.random.default_rng(0)
+    n = 20_000 if quick else 100_000
+    y = (rng.random(n) < 0.1).astype(int)
+    a = rng.normal(y * 0.8, 1)
+    b = 0.6 * a + rng.normal(y * 0.4, 0.8)
+    delong_test(y, a, b)
+    reps = 5
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        delong_test(y, a, b)
+    fast = (time.perf_counter() - t0) / reps
+    t0 = time.perf_counter()
+    delong_naive(y, a, b)
+    naive = time.perf_counter() - t0
+    rows = [_row(f"delong_test, n={n:,}, 10% positive", fast * 1000, "ms", "Sun & Xu midranks"),
+            _row("naive O(m x n) DeLong, same data", naive * 1000, "ms"),
+            _row("speed-up (naive / fast)", naive / fast, "x")]
+    if shutil.which("Rscript"):
+        with tempfile.TemporaryDirectory() as d:
+            np.savetxt(Path(d) / "x.csv", np.c_[y, a, b], delimiter=",", header="y,a,b", comments="")
+            code = (f"suppressMessages(library(pROC)); d<-read.csv('{d}/x.csv');"
+                    "r1<-roc(d$y,d$a,levels=c(0,1),direction='<',quiet=TRUE);"
+                    "r2<-roc(d$y,d$b,levels=c(0,1),direction='<',quiet=TRUE);"
+                    "t<-system.time(roc.test(r1,r2,method='delong'))[['elapsed']]; cat(t)")
+            try:
+                out = subprocess.run(["Rscript", "-e", code], capture_output=True, text=True, timeout=300)
+                rows.append(_row("pROC roc.test(method='delong'), same data", float(out.stdout) * 1000, "ms",
+                                 "R, for reference"))
+            except (ValueError, subprocess.SubprocessError):
+                pass
+    return rows
+
+
+def bench_roi(tmp: Path, quick: bool) -> list[dict]:
+    import pandas as pd
+
+    from .config import RoiConfig
+    from .roi import extract_sequence
+
+    root = tmp / "ph1"
+    df = pd.read_csv(root / "cohort.csv")
+    rows = []
+    for label, cfg in (("demo", RoiConfig(size=64)), ("paper", RoiConfig(size=224))):
+        n_crops, dt = 0, 0.0
+        for s in ("T2WI", "DWI", "DCE"):
+            t0 = time.perf_counter()
+            c = extract_sequence(df, root, s, cfg, cache_dir=tmp / f"cache-{label}", jobs=1)
+            dt += time.perf_counter() - t0
+            n_crops += len(c.crops)
+        rows.append(_row(f"ROI extraction incl. reading, {label} crop size", n_crops / dt, "crops/s",
+                         "1 process, cold cache"))
+    return rows
+
+
+def bench_train(quick: bool) -> list[dict]:
+    import pandas as pd
+    import torch
+
+    from .config import TrainConfig
+    from .roi import SequenceCrops
+    from .training import make_network, resolve_device, train_sequence
+
+    device = resolve_device("auto")
+    rows = []
+    settings = [("demo", "resnet18", 64, 32), ("paper", "resnet50", 224, 64 if device.type == "cuda" else 16)]
+    for label, arch, size, bs in settings:
+        n = bs * (4 if quick else 8) if device.type == "cpu" else bs * 40
+        cfg = TrainConfig(arch=arch, epochs=2, batch_size=bs, augment=True, device="auto")
+        # raw loop: the same model, batch and optimiser on random tensors already on the device
+        model = make_network(cfg).to(device)
+        if device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+        x = torch.rand(bs, 1, size, size, device=device)
+        y = torch.randint(0, 2, (bs,), device=device)
+        steps = n // bs
+
+        def step():
+            xb = x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                loss = torch.nn.functional.cross_entropy(model(xb).float(), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        raw = steps * bs / (time.perf_counter() - t0)
+        # our training loop on synthetic crops of the same size (train split = n crops)
+        n_val = bs
+        ids = [f"B{i}" for i in range(n + 2 * n_val)]
+        crops = SequenceCrops("T2WI", np.random.default_rng(0).random((len(ids), size, size), dtype=np.float32),
+                              np.array(ids), np.zeros(len(ids), int), np.zeros((len(ids), 4)),
+                              np.ones(len(ids)), np.ones((len(ids), 3)), np.zeros((len(ids), 2)),
+                              pd.DataFrame({"patient_id": ids}), [], key="bench")
+        split = ["train"] * n + ["val"] * n_val + ["test"] * n_val
+        splits = pd.DataFrame({"patient_id": ids, "label": np.arange(len(ids)) % 2, "split": split})
+        with tempfile.TemporaryDirectory() as d:
+            res = train_sequence(crops, splits, cfg, d, seed=0)
+        # throughput of the second epoch's training part (first has warm-up)
+        h = res.history
+        ours = n / float(h.seconds.iloc[-1])
+        rows.append(_row(f"raw fwd+bwd, {label}: {arch} {size}x{size} b{bs} ({device.type})", raw, "crops/s"))
+        rows.append(_row(f"train_sequence epoch, {label} (incl. validation pass)", ours, "crops/s"))
+        rows.append(_row(f"ratio ours / raw, {label}", ours / raw, "", "target >= 0.9 (validation pass included)"))
+    return rows
+
+
+def run_benchmarks(only: list[str] | None = None, *, quick: bool = False, json_path: str | None = None) -> list[dict]:
+    """Run the selected benchmark sections and print one line per figure."""
+    sections = only or ["phantom", "read", "delong", "roi", "train"]
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        if any(s in sections for s in ("read", "roi")) and "phantom" not in sections:
+            sections = ["phantom", *sections]
+        for s in sections:
+            print(f"[{s}]", flush=True)
+            if s == "phantom":
+                rows += bench_phantom(tmp, quick)
+            elif s == "read":
+                rows += bench_read(tmp, quick)
+            elif s == "delong":
+                rows += bench_delong(quick)
+            elif s == "roi":
+                rows += bench_roi(tmp, quick)
+            elif s == "train":
+                rows += bench_train(quick)
+            else:
+                raise ValueError(f"unknown benchmark {s!r}")
+    if json_path:
+        Path(json_path).write_text(json.dumps(rows, indent=1))
+    return rows

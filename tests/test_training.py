@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from alnm_core.config import TrainConfig
+from alnm_core.models import WeightsUnavailable, build_model
+from alnm_core.roi import SequenceCrops
+from alnm_core.runinfo import RunPaths
+from alnm_core.training import (TrainingError, aggregate, gradcam, load_checkpoint, split_crops,
+                                train_sequence, write_predictions)
+
+
+def _toy(n_pat=24, per=2, size=32, seed=0, nan=False):
+    """Crops whose label is a bright ring: learnable in a few epochs."""
+    rng = np.random.default_rng(seed)
+    ids = [f"T{i:03d}" for i in range(n_pat)]
+    labels = np.array([i % 2 for i in range(n_pat)])
+    yy, xx = np.mgrid[:size, :size]
+    r = np.hypot(yy - size / 2, xx - size / 2)
+    crops, pid, sl, area = [], [], [], []
+    for p, y in zip(ids, labels):
+        for k in range(per):
+            img = 0.3 + 0.1 * rng.random((size, size))
+            img[r < 6] = 0.5
+            if y:
+                img[(r >= 6) & (r < 9)] = 0.9
+            crops.append(img)
+            pid.append(p)
+            sl.append(k)
+            area.append(100.0 + k)
+    crops = np.array(crops, np.float32)
+    if nan:
+        crops[:] = np.nan
+    sc = SequenceCrops("T2WI", crops, np.array(pid), np.array(sl), np.zeros((len(pid), 4)), np.array(area),
+                       np.ones((len(pid), 3)), np.zeros((len(pid), 2)),
+                       pd.DataFrame({"patient_id": ids, "n_crops": per}), [], key=f"toy{seed}")
+    split = np.array(["train"] * 14 + ["val"] * 5 + ["test"] * 5)
+    splits = pd.DataFrame({"patient_id": ids, "label": labels, "split": split, "fold": 0})
+    return sc, splits
+
+
+CFG = TrainConfig(arch="resnet18", epochs=2, batch_size=8, lr=1e-3, num_threads=2, device="cpu")
+
+
+def test_aggregation_mean_max_largest():
+    s = pd.DataFrame({"patient_id": ["a", "a", "a", "b"], "split": "test", "label": [1, 1, 1, 0],
+                      "prob": [0.2, 0.8, 0.5, 0.3], "area_mm2": [10, 5, 30, 1]})
+    assert aggregate(s, "mean").prob.tolist() == pytest.approx([0.5, 0.3])
+    assert aggregate(s, "max").prob.tolist() == pytest.approx([0.8, 0.3])
+    assert aggregate(s, "largest").prob.tolist() == pytest.approx([0.5, 0.3])
+    assert aggregate(s).n_slices.tolist() == [3, 1]
+    with pytest.raises(ValueError, match="aggregation"):
+        aggregate(s, "median")
+
+
+def test_same_seed_same_predictions_on_cpu(tmp_path):
+    sc, splits = _toy()
+    a = train_sequence(sc, splits, CFG, tmp_path / "a", seed=3)
+    b = train_sequence(sc, splits, CFG, tmp_path / "b", seed=3)
+    np.testing.assert_array_equal(a.slices.prob.to_numpy(), b.slices.prob.to_numpy())
+    c = train_sequence(sc, splits, CFG, tmp_path / "c", seed=4)
+    assert not np.array_equal(a.slices.prob.to_numpy(), c.slices.prob.to_numpy())
+    # every split predicted, test never used for selection (history has val columns only)
+    assert set(a.patients.split) == {"train", "val", "test"}
+    assert {"train_loss", "train_auc", "val_loss", "val_auc", "seconds", "selected"} <= set(a.history.columns)
+    assert a.history.selected.sum() == 1
+
+
+def test_resume_after_interruption_gives_the_same_result(tmp_path):
+    sc, splits = _toy()
+    cfg = TrainConfig(**{**CFG.__dict__, "epochs": 3})
+    full = train_sequence(sc, splits, cfg, tmp_path / "full", seed=5)
+    with pytest.raises(KeyboardInterrupt):
+        train_sequence(sc, splits, cfg, tmp_path / "cut", seed=5, stop_after_epoch=1)
+    assert (tmp_path / "cut" / "last.pt").is_file()
+    resumed = train_sequence(sc, splits, cfg, tmp_path / "cut", seed=5)
+    assert resumed.resumed_from == 1
+    np.testing.assert_allclose(resumed.slices.prob.to_numpy(), full.slices.prob.to_numpy(), rtol=0, atol=1e-6)
+    assert resumed.history.epoch.tolist() == [1, 2, 3]
+
+
+def test_learns_the_toy_signal(tmp_path):
+    sc, splits = _toy(n_pat=40, per=3)
+    splits["split"] = np.array(["train"] * 24 + ["val"] * 8 + ["test"] * 8)
+    cfg = TrainConfig(**{**CFG.__dict__, "epochs": 4})
+    r = train_sequence(sc, splits, cfg, tmp_path, seed=0)
+    assert r.history.val_auc.max() >= 0.8
+
+
+def test_refusals(tmp_path):
+    sc, splits = _toy()
+    one_class = splits.copy()
+    one_class.loc[one_class.split == "val", "label"] = 0
+    with pytest.raises(TrainingError, match="val split holds only class"):
+        split_crops(sc, one_class, torch.device("cpu"))
+    with pytest.raises(TrainingError, match="not in splits.csv"):
+        split_crops(sc, splits.iloc[2:], torch.device("cpu"))
+    bad, splits = _toy(nan=True)
+    with pytest.raises(TrainingError, match="loss became nan; lower train.lr|loss became nan"):
+        train_sequence(bad, splits, CFG, tmp_path, seed=0)
+
+
+def test_predictions_written_whole_and_checkpoint_reloads(tmp_path):
+    sc, splits = _toy()
+    r = train_sequence(sc, splits, CFG, tmp_path / "m", seed=1)
+    paths = RunPaths(tmp_path / "run").make()
+    write_predictions(r, paths, "T2WI")
+    pat = pd.read_csv(paths.predictions("T2WI"))
+    assert list(pat.columns) == ["patient_id", "split", "label", "prob", "n_slices"]
+    assert len(pat) == 24 and pat.prob.between(0, 1).all()
+    assert not list(paths.artifacts.rglob("*.tmp"))
+    model = load_checkpoint(CFG, tmp_path / "m" / "checkpoint.pt")
+    x = torch.from_numpy(sc.crops[:4, None])
+    heat = gradcam(model, x)
+    assert heat.shape == (4, 32, 32) and heat.min() >= 0 and heat.max() <= 1
+
+
+def test_model_builders_and_weights(tmp_path, monkeypatch):
+    for arch in ("resnet18", "resnet34", "resnet50"):
+        assert build_model(arch).fc.out_features == 2
+    assert build_model("resnet18", in_channels=1).conv1.in_channels == 1
+    ref = build_model("resnet18", num_classes=1000)
+    torch.save(ref.state_dict(), tmp_path / "w.pth")
+    m = build_model("resnet18", weights_path=tmp_path / "w.pth")
+    torch.testing.assert_close(m.conv1.weight, ref.conv1.weight)
+    with pytest.raises(WeightsUnavailable, match="does not exist"):
+        build_model("resnet18", weights_path=tmp_path / "missing.pth")
+    # no cached file and no network: the message says what to do
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+    import torchvision.models as tvm
+
+    def offline(*a, **k):
+        raise OSError("network unreachable")
+    monkeypatch.setattr(tvm.ResNet18_Weights.IMAGENET1K_V1.__class__, "get_state_dict", offline)
+    with pytest.raises(WeightsUnavailable, match="train.weights_path"):
+        build_model("resnet18", pretrained=True)
