@@ -13,6 +13,7 @@ import html
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,15 +225,23 @@ def assemble_report(paths: RunPaths, executed: list[Path], *, failed: str = "") 
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(merged)
+    # self-contained: drop the template's CDN scripts (require.js, MathJax); the report has no
+    # widgets and no LaTeX, and must open offline
+    body = re.sub(r"<script\b[^>]*>.*?</script>",
+                  lambda m: "" if re.search(r"https?://|MathJax", m.group(0)) else m.group(0),
+                  body, flags=re.S)
     body = body.replace("</head>", _REPORT_CSS + "</head>", 1)
     paths.report.write_text(body, encoding="utf-8")
     return paths.report
 
 
 def _without_progress(outputs: list) -> list:
-    """Drop ``[alnm]`` progress lines (meant for the CLI) from stream outputs."""
+    """Drop ``[alnm]`` progress lines (meant for the CLI) and stderr (library warnings, kept in
+    the executed notebooks) from stream outputs."""
     kept = []
     for o in outputs:
+        if o.get("output_type") == "stream" and o.get("name") == "stderr":
+            continue
         if o.get("output_type") == "stream":
             text = "".join(o.get("text", ""))
             lines = [ln for ln in text.splitlines(keepends=True) if not ln.startswith("[alnm]")]

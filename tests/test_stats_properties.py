@@ -154,3 +154,12 @@ def test_table1_tests():
     assert {"Student t", "Welch t", "Mann-Whitney U"} & set(t.test)
     assert "TIC curve type" in set(t.characteristic)
     assert "I" not in set(t.level)  # absent level dropped
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(-5, 5), min_size=1, max_size=60))
+def test_midrank_equals_scipy_rankdata(values):
+    from alnm_core.stats.delong import midrank
+
+    x = np.array(values, float)
+    np.testing.assert_allclose(midrank(x), sps.rankdata(x))

@@ -37,7 +37,9 @@ def _toy(n_pat=24, per=2, size=32, seed=0, nan=False):
     sc = SequenceCrops("T2WI", crops, np.array(pid), np.array(sl), np.zeros((len(pid), 4)), np.array(area),
                        np.ones((len(pid), 3)), np.zeros((len(pid), 2)),
                        pd.DataFrame({"patient_id": ids, "n_crops": per}), [], key=f"toy{seed}")
-    split = np.array(["train"] * 14 + ["val"] * 5 + ["test"] * 5)
+    n_tr = int(0.6 * n_pat)
+    n_va = (n_pat - n_tr) // 2
+    split = np.array(["train"] * n_tr + ["val"] * n_va + ["test"] * (n_pat - n_tr - n_va))
     splits = pd.DataFrame({"patient_id": ids, "label": labels, "split": split, "fold": 0})
     return sc, splits
 
@@ -84,7 +86,6 @@ def test_resume_after_interruption_gives_the_same_result(tmp_path):
 
 def test_learns_the_toy_signal(tmp_path):
     sc, splits = _toy(n_pat=40, per=3)
-    splits["split"] = np.array(["train"] * 24 + ["val"] * 8 + ["test"] * 8)
     cfg = TrainConfig(**{**CFG.__dict__, "epochs": 4})
     r = train_sequence(sc, splits, cfg, tmp_path, seed=0)
     assert r.history.val_auc.max() >= 0.8

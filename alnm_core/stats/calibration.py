@@ -44,13 +44,19 @@ def calibration_intercept_slope(y_true, prob, *, eps: float = 1e-6) -> Calibrati
     lp = np.log(np.clip(p, eps, 1 - eps) / (1 - np.clip(p, eps, 1 - eps)))
     if np.ptp(lp) == 0:
         raise ValueError("all probabilities are equal: the calibration slope is undefined")
+    import warnings
+
     try:
-        slope_fit = sm.GLM(y, sm.add_constant(lp), family=sm.families.Binomial()).fit()
-        slope = float(slope_fit.params[1])
-        int_fit = sm.GLM(y, np.ones((y.size, 1)), family=sm.families.Binomial(), offset=lp).fit()
-        intercept = float(int_fit.params[0])
+        with warnings.catch_warnings(), np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            warnings.simplefilter("ignore")
+            slope_fit = sm.GLM(y, sm.add_constant(lp), family=sm.families.Binomial()).fit()
+            slope = float(slope_fit.params[1])
+            int_fit = sm.GLM(y, np.ones((y.size, 1)), family=sm.families.Binomial(), offset=lp).fit()
+            intercept = float(int_fit.params[0])
     except Exception as exc:  # perfect separation and friends
         raise ValueError(f"calibration model could not be fitted ({type(exc).__name__}: {exc})") from exc
+    if not (np.isfinite(slope) and np.isfinite(intercept)) or abs(slope) > 1e3:
+        raise ValueError("calibration model did not converge (classes separated by the score)")
     return Calibration(intercept, slope, brier_score(y, p), int(y.size))
 
 

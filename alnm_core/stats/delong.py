@@ -19,7 +19,6 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 from scipy import stats
-from scipy.stats import rankdata
 
 from ._validation import check_alternative, check_labels, check_level, check_scores
 
@@ -30,6 +29,42 @@ class Placements(NamedTuple):
     aucs: np.ndarray  # (k,)
     v10: np.ndarray  # (k, m) positives' placements
     v01: np.ndarray  # (k, n) negatives' placements
+
+
+def _sorted_midranks(xs: np.ndarray) -> np.ndarray:
+    """Midranks (1-based, ties averaged) of an already sorted 1-D array."""
+    new = np.empty(xs.size, bool)
+    new[:1] = True
+    np.not_equal(xs[1:], xs[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], xs.size)
+    return np.repeat((starts + ends + 1) / 2.0, ends - starts)
+
+
+def midrank(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n with ties given their mean rank (as ``scipy.stats.rankdata``, faster in 1-D)."""
+    x = np.asarray(x)
+    order = np.argsort(x)
+    out = np.empty(x.size)
+    out[order] = _sorted_midranks(x[order])
+    return out
+
+
+def _placements_one(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """V10, V01 of one score with a single sort: the positives' and negatives' own midranks
+    are read off the combined sorted sequence, which is already sorted within each class."""
+    m, n = pos.size, neg.size
+    z = np.concatenate([pos, neg])
+    order = np.argsort(z)
+    zs = z[order]
+    tz = np.empty(m + n)
+    tz[order] = _sorted_midranks(zs)
+    is_pos = order < m
+    tx = np.empty(m)
+    tx[order[is_pos]] = _sorted_midranks(zs[is_pos])
+    ty = np.empty(n)
+    ty[order[~is_pos] - m] = _sorted_midranks(zs[~is_pos])
+    return (tz[:m] - tx) / n, 1.0 - (tz[m:] - ty) / m
 
 
 def placements(y_true, scores) -> Placements:
@@ -46,11 +81,9 @@ def placements(y_true, scores) -> Placements:
         check_scores(s[i], y.size, name=f"score #{i}" if k > 1 else "score")
     pos, neg = s[:, y == 1], s[:, y == 0]
     m, n = pos.shape[1], neg.shape[1]
-    tz = rankdata(np.concatenate([pos, neg], axis=1), axis=1)
-    tx = rankdata(pos, axis=1)
-    ty = rankdata(neg, axis=1)
-    v10 = (tz[:, :m] - tx) / n
-    v01 = 1.0 - (tz[:, m:] - ty) / m
+    parts = [_placements_one(pos[i], neg[i]) for i in range(k)]
+    v10 = np.vstack([p[0] for p in parts])
+    v01 = np.vstack([p[1] for p in parts])
     aucs = v10.mean(axis=1)
     return Placements(aucs, v10, v01)
 
