@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 os.environ.pop("MPLBACKEND", None)
+# keep the ROI cache of the test session out of the user's ~/.cache (kernels inherit this)
+_CACHE = Path(__import__("tempfile").mkdtemp(prefix="alnm-test-cache-"))
+os.environ["ALNM_CACHE"] = str(_CACHE)
 
 from alnm_core.config import PhantomConfig, resolve_config  # noqa: E402
 from alnm_core.phantom import write_phantom  # noqa: E402
