@@ -100,3 +100,47 @@ def start(namespace: dict[str, Any], before: set[str], spec: dict[str, type]) ->
         cohort = ensure_phantom(cfg)
         prepare_run(cohort, cfg, run_dir)
     return Context(run_dir, RunPaths(run_dir), run_config(run_dir), read_run_json(run_dir), new)
+
+
+def ensure_predictions(ctx: Context, sequences: tuple[str, ...] | None = None) -> None:
+    """Make the per-sequence predictions a notebook needs when it is opened on its own.
+
+    In a pipeline run they exist already and nothing happens. Otherwise the ROI crops and the
+    training of each missing sequence run here, in this kernel, with the run's settings.
+    """
+    import pandas as pd
+
+    from .cohort import load_cohort
+    from .roi import SequenceCrops, extract_run
+    from .training import train_sequence, write_predictions
+
+    seqs = sequences or ctx.cfg.sequences
+    missing = [s for s in seqs if not ctx.paths.predictions(s).is_file()]
+    if not missing:
+        return
+    log(f"no predictions for {missing} in {ctx.run_dir.name}: running ROI extraction and training here")
+    todo = tuple(s for s in missing if not ctx.paths.roi(s).is_file())
+    if todo:
+        extract_run(load_cohort(ctx.cohort_dir, ctx.cfg.sequences), ctx.cohort_dir, todo, ctx.cfg.roi,
+                    ctx.paths, progress=log)
+    splits = pd.read_csv(ctx.paths.splits)
+    for s in missing:
+        res = train_sequence(SequenceCrops.load(ctx.paths.roi(s)), splits, ctx.cfg.train,
+                             ctx.paths.model_dir(s), seed=ctx.cfg.seed, progress=log)
+        write_predictions(res, ctx.paths, s)
+
+
+def ensure_ensemble(ctx: Context) -> None:
+    """Make ``predictions/ensemble.csv`` (and what it needs) when a notebook runs on its own."""
+    import pandas as pd
+
+    from .ensemble import fuse
+
+    if ctx.paths.predictions("ensemble").is_file():
+        return
+    ensure_predictions(ctx)
+    log("no ensemble predictions: fusing the sequences here")
+    fused, weights = fuse({s: pd.read_csv(ctx.paths.predictions(s)) for s in ctx.cfg.sequences},
+                          threshold=ctx.cfg.stats.threshold)
+    fused.to_csv(ctx.paths.predictions("ensemble"), index=False)
+    weights.to_csv(ctx.paths.artifacts / "ensemble_weights.csv", index=False)

@@ -292,7 +292,7 @@ def train_sequence(
     best_state, best_auc, best_epoch, start = None, -math.inf, 0, 1
     last = out_dir / "last.pt"
     if last.is_file():
-        ck = torch.load(last, map_location=device, weights_only=False)
+        ck = torch.load(last, map_location=device, weights_only=True)
         if ck.get("key") == key:
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["opt"])

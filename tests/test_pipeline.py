@@ -137,3 +137,20 @@ def test_every_command_has_help(cmd, capsys):
         main(cmd + ["--help"])
     assert e.value.code == 0
     assert "usage: alnm" in capsys.readouterr().out
+
+
+def test_last_notebook_runs_on_its_own(tmp_path, smoke_cohort):
+    """Opened alone (as in JupyterLab), notebook 05 makes everything upstream it needs."""
+    run_dir = tmp_path / "standalone"
+    from alnm_core.config import resolve_config
+    from alnm_core.pipeline import prepare_run
+
+    prepare_run(smoke_cohort, resolve_config("smoke"), run_dir)  # the phantom is the session's
+    res = execute_notebook(NOTEBOOK_DIR / "05_roc_delong.ipynb", tmp_path / "05.ipynb",
+                           {"run_dir": str(run_dir)}, cwd=tmp_path)
+    assert res.ok, res.error
+    assert (run_dir / "artifacts" / "table3.csv").is_file()
+    assert (run_dir / "artifacts" / "predictions" / "ensemble.csv").is_file()
+    assert check_figures(tmp_path / "05.ipynb")
+    for s in SEQS:  # trained in the notebook's own kernel
+        assert (run_dir / "artifacts" / "models" / s / "checkpoint.pt").is_file()

@@ -481,10 +481,7 @@ cfg = ctx.cfg
 from alnm_core import ensemble
 from alnm_core.runinfo import update_run_json
 
-missing = [s for s in cfg.sequences if not ctx.paths.predictions(s).is_file()]
-if missing:
-    raise FileNotFoundError(f"no predictions for {missing} in {ctx.paths.artifacts}: run notebook 03 "
-                            "for each sequence first (the pipeline does this)")
+nbk.ensure_predictions(ctx)  # opened on its own: train what is missing (a pipeline run has it all)
 preds = {s: pd.read_csv(ctx.paths.predictions(s)) for s in cfg.sequences}
 """, "remove-from-report"),
     code("""
@@ -550,8 +547,7 @@ from alnm_core import ensemble, evaluation, methods, plots
 from alnm_core import stats as S
 from alnm_core.cohort import load_cohort
 
-if not ctx.paths.predictions("ensemble").is_file():
-    raise FileNotFoundError("no ensemble predictions: run notebook 04 first (the pipeline does this)")
+nbk.ensure_ensemble(ctx)  # opened on its own: make what is missing (a pipeline run has it all)
 fused = pd.read_csv(ctx.paths.predictions("ensemble"))
 cohort = load_cohort(ctx.cohort_dir, cfg.sequences)
 splits = pd.read_csv(ctx.paths.splits)
