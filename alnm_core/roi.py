@@ -35,7 +35,7 @@ from scipy import ndimage
 from .config import RoiConfig
 from .imaging import ImageReadError, Volume, read_image, read_mask
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 class RoiError(ValueError):
@@ -166,6 +166,7 @@ class PatientCrops:
     raw_range: np.ndarray  # (n, 2) min / max before normalisation
     selected: str = ""  # e.g. "b=800" or "phase 3 (peak)"
     tic_curve: list[float] = field(default_factory=list)
+    tic_times_s: list[float] = field(default_factory=list)
     tic_type: str = ""
     warnings: list[str] = field(default_factory=list)
 
@@ -182,7 +183,7 @@ def extract_patient(patient_id: str, sequence: str, image_path: Path, mask_path:
         mask = read_mask(mask_path, like=vol)
     except ImageReadError as exc:
         raise RoiError(patient_id, sequence, str(exc)) from exc
-    selected, curve, tic = "", [], ""
+    selected, curve, tic, times = "", [], "", []
     if vol.array.ndim == 4:
         if vol.b_values:
             try:
@@ -197,6 +198,7 @@ def extract_patient(patient_id: str, sequence: str, image_path: Path, mask_path:
             except (ImageReadError, IndexError) as exc:
                 raise RoiError(patient_id, sequence, str(exc), str(image_path)) from exc
             curve = [float(v) for v in re]
+            times = [float(t) for t in vol.phase_times_s] if vol.phase_times_s else []
             tic = classify_tic(re, np.array(vol.phase_times_s) if vol.phase_times_s else None)
             vol3 = vol.select(k)
             selected = f"phase {k}" + (" (peak enhancement)" if cfg.dce_phase == "peak" else "")
@@ -230,7 +232,7 @@ def extract_patient(patient_id: str, sequence: str, image_path: Path, mask_path:
         ranges.append((float(raw.min()), float(raw.max())))
     return PatientCrops(patient_id, sequence, np.stack(crops).astype(np.float32),
                         np.array(slices), np.array(boxes, float), areas[slices],
-                        vol3.spacing, np.array(ranges), selected, curve, tic, warnings)
+                        vol3.spacing, np.array(ranges), selected, curve, times, tic, warnings)
 
 
 # ----------------------------------------------------------------------------- cohort
@@ -357,7 +359,8 @@ def extract_sequence(cohort: pd.DataFrame, cohort_dir: str | Path, sequence: str
         raw_range=np.concatenate([g.raw_range for g in good]),
         per_patient=pd.DataFrame([dict(patient_id=g.patient_id, n_crops=len(g.crops),
                                        selected=g.selected, tic_type=g.tic_type,
-                                       tic_curve=g.tic_curve, warnings="; ".join(g.warnings))
+                                       tic_curve=g.tic_curve, tic_times_s=g.tic_times_s,
+                                       warnings="; ".join(g.warnings))
                                   for g in good]),
         exclusions=exclusions, key=key)
     try:

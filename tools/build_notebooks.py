@@ -122,7 +122,7 @@ def show(t, caption):
     view = t[["characteristic", "level", "total", "group1", "group0", "p", "test"]].rename(columns={
         "characteristic": "Characteristic", "level": "", "total": "Total", "group1": "ALNM",
         "group0": "Non-ALNM", "p": "P", "test": "Test"})
-    sty = (view.style.hide(axis="index").set_caption(caption)
+    sty = (view.style.format(precision=3).hide(axis="index").set_caption(caption)
            .set_table_styles([{"selector": "caption", "props": "font-weight:bold;text-align:left"}]))
     display(HTML(sty.to_html()))
 
@@ -138,7 +138,7 @@ p-value below the significance level sends the comparison to the Mann–Whitney 
 Lilliefors p-value is read from tables that stop at 0.2 (SPSS prints ".200*" there).
 """),
     code("""
-display(t_all.loc[t_all.normality != "", ["characteristic", "normality"]].style.hide(axis="index"))
+display(t_all.loc[t_all.normality != "", ["characteristic", "normality"]].style.format(precision=3).hide(axis="index"))
 """),
     md("""
 ## Distributions by group
@@ -287,7 +287,8 @@ in `cohort.csv`.
 if "DCE" in crops:
     pp = crops["DCE"].per_patient.merge(cohort[["patient_id", "tic_type", "alnm"]], on="patient_id",
                                         suffixes=("_image", "_manifest"))
-    times = np.arange(len(pp.tic_curve.iloc[0]))  # minutes: one phase per minute in the phantom
+    t_s = pp.tic_times_s.iloc[0]
+    times = np.array(t_s) / 60 if len(t_s) else np.arange(len(pp.tic_curve.iloc[0]))  # minutes (or phase index)
     display(plots.tic_curves(times, pp.rename(columns={"tic_type_manifest": "tic", "tic_curve": "curve"})))
     agree = pd.crosstab(pp.tic_type_image.rename("from the images"), pp.tic_type_manifest.rename("cohort.csv"))
     display(agree)
@@ -358,7 +359,7 @@ settings = pd.DataFrame([
     ("device", f"{device.type}" + (" (bf16 autocast, channels-last)" if device.type == "cuda" else ""), "paper: GPU"),
 ], columns=["setting", "this run", "paper"])
 display(Markdown(f"## {sequence}: settings"))
-display(settings.style.hide(axis="index"))
+display(settings.style.format(precision=3).hide(axis="index"))
 n = crops.per_patient.set_index("patient_id").n_crops
 part = splits.set_index("patient_id").split
 display(Markdown(f"{len(crops.crops)} crops of {len(n)} patients: " + ", ".join(
@@ -401,7 +402,7 @@ for split_name in ("train", "val", "test"):
                  "exact CI": f"{ex.low:.3f}-{ex.high:.3f}", "DeLong CI": f"{dl.low:.3f}-{dl.high:.3f}",
                  **{k.upper(): f"{m[k].estimate:.3f} ({m[k].low:.3f}-{m[k].high:.3f})" for k in ("acc", "sen", "spe")}})
 summary = pd.DataFrame(rows)
-display(summary.style.hide(axis="index"))
+display(summary.style.format(precision=3).hide(axis="index"))
 """),
     code("""
 figs = []
@@ -494,7 +495,7 @@ update_run_json(ctx.run_dir, ensemble=dict(weights_from=cfg.ensemble.weights_fro
 display(Markdown("## Weights"))
 display(Markdown("Accuracy of each base model at the 0.5 threshold, and the weights they give "
                  "(shown normalised to sum to 1; the decision is unchanged by scaling):"))
-display(weights.round(3).style.hide(axis="index"))
+display(weights.round(3).style.format(precision=3).hide(axis="index"))
 if any(n_dropped.values()):
     display(Markdown(f"Patients without a prediction from every model (not fused): {n_dropped}"))
 """),
@@ -510,7 +511,7 @@ test = fused[fused.split == "test"].head(6)
 vote = ensemble.weighted_vote(test[list(cfg.sequences)], w)
 example = test[["patient_id", "label", *cfg.sequences]].assign(
     **{"H(x)": vote.H.round(3), "Σw/2": round(vote.threshold, 3), "decision": vote.decision})
-display(example.round(3).style.hide(axis="index"))
+display(example.round(3).style.format(precision=3).hide(axis="index"))
 """),
     md("""
 ## Fused scores by method
@@ -526,7 +527,7 @@ for c in cols:
     rows.append({"model": ensemble.METHODS.get(c, c),
                  **{f"AUC {s}": round(auc(fused[fused.split == s].label, fused[fused.split == s][c]), 3)
                     for s in ("val", "test")}})
-display(pd.DataFrame(rows).style.hide(axis="index"))
+display(pd.DataFrame(rows).style.format(precision=3).hide(axis="index"))
 print(f"saved {ctx.paths.predictions('ensemble').relative_to(ctx.run_dir)} and artifacts/ensemble_weights.csv")
 """),
 ]
@@ -577,7 +578,7 @@ t3.to_csv(ctx.paths.table3, index=False)
 view = evaluation.format_table3(t3)
 for src in t3.threshold_from.unique():
     display(Markdown(f"**Table 3 — threshold: {src}** (test set, n = {len(test)}, {int(test.label.sum())} ALNM)"))
-    display(view[t3.threshold_from == src].drop(columns="Threshold" if src.startswith("fixed") else []).style.hide(axis="index"))
+    display(view[t3.threshold_from == src].drop(columns="Threshold" if src.startswith("fixed") else []).style.format(precision=3).hide(axis="index"))
 display(Markdown("The paper's Table 3, for comparison: T2WI AUC 0.908 (0.792–0.971), DWI 0.702 "
                  "(0.556–0.823), DCE-MRI 0.572 (0.424–0.711), multiparametric 0.913 (0.799–0.974)."))
 """),
@@ -602,7 +603,7 @@ saved to `artifacts/delong.csv`.
     code("""
 versus = evaluation.delong_against(preds, "weighted_vote", list(cfg.sequences) + ["clinical"])
 versus_view = versus.assign(model_a=versus.model_a.map(names), model_b=versus.model_b.map(names)).round(4)
-display(versus_view.style.hide(axis="index"))
+display(versus_view.style.format(precision=3).hide(axis="index"))
 dm = S.delong_matrix(test.label.to_numpy(), {c: test[c].to_numpy() for c in names})
 dm.to_csv(ctx.paths.delong, index=False)
 print(f"saved {ctx.paths.delong.relative_to(ctx.run_dir)} ({len(dm)} pairs) and {ctx.paths.table3.relative_to(ctx.run_dir)}")
@@ -626,7 +627,7 @@ for col in list(cfg.sequences) + ["weighted_vote", "clinical"]:
         cal_rows.append({"model": names[col], "Brier": round(S.brier_score(test.label, test[col]), 3),
                          "intercept": f"not estimable ({exc})", "slope": ""})
     rel[names[col]] = S.reliability_table(test.label, test[col], n_bins=n_bins)
-display(pd.DataFrame(cal_rows).style.hide(axis="index"))
+display(pd.DataFrame(cal_rows).style.format(precision=3).hide(axis="index"))
 display(plots.reliability_figure({k: v for k, v in rel.items() if k in (names["weighted_vote"], "T2WI", names["clinical"])}))
 """),
     md("""
@@ -650,7 +651,7 @@ of equivalence.
 """),
     code("""
 sub = evaluation.subgroup_auc(preds, cohort, {c: names[c] for c in list(cfg.sequences) + ["weighted_vote"]})
-display(sub.style.hide(axis="index"))
+display(sub.style.format(precision=3).hide(axis="index"))
 """),
     code("""
 if interactive:
@@ -664,7 +665,7 @@ Where this report answers the items of TRIPOD+AI (prediction models) and CLAIM (
 imaging) that a reviewer checks first.
 """),
     code("""
-display(methods.checklist().style.hide(axis="index"))
+display(methods.checklist().style.format(precision=3).hide(axis="index"))
 """),
 ]
 
