@@ -92,11 +92,6 @@ def _normal(iop: np.ndarray) -> np.ndarray:
     return np.cross(iop[:3], iop[3:])
 
 
-def is_dicom_series(path: Path) -> bool:
-    """True if ``path`` is a folder (taken as a DICOM series)."""
-    return path.is_dir()
-
-
 def read_dicom_series(folder: str | Path, *, require_axial: bool = True) -> Volume:
     """Read a DICOM series folder; several b-values or phases become a leading axis.
 

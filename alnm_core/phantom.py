@@ -176,7 +176,7 @@ class _World:
         return dict(body=body, breast=inb, fg=fg, tumour=tumour, edema=edema, dist=d, tex=tex)
 
 
-def _grid(p: PatientTruth, seq: str, cfg: PhantomConfig, world: _World):
+def _grid(p: PatientTruth, seq: str, cfg: PhantomConfig):
     """Voxel-centre coordinates of a series: an axial slab around the tumour."""
     spec = TABLE2[p.field_strength][seq]
     cols = max(64, int(round(spec["matrix"][0] * cfg.matrix_scale)))
@@ -219,7 +219,7 @@ def render_series(p: PatientTruth, seq: str, cfg: PhantomConfig) -> tuple[np.nda
         (b-values) and DCE (phases); a :class:`Volume` carrying the geometry; the tumour mask.
     """
     world = _World(p, cfg.seed)
-    pts, spacing, origin, spec = _grid(p, seq, cfg, world)
+    pts, spacing, origin, spec = _grid(p, seq, cfg)
     t = world.tissues(pts)
     r = _rng(cfg.seed, "noise", p.patient_id, seq)
     shape = t["body"].shape

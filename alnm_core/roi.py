@@ -171,9 +171,14 @@ class PatientCrops:
     warnings: list[str] = field(default_factory=list)
 
 
-def extract_patient(patient_id: str, sequence: str, image_path: Path, mask_path: Path,
-                    cfg: RoiConfig) -> PatientCrops:
-    """Read one series and its mask and return its crops.
+def load_selected(patient_id: str, sequence: str, image_path: Path, mask_path: Path,
+                  cfg: RoiConfig) -> tuple[Volume, np.ndarray, str, list, list, str]:
+    """Read a series and its mask and pick the image the study uses.
+
+    Returns:
+        ``(volume3d, mask, selected, tic_curve, tic_times_s, tic_type)``: the DWI b-value or
+        DCE phase as a 3D volume, the tumour mask, a label of what was selected, and (DCE only)
+        the ROI's relative-enhancement curve, its phase times and TIC type.
 
     Raises:
         RoiError: naming patient, sequence and (where known) the file.
@@ -204,6 +209,18 @@ def extract_patient(patient_id: str, sequence: str, image_path: Path, mask_path:
             selected = f"phase {k}" + (" (peak enhancement)" if cfg.dce_phase == "peak" else "")
     else:
         vol3 = vol
+    return vol3, mask, selected, curve, times, tic
+
+
+def extract_patient(patient_id: str, sequence: str, image_path: Path, mask_path: Path,
+                    cfg: RoiConfig) -> PatientCrops:
+    """Read one series and its mask and return its crops.
+
+    Raises:
+        RoiError: naming patient, sequence and (where known) the file.
+    """
+    vol3, mask, selected, curve, times, tic = load_selected(patient_id, sequence, image_path,
+                                                            mask_path, cfg)
     img = vol3.array
     if not np.all(np.isfinite(img[mask.any(axis=(1, 2))])):
         raise RoiError(patient_id, sequence, "tumour slices contain NaN or infinite values",
@@ -393,19 +410,12 @@ def qc_views(row: pd.Series, cohort_dir: str | Path, sequence: str, cfg: RoiConf
         ``(image2d, mask2d, box_int, crop, title, aspect)``.
     """
     cohort_dir = Path(cohort_dir)
-    pc = extract_patient(row["patient_id"], sequence, cohort_dir / row[f"{sequence}_image"],
-                         cohort_dir / row[f"{sequence}_roi"], cfg)
-    vol = read_image(cohort_dir / row[f"{sequence}_image"])
-    mask = read_mask(cohort_dir / row[f"{sequence}_roi"], like=vol)
-    if vol.array.ndim == 4:
-        if vol.b_values:
-            vol = vol.select_b_value(cfg.dwi_b_value)
-        else:
-            vol = vol.select(select_dce_phase(np.array(pc.tic_curve), cfg.dce_phase))
-    k = int(np.argmax(pc.area_mm2))
-    z = int(pc.slice_index[k])
-    r0, r1, c0, c1 = pc.bbox[k]
-    box = (int(round(r0)), int(round(r1)), int(round(c0)), int(round(c1)))
-    title = (f"{row['patient_id']} {sequence} {pc.selected} · slice {z} · "
-             f"{vol.spacing[1]:.2f}x{vol.spacing[2]:.2f} mm")
-    return vol.array[z], mask[z], box, pc.crops[k], title, vol.spacing[1] / vol.spacing[2]
+    pid = row["patient_id"]
+    vol, mask, selected, *_ = load_selected(pid, sequence, cohort_dir / row[f"{sequence}_image"],
+                                            cohort_dir / row[f"{sequence}_roi"], cfg)
+    _, sr, sc = vol.spacing
+    z = int(np.argmax(mask.sum(axis=(1, 2))))
+    box = expand_box(bbox_2d(mask[z]), (sr, sc), margin_mm=cfg.margin_mm, keep_aspect=cfg.keep_aspect)
+    crop = minmax(crop_resize(vol.array[z], box, cfg.size))
+    title = f"{pid} {sequence} {selected} · slice {z} · {sr:.2f}x{sc:.2f} mm"
+    return vol.array[z], mask[z], tuple(int(round(v)) for v in box), crop, title, sr / sc
