@@ -24,7 +24,7 @@ def samples(draw):
     return _sample(draw)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True)
 @given(samples())
 def test_auc_invariant_to_monotone_transforms(s):
     y, a, _ = s
@@ -35,7 +35,7 @@ def test_auc_invariant_to_monotone_transforms(s):
     assert S.auc(y, -a) == pytest.approx(1 - base)  # no silent direction flip
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True)
 @given(samples())
 def test_delong_symmetry_and_p_range(s):
     y, a, b = s
@@ -47,7 +47,7 @@ def test_delong_symmetry_and_p_range(s):
         assert 0 <= S.delong_test(y, a, b, alternative=alt).p_value <= 1
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(samples())
 def test_fast_delong_equals_naive(s):
     y, a, b = s
@@ -156,7 +156,7 @@ def test_table1_tests():
     assert "I" not in set(t.level)  # absent level dropped
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(st.lists(st.integers(-5, 5), min_size=1, max_size=60))
 def test_midrank_equals_scipy_rankdata(values):
     from alnm_core.stats.delong import midrank
