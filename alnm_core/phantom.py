@@ -44,7 +44,7 @@ from .imaging import Volume, write_mask_nifti
 
 SEQUENCES = ("T2WI", "DWI", "DCE")
 #: bumped whenever the generator's output changes, so cached phantoms are rewritten
-PHANTOM_VERSION = 3
+PHANTOM_VERSION = 4
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 UID_ROOT = "1.2.826.0.1.3680043.10.1174."  # fixed root for the phantom's derived UIDs
 
@@ -119,7 +119,7 @@ def draw_patients(cfg: PhantomConfig) -> list[PatientTruth]:
         center = (side * r.uniform(60, 100), r.uniform(-45, -15), r.uniform(-15, 15))
         s2 = cfg.strength_t2wi
         edema = max(0.0, s2 * (4.0 * y + r.normal(0.8, 2.0)))
-        adc = float(np.clip(r.normal(1.05 - 0.5 * cfg.strength_dwi * y, 0.12), 0.5, 1.6))
+        adc = float(np.clip(r.normal(1.05 - 0.65 * cfg.strength_dwi * y, 0.12), 0.5, 1.6))
         rim = float(np.clip(cfg.strength_dce * (1.6 * y) + r.normal(0.15, 0.25), 0.0, 0.95))
         irregular = 0.22 if margin == "irregular" else 0.04
         out.append(PatientTruth(pid, int(y), age, size, margin, tic, field, center,

@@ -367,7 +367,8 @@ def extract_sequence(cohort: pd.DataFrame, cohort_dir: str | Path, sequence: str
         raise RoiError("(all)", sequence, "no patient could be cropped")
     out = SequenceCrops(
         sequence=sequence,
-        crops=np.concatenate([g.crops for g in good]),
+        # rounded to the float16 stored on disk, so a fresh and a cached result are identical
+        crops=np.concatenate([g.crops for g in good]).astype(np.float16).astype(np.float32),
         patient_id=np.concatenate([[g.patient_id] * len(g.crops) for g in good]).astype(str),
         slice_index=np.concatenate([g.slice_index for g in good]),
         bbox=np.concatenate([g.bbox for g in good]),
