@@ -272,7 +272,6 @@ def render_series(p: PatientTruth, seq: str, cfg: PhantomConfig) -> tuple[np.nda
 
 def _write_dicom_series(folder: Path, p: PatientTruth, seq: str, stack: np.ndarray, vol: Volume,
                         cfg: PhantomConfig) -> None:
-    import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian
 

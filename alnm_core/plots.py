@@ -83,16 +83,19 @@ def _rect(x, y, w, h):
     return Rectangle((x, y), w, h, fill=False, edgecolor="#f1c40f", linewidth=1.2)
 
 
-def crop_gallery(crops: np.ndarray, titles: Sequence[str], *, ncols: int = 8) -> Figure:
-    """A grid of crops."""
+def crop_gallery(crops: np.ndarray, titles: Sequence[str], *, ncols: int = 8,
+                 heatmaps: np.ndarray | None = None, cell: tuple[float, float] = (1.4, 1.55)) -> Figure:
+    """A grid of crops, optionally with heatmaps (in [0, 1]) overlaid."""
     n = len(crops)
     nrows = max(1, int(np.ceil(n / ncols)))
-    fig = Figure(figsize=(1.4 * ncols, 1.55 * nrows), layout="constrained")
+    fig = Figure(figsize=(cell[0] * ncols, cell[1] * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for k, ax in enumerate(axes.ravel()):
         ax.axis("off")
         if k < n:
             ax.imshow(crops[k], cmap="gray", vmin=0, vmax=1)
+            if heatmaps is not None:
+                ax.imshow(heatmaps[k], cmap="jet", alpha=0.35, vmin=0, vmax=1)
             ax.set_title(titles[k], fontsize=7)
     return fig
 
@@ -165,17 +168,7 @@ def confusion_matrix_figure(tp: int, fp: int, fn: int, tn: int, title: str = "")
 def heatmap_gallery(crops: np.ndarray, heatmaps: np.ndarray, titles: Sequence[str],
                     *, ncols: int = 6) -> Figure:
     """Crops with Grad-CAM heatmaps overlaid."""
-    n = len(crops)
-    nrows = max(1, int(np.ceil(n / ncols)))
-    fig = Figure(figsize=(1.7 * ncols, 1.9 * nrows), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    for k, ax in enumerate(axes.ravel()):
-        ax.axis("off")
-        if k < n:
-            ax.imshow(crops[k], cmap="gray", vmin=0, vmax=1)
-            ax.imshow(heatmaps[k], cmap="jet", alpha=0.35, vmin=0, vmax=1)
-            ax.set_title(titles[k], fontsize=7)
-    return fig
+    return crop_gallery(crops, titles, ncols=ncols, heatmaps=heatmaps, cell=(1.7, 1.9))
 
 
 def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: str = "") -> Figure:

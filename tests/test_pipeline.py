@@ -5,14 +5,12 @@ import json
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import nbformat
 import pandas as pd
 import pytest
 
 from alnm_core.cli import main
-from alnm_core.config import ConfigError
 from alnm_core.pipeline import NOTEBOOK_DIR, PipelineError, check_figures, execute_notebook, run_study
 from alnm_core.runinfo import RunPaths
 

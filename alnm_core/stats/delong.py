@@ -80,7 +80,6 @@ def placements(y_true, scores) -> Placements:
     for i in range(k):
         check_scores(s[i], y.size, name=f"score #{i}" if k > 1 else "score")
     pos, neg = s[:, y == 1], s[:, y == 0]
-    m, n = pos.shape[1], neg.shape[1]
     parts = [_placements_one(pos[i], neg[i]) for i in range(k)]
     v10 = np.vstack([p[0] for p in parts])
     v01 = np.vstack([p[1] for p in parts])
