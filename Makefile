@@ -8,7 +8,7 @@ STAMP := $(VENV)/.alnm-installed
 # pyproject keeps a range so GPU users can bring their own build.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test smoke bench notebooks clean install
+.PHONY: demo test smoke bench clean install
 
 install: $(STAMP)
 
@@ -20,20 +20,18 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
+# the demo's phantom cohort is cached in data/ (outside the repository it goes to ~/.cache/alnm)
 demo: $(STAMP)
-	$(VENV)/bin/alnm demo --out reports
+	$(VENV)/bin/alnm demo --out reports --data data
 
 test: $(STAMP)
 	$(PY) -m pytest -q
 
 smoke: $(STAMP)
-	$(VENV)/bin/alnm demo --profile smoke --out reports
+	$(VENV)/bin/alnm demo --profile smoke --out reports --data data
 
 bench: $(STAMP)
 	$(VENV)/bin/alnm bench
-
-notebooks: $(STAMP)
-	$(PY) tools/build_notebooks.py
 
 clean:
 	rm -rf reports/*/ data/phantom-*

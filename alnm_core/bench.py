@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import DEFAULT_SEQUENCES
+
 
 def _row(name: str, value: float, unit: str, note: str = "") -> dict:
     print(f"  {name:<48} {value:>12.4g} {unit:<12} {note}", flush=True)
@@ -49,7 +51,7 @@ def bench_read(tmp: Path, quick: bool) -> list[dict]:
     t0 = time.perf_counter()
     files = 0
     for _, r in df.iterrows():
-        for s in ("T2WI", "DWI", "DCE"):
+        for s in DEFAULT_SEQUENCES:
             v = read_image(root / r[f"{s}_image"])
             read_mask(root / r[f"{s}_roi"], like=v)
             files += v.meta.get("n_files", 1)
@@ -106,7 +108,7 @@ def bench_roi(tmp: Path, quick: bool) -> list[dict]:
     rows = []
     for label, cfg in (("demo", RoiConfig(size=64)), ("paper", RoiConfig(size=224))):
         n_crops, dt = 0, 0.0
-        for s in ("T2WI", "DWI", "DCE"):
+        for s in DEFAULT_SEQUENCES:
             t0 = time.perf_counter()
             c = extract_sequence(df, root, s, cfg, cache_dir=tmp / f"cache-{label}", jobs=1)
             dt += time.perf_counter() - t0
@@ -122,7 +124,8 @@ def bench_train(quick: bool) -> list[dict]:
 
     from .config import TrainConfig
     from .roi import SequenceCrops
-    from .training import make_network, resolve_device, train_sequence
+    from .models import make_network
+    from .training import UnitFiles, resolve_device, train_unit
 
     device = resolve_device("auto")
     rows = []
@@ -165,12 +168,13 @@ def bench_train(quick: bool) -> list[dict]:
         split = ["train"] * n + ["val"] * n_val + ["test"] * n_val
         splits = pd.DataFrame({"patient_id": ids, "label": np.arange(len(ids)) % 2, "split": split})
         with tempfile.TemporaryDirectory() as d:
-            res = train_sequence(crops, splits, cfg, d, seed=0)
+            files = UnitFiles(Path(d) / "checkpoint.pt", Path(d) / "last.pt", Path(d) / "history.csv")
+            res = train_unit(crops, splits, cfg, files, seed=0)
         # throughput of the second epoch's training part (first has warm-up)
         h = res.history
         ours = n / float(h.seconds.iloc[-1])
         rows.append(_row(f"raw fwd+bwd, {label}: {arch} {size}x{size} b{bs} ({device.type})", raw, "crops/s"))
-        rows.append(_row(f"train_sequence epoch, {label} (incl. validation pass)", ours, "crops/s"))
+        rows.append(_row(f"train_unit epoch, {label} (incl. validation pass)", ours, "crops/s"))
         rows.append(_row(f"ratio ours / raw, {label}", ours / raw, "", "target >= 0.9 (validation pass included)"))
     return rows
 

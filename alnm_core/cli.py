@@ -1,17 +1,21 @@
 """The ``alnm`` command: demo, run, phantom, validate, bench.
 
 Every command has ``--help``. Errors a user can fix (an invalid cohort, an unknown config key,
-a failing notebook) are printed as one clear message and a non-zero exit code, not a traceback.
+a run folder in use or holding another run) are one clear message and exit code 2; a failing
+step or notebook, or a disk that cannot be written, is one message and exit code 1; never a
+traceback.
 """
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
 
 from .cohort import CohortError, validate_cohort
-from .config import ConfigError, PhantomConfig, resolve_config
+from .config import DEFAULT_SEQUENCES, PROFILES, ConfigError, PhantomConfig, resolve_config
+from .splits import SplitError
 
 
 def _say(msg: str) -> None:
@@ -40,7 +44,7 @@ def cmd_phantom(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    sequences = tuple(args.sequences.split(",")) if args.sequences else ("T2WI", "DWI", "DCE")
+    sequences = tuple(args.sequences.split(",")) if args.sequences else DEFAULT_SEQUENCES
     problems = validate_cohort(args.cohort, sequences, read_images=not args.quick)
     if problems:
         print(f"cohort {args.cohort} is INVALID: {len(problems)} problem(s)")
@@ -51,16 +55,34 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(cohort: Path, cfg, out: Path, run_name: str, only=None) -> int:
-    from .pipeline import PipelineError, run_study
+def _run(cohort: Path, cfg, out: Path, name: str, *, fresh_name: bool, overwrite: bool) -> int:
+    """Own the run folder, refuse what would mix or lose results, run the study."""
+    from .cohort import load_cohort
+    from .run.lock import RunLock, check_reuse, move_aside, new_run_folder
+    from .run.paths import RunPaths
+    from .run.pipeline import PipelineError, run_study
 
-    run_dir = out / run_name
+    load_cohort(cohort, cfg.sequences)  # an invalid cohort is refused before any folder is made
+    command = " ".join(shlex.quote(a) for a in sys.argv)
+    if fresh_name:
+        run_dir = new_run_folder(out, name)
+    else:
+        run_dir = out / name
+        if overwrite and (run_dir / "run.json").is_file():
+            with RunLock(RunPaths(run_dir).lock, command=command):
+                old = move_aside(run_dir)
+            (old / RunPaths(run_dir).lock.name).unlink(missing_ok=True)
+            _say(f"--overwrite: the previous run was moved to {old}")
+    paths = RunPaths(run_dir)
     t0 = time.time()
-    try:
-        report = run_study(cohort, cfg, run_dir, progress=_say, only=only)
-    except PipelineError as exc:
-        _say(f"FAILED after {time.time() - t0:.0f} s: {exc}")
-        return 1
+    with RunLock(paths.lock, command=command):
+        check_reuse(run_dir, cfg.to_dict(), cohort)
+        _say(f"run folder {run_dir}")
+        try:
+            report = run_study(cohort, cfg, run_dir, progress=_say)
+        except PipelineError as exc:
+            _say(f"FAILED after {time.time() - t0:.0f} s: {exc}")
+            return 1
     _say(f"done in {time.time() - t0:.0f} s")
     print(report.resolve())
     return 0
@@ -68,19 +90,23 @@ def _run(cohort: Path, cfg, out: Path, run_name: str, only=None) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = resolve_config(args.profile, config_file=args.config, overrides=args.set or [])
-    name = args.name or f"{cfg.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return _run(Path(args.cohort), cfg, Path(args.out), name)
+    if args.name:
+        return _run(Path(args.cohort), cfg, Path(args.out), args.name, fresh_name=False,
+                    overwrite=args.overwrite)
+    return _run(Path(args.cohort), cfg, Path(args.out), f"{cfg.profile}-{time.strftime('%Y%m%d-%H%M%S')}",
+                fresh_name=True, overwrite=False)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .notebook import ensure_phantom
+    from .phantom import ensure_phantom
 
     cfg = resolve_config(args.profile, overrides=args.set or [])
     _say(f"demo: profile {cfg.profile}, phantom of {cfg.phantom.n_patients} patients")
     t0 = time.time()
-    cohort = ensure_phantom(cfg, Path(args.data) if args.data else None, progress=_phantom_progress)
+    cohort = ensure_phantom(cfg.profile, cfg.phantom, args.data, progress=_phantom_progress)
     _say(f"phantom ready in {time.time() - t0:.1f} s: {cohort}")
-    return _run(cohort, cfg, Path(args.out), args.name or cfg.profile)
+    return _run(cohort, cfg, Path(args.out), args.name or cfg.profile, fresh_name=False,
+                overwrite=args.overwrite)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -94,28 +120,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="alnm",
         description="ALNM prediction from multiparametric breast MRI (Zhang et al. 2022, "
-                    "reproduced and extended): cohort checks, phantom data, papermill pipeline.")
+                    "reproduced and extended): cohort checks, phantom data, the study pipeline.")
     sub = p.add_subparsers(dest="command", required=True)
+    overwrite_help = ("if the run folder holds a run, move it aside (renamed <name>.old-<time>, "
+                      "never deleted) and start afresh; without it, a folder holding a run with "
+                      "other settings is refused")
 
     d = sub.add_parser("demo", help="run the whole study on the built-in phantom cohort",
-                       description="Generate (or reuse) the phantom cohort in data/ and run the "
-                                   "pipeline; prints the path of report.html.")
+                       description="Generate (or reuse) the phantom cohort and run the study on it; "
+                                   "prints the path of report.html.")
     d.add_argument("--out", default="reports", help="folder that receives the run folder (default: reports)")
-    d.add_argument("--profile", default="demo", choices=["smoke", "demo", "paper"], help="profile (default: demo)")
+    d.add_argument("--profile", default="demo", choices=PROFILES, help="profile (default: demo)")
     d.add_argument("--name", help="run folder name (default: the profile name)")
-    d.add_argument("--data", help="where phantom cohorts are cached (default: <repo>/data)")
+    d.add_argument("--data", help="where phantom cohorts are cached (default: $ALNM_DATA, else "
+                                  "~/.cache/alnm/data)")
     d.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+    d.add_argument("--overwrite", action="store_true", help=overwrite_help)
     d.set_defaults(func=cmd_demo)
 
     r = sub.add_parser("run", help="run the study on a cohort folder",
                        description="Resolve profile + --config + --set once (written to run.json), "
-                                   "split by patient, execute the notebooks, write report.html.")
+                                   "split by patient, run the steps and notebooks, write report.html.")
     r.add_argument("--cohort", required=True, help="folder holding cohort.csv")
-    r.add_argument("--profile", default="demo", choices=["smoke", "demo", "paper"], help="profile (default: demo)")
+    r.add_argument("--profile", default="demo", choices=PROFILES, help="profile (default: demo)")
     r.add_argument("--config", help="YAML file overriding profile keys")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=5 (repeatable)")
     r.add_argument("--out", default="reports", help="folder that receives the run folder (default: reports)")
-    r.add_argument("--name", help="run folder name (default: <profile>-<timestamp>)")
+    r.add_argument("--name", help="run folder name (default: <profile>-<timestamp>, never an existing folder)")
+    r.add_argument("--overwrite", action="store_true", help=overwrite_help)
     r.set_defaults(func=cmd_run)
 
     ph = sub.add_parser("phantom", help="write a synthetic multiparametric MRI cohort (DICOM + NIfTI)",
@@ -123,14 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--out", required=True, help="target folder")
     ph.add_argument("--patients", type=int, help="number of patients (default: the profile's)")
     ph.add_argument("--seed", type=int, help="random seed (default: the profile's)")
-    ph.add_argument("--profile", default="demo", choices=["smoke", "demo", "paper"],
+    ph.add_argument("--profile", default="demo", choices=PROFILES,
                     help="take matrix scale and label strengths from this profile (default: demo)")
     ph.set_defaults(func=cmd_phantom)
 
     v = sub.add_parser("validate", help="check a cohort folder against the manifest contract",
                        description="Report every problem at once (patient, column, file); exit 1 if any.")
     v.add_argument("--cohort", required=True, help="folder holding cohort.csv")
-    v.add_argument("--sequences", help="comma-separated sequence names (default: T2WI,DWI,DCE)")
+    v.add_argument("--sequences", help=f"comma-separated sequence names (default: {','.join(DEFAULT_SEQUENCES)})")
     v.add_argument("--quick", action="store_true", help="check that files exist without reading them")
     v.set_defaults(func=cmd_validate)
 
@@ -144,14 +176,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .run.lock import RunRefused
+    from .storage import StorageError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, CohortError) as exc:
+    except (ConfigError, CohortError, SplitError, RunRefused) as exc:
         print(f"alnm {args.command}: {exc}", file=sys.stderr)
         return 2
+    except StorageError as exc:
+        print(f"alnm {args.command}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted: files written so far are intact; run the same command again to "
+              "resume", file=sys.stderr)
         return 130
 
 

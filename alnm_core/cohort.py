@@ -1,8 +1,8 @@
 """The cohort manifest (``cohort.csv``): load, validate, describe.
 
-A cohort is a folder with ``cohort.csv``, one row per patient (columns in DESIGN.md). Validation
-collects *every* problem at once, each naming the patient, the column and the file, so a user
-fixes a cohort in one pass instead of one crash at a time.
+A cohort is a folder with ``cohort.csv``, one row per patient (columns: README.md, "The cohort
+manifest"). Validation collects *every* problem at once, each naming the patient, the column and
+the file, so a user fixes a cohort in one pass instead of one crash at a time.
 
 Example:
     >>> problems = validate_cohort("data/phantom-demo", ("T2WI", "DWI", "DCE"))  # doctest: +SKIP
@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .config import DEFAULT_SEQUENCES
 from .imaging import ImageReadError, read_image, read_mask
 
 REQUIRED = ("patient_id", "alnm", "age", "tumor_size_cm", "margin", "tic_type", "field_strength")
@@ -137,7 +138,7 @@ def check_files(cohort_dir: str | Path, df: pd.DataFrame, sequences: tuple[str, 
     return problems
 
 
-def validate_cohort(cohort_dir: str | Path, sequences: tuple[str, ...] = ("T2WI", "DWI", "DCE"),
+def validate_cohort(cohort_dir: str | Path, sequences: tuple[str, ...] = DEFAULT_SEQUENCES,
                     *, read_images: bool = True) -> list[Problem]:
     """Every problem of a cohort folder, as a list (empty = valid).
 
@@ -157,7 +158,7 @@ def validate_cohort(cohort_dir: str | Path, sequences: tuple[str, ...] = ("T2WI"
     return problems
 
 
-def load_cohort(cohort_dir: str | Path, sequences: tuple[str, ...] = ("T2WI", "DWI", "DCE"),
+def load_cohort(cohort_dir: str | Path, sequences: tuple[str, ...] = DEFAULT_SEQUENCES,
                 *, read_images: bool = False) -> pd.DataFrame:
     """Load and validate a manifest into a typed DataFrame.
 

@@ -21,7 +21,10 @@ from typing import Any, Literal
 
 import yaml
 
+#: the built-in profiles (``alnm_core/profiles/<name>.yaml``), the one list every caller uses
 PROFILES = ("smoke", "demo", "paper")
+#: the paper's three sequences, the default of ``StudyConfig.sequences`` (defined once)
+DEFAULT_SEQUENCES = ("T2WI", "DWI", "DCE")
 
 
 class ConfigError(ValueError):
@@ -114,6 +117,9 @@ class TrainConfig:
         aggregation: slice -> patient probability: mean, max, or the largest-ROI slice.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         num_threads: CPU threads for torch (0 = torch default).
+        keep_resume_state: keep ``last.pt`` (model, optimiser and RNG state) after a training
+            has finished, so that a later run with more ``epochs`` continues from it instead of
+            starting again; off by default (it is about four times the selected weights).
     """
 
     arch: Literal["resnet18", "resnet34", "resnet50"] = "resnet18"
@@ -130,6 +136,7 @@ class TrainConfig:
     aggregation: Literal["mean", "max", "largest"] = "mean"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int = 0
+    keep_resume_state: bool = False
 
 
 @dataclass(frozen=True)
@@ -175,7 +182,7 @@ class StudyConfig:
 
     profile: str = "demo"
     seed: int = 42
-    sequences: tuple[str, ...] = ("T2WI", "DWI", "DCE")
+    sequences: tuple[str, ...] = DEFAULT_SEQUENCES
     phantom: PhantomConfig = field(default_factory=PhantomConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     roi: RoiConfig = field(default_factory=RoiConfig)

@@ -25,14 +25,37 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-#: method name -> human label used in tables and figures
+#: method column -> human label used in tables and figures (``weighted_vote`` is the headline:
+#: its weights come from the split ``ensemble.weights_from`` names; see :func:`method_labels`)
 METHODS = {
-    "weighted_vote": "Multiparametric (weighted vote, validation weights)",
+    "weighted_vote": "Multiparametric (weighted vote)",
     "weighted_vote_test_weights": "Multiparametric (weighted vote, test weights: paper-literal, optimistic)",
+    "weighted_vote_fit_weights": "Multiparametric (weighted vote, development weights)",
     "soft_vote": "Equal-weight soft vote",
     "majority_vote": "Majority hard vote",
-    "stacking": "Logistic stacking (fitted on validation)",
+    "stacking": "Logistic stacking",
 }
+
+
+def method_labels(weights_from: str, fit_name: str = "validation") -> dict[str, str]:
+    """Labels of the fusion columns for a run whose headline weights come from ``weights_from``.
+
+    Args:
+        weights_from: ``validation`` (the development predictions: validation split or out-of-
+            fold) or ``test`` (the paper's literal choice).
+        fit_name: how the development predictions are called in this run (``validation`` or
+            ``out-of-fold``).
+    """
+    head = (f"{fit_name} weights" if weights_from == "validation"
+            else "test weights: paper-literal, optimistic")
+    return {
+        "weighted_vote": f"Multiparametric (weighted vote, {head})",
+        "weighted_vote_test_weights": METHODS["weighted_vote_test_weights"],
+        "weighted_vote_fit_weights": f"Multiparametric (weighted vote, {fit_name} weights)",
+        "soft_vote": METHODS["soft_vote"],
+        "majority_vote": METHODS["majority_vote"],
+        "stacking": f"Logistic stacking (fitted on {fit_name} predictions)",
+    }
 
 
 class VoteResult(NamedTuple):
@@ -108,19 +131,42 @@ def _logit(p: np.ndarray, eps: float = 1e-4) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def fuse(predictions: dict[str, pd.DataFrame], *, threshold: float = 0.5) -> tuple[pd.DataFrame, pd.DataFrame]:
+class FusionResult(NamedTuple):
+    """The fused predictions and what built them.
+
+    Attributes:
+        ensemble: ``patient_id, split, label``, each base model's probability and one column per
+            fusion method (``weighted_vote`` is the headline; the variant with the other weights
+            sits beside it: ``weighted_vote_test_weights`` or ``weighted_vote_fit_weights``).
+        weights: per base model: development and test accuracy, both weight vectors
+            (normalised to sum 1 for reading), the weights used by the headline vote, and the
+            stacking coefficient.
+    """
+
+    ensemble: pd.DataFrame
+    weights: pd.DataFrame
+
+
+def fuse(predictions: dict[str, pd.DataFrame], *, fit_split: str = "val",
+         weights_from: str = "validation", threshold: float = 0.5) -> FusionResult:
     """All fusion methods from per-sequence patient predictions.
 
     Args:
         predictions: sequence -> DataFrame ``patient_id, split, label, prob``.
+        fit_split: the ``split`` value of the development predictions that weights and stacking
+            are fitted on (``val``; ``dev`` for out-of-fold predictions).
+        weights_from: ``validation`` (weights from accuracies on ``fit_split``) or ``test`` (the
+            paper's: accuracies on the test split) for the headline ``weighted_vote``.
         threshold: the base models' decision threshold (for accuracies and hard votes).
 
     Returns:
-        ``(ensemble, weights)``: ``ensemble`` has ``patient_id, split, label`` and one
-        probability column per method in :data:`METHODS`, for patients predicted by every model;
-        ``weights`` has one row per base model: validation and test accuracy, both weight
-        vectors (normalised to sum 1 for reading) and the stacking coefficient.
+        :class:`FusionResult`; fused rows are the patients predicted by every model.
+
+    Raises:
+        ValueError: unknown ``weights_from``, or a split without both classes.
     """
+    if weights_from not in ("validation", "test"):
+        raise ValueError(f"weights_from must be 'validation' or 'test', got {weights_from!r}")
     names = list(predictions)
     base = None
     for name, d in predictions.items():
@@ -128,27 +174,31 @@ def fuse(predictions: dict[str, pd.DataFrame], *, threshold: float = 0.5) -> tup
         base = d if base is None else base.merge(d, on=["patient_id", "split", "label"], how="inner")
     assert base is not None
     probs = base[names]
-    val, test = base.split == "val", base.split == "test"
-    acc_val = accuracies(probs[val], base.label[val], threshold)
+    fit, test = base.split == fit_split, base.split == "test"
+    if not fit.any():
+        raise ValueError(f"no {fit_split!r} predictions to fit the fusion on")
+    acc_fit = accuracies(probs[fit], base.label[fit], threshold)
     acc_test = accuracies(probs[test], base.label[test], threshold)
+    used, other = (acc_fit, acc_test) if weights_from == "validation" else (acc_test, acc_fit)
     out = base[["patient_id", "split", "label"]].copy()
-    vv = weighted_vote(probs, acc_val)
-    vt = weighted_vote(probs, acc_test)
-    out["weighted_vote"] = vv.prob
-    out["weighted_vote_test_weights"] = vt.prob
+    out["weighted_vote"] = weighted_vote(probs, used).prob
+    alt = "weighted_vote_test_weights" if weights_from == "validation" else "weighted_vote_fit_weights"
+    out[alt] = weighted_vote(probs, other).prob
     out["soft_vote"] = soft_vote(probs)
     out["majority_vote"] = majority_vote(probs, threshold)
-    stack = fit_stacking(probs[val], base.label[val])
+    stack = fit_stacking(probs[fit], base.label[fit])
     out["stacking"] = stack.predict_proba(_logit(probs.to_numpy()))[:, 1]
     for n in names:
         out[n] = probs[n].to_numpy()
-    sv, st = sum(acc_val.values()), sum(acc_test.values())
+    sf, st, su = sum(acc_fit.values()), sum(acc_test.values()), sum(used.values())
     weights = pd.DataFrame({
         "model": names,
-        "acc_validation": [acc_val[n] for n in names],
+        "acc_validation": [acc_fit[n] for n in names],
         "acc_test": [acc_test[n] for n in names],
-        "weight_validation": [acc_val[n] / sv if sv else np.nan for n in names],
+        "weight_validation": [acc_fit[n] / sf if sf else np.nan for n in names],
         "weight_test_paper_literal": [acc_test[n] / st if st else np.nan for n in names],
+        "weight_used": [used[n] / su if su else np.nan for n in names],
+        "weights_from": weights_from,
         "stacking_coef": stack.coef_[0],
     })
-    return out, weights
+    return FusionResult(out, weights)

@@ -30,24 +30,29 @@ def table3_rows(name: str, y_test, p_test, *, threshold: float, threshold_source
     row.update(auc=ex.auc, auc_low=ex.low, auc_high=ex.high, auc_ci_method="exact binomial (MedCalc)",
                auc_delong_low=dl.low, auc_delong_high=dl.high,
                auc_boot_low=bs.low, auc_boot_high=bs.high,
+               auc_boot_method=f"stratified percentile bootstrap, {n_boot} replicates, seed {seed}",
                lr_pos=m["lr_pos"].estimate, lr_neg=m["lr_neg"].estimate,
                youden_j=m["youden_j"].estimate)
     return row
 
 
 def build_table3(preds: pd.DataFrame, models: dict[str, str], *, threshold: float = 0.5,
-                 ppv_npv_method: str = "logit", n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Table 3 on the test split, at the paper's threshold and at a validation-frozen Youden one.
+                 ppv_npv_method: str = "logit", n_boot: int = 2000, seed: int = 0,
+                 fit_split: str = "val", fit_name: str = "validation") -> pd.DataFrame:
+    """Table 3 on the test split, at the paper's threshold and at a Youden threshold frozen on
+    the development predictions.
 
     Args:
         preds: ``patient_id, split, label`` and one probability column per model.
         models: column -> display name (table order).
+        fit_split: ``split`` value of the predictions the Youden threshold is found on.
+        fit_name: how they are called in the table (``validation``, ``out-of-fold``).
 
     Returns:
         One row per model and operating point (``threshold_from`` = ``fixed 0.5`` or
-        ``Youden on validation``).
+        ``Youden on <fit_name>``).
     """
-    val, test = preds[preds.split == "val"], preds[preds.split == "test"]
+    val, test = preds[preds.split == fit_split], preds[preds.split == "test"]
     rows = []
     for col, name in models.items():
         rows.append(table3_rows(name, test.label, test[col], threshold=threshold,
@@ -59,7 +64,7 @@ def build_table3(preds: pd.DataFrame, models: dict[str, str], *, threshold: floa
         except ValueError:
             continue
         rows.append(table3_rows(name, test.label, test[col], threshold=float(thr),
-                                threshold_source="Youden on validation", ppv_npv_method=ppv_npv_method,
+                                threshold_source=f"Youden on {fit_name}", ppv_npv_method=ppv_npv_method,
                                 n_boot=n_boot, seed=seed))
     return pd.DataFrame(rows)
 
@@ -147,3 +152,39 @@ def clinical_baseline(cohort: pd.DataFrame, splits: pd.DataFrame) -> pd.DataFram
     model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0)).fit(X[tr], d.alnm[tr])
     return pd.DataFrame({"patient_id": d.patient_id, "split": d.split, "label": d.alnm,
                          "prob": model.predict_proba(X)[:, 1]})
+
+
+def calibration_table(test: pd.DataFrame, models: dict[str, str]) -> pd.DataFrame:
+    """Brier score, calibration intercept and slope of each model on the test patients.
+
+    A model whose calibration cannot be fitted (probabilities all equal, classes separated by the
+    score) gets NaN intercept and slope with the reason in ``note``.
+    """
+    rows = []
+    for col, name in models.items():
+        try:
+            c = S.calibration_intercept_slope(test.label, test[col])
+            rows.append({"model": name, "column": col, "brier": c.brier, "intercept": c.intercept,
+                         "slope": c.slope, "note": ""})
+        except ValueError as exc:
+            rows.append({"model": name, "column": col, "brier": S.brier_score(test.label, test[col]),
+                         "intercept": np.nan, "slope": np.nan, "note": f"not estimable ({exc})"})
+    return pd.DataFrame(rows)
+
+
+def reliability_long(test: pd.DataFrame, models: dict[str, str]) -> pd.DataFrame:
+    """Reliability bins (quantile bins: 5 below 100 patients, else 10) of each model, long form."""
+    n_bins = 5 if len(test) < 100 else 10
+    parts = [S.reliability_table(test.label, test[col], n_bins=n_bins).assign(model=name, column=col)
+             for col, name in models.items()]
+    return pd.concat(parts, ignore_index=True)
+
+
+def decision_curves(test: pd.DataFrame, models: dict[str, str],
+                    thresholds: np.ndarray | None = None) -> pd.DataFrame:
+    """Net benefit of each model at threshold probabilities 0.05..0.95, long form:
+    ``threshold, net_benefit, treat_all, treat_none, model, column``."""
+    t = np.arange(5, 96) / 100 if thresholds is None else thresholds
+    parts = [S.net_benefit(test.label, test[col], t).rename(columns={"model": "net_benefit"})
+             .assign(model=name, column=col) for col, name in models.items()]
+    return pd.concat(parts, ignore_index=True)

@@ -5,6 +5,10 @@ Pretrained weights come only from places the user controls: a local ``.pth`` fil
 where the network allows. Tests and the demo use random initialisation and never touch the
 network. When weights cannot be had, :class:`WeightsUnavailable` says exactly what to do.
 
+The network a sequence's model trains is :func:`make_network`: an :class:`InputAdapter` (the
+grayscale crop in [0, 1] repeated to the channels the ResNet expects and standardised) followed
+by the ResNet. :func:`load_network` rebuilds it from a saved checkpoint, weights only.
+
 Example:
     >>> m = build_model("resnet18")
     >>> m.fc.out_features
@@ -12,10 +16,13 @@ Example:
 """
 from __future__ import annotations
 
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from .config import TrainConfig
 
 ARCHS = ("resnet18", "resnet34", "resnet50")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -96,3 +103,55 @@ def build_model(arch: str = "resnet18", *, pretrained: bool = False,
         model.conv1 = new
     model.fc = nn.Linear(model.fc.in_features, num_classes)
     return model
+
+
+class InputAdapter(nn.Module):
+    """Grayscale [0, 1] crop -> the network's input (repeat to 3 channels, standardise)."""
+
+    def __init__(self, in_channels: int, pretrained: bool):
+        super().__init__()
+        self.in_channels = in_channels
+        if pretrained and in_channels == 3:
+            mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+        else:
+            mean, std = torch.full((in_channels,), 0.5), torch.full((in_channels,), 0.25)
+        self.register_buffer("mean", mean.view(1, -1, 1, 1))
+        self.register_buffer("std", std.view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.in_channels == 3:
+            x = x.expand(-1, 3, -1, -1)
+        return (x - self.mean) / self.std
+
+
+def make_network(cfg: TrainConfig) -> nn.Module:
+    """The trainable network of one sequence: input adapter + ResNet (random or ImageNet init)."""
+    return nn.Sequential(InputAdapter(cfg.in_channels, cfg.pretrained or bool(cfg.weights_path)),
+                         build_model(cfg.arch, pretrained=cfg.pretrained,
+                                     weights_path=cfg.weights_path, in_channels=cfg.in_channels))
+
+
+def load_network(cfg: TrainConfig, path: str | Path, device: str = "cpu") -> nn.Module:
+    """The network saved in ``checkpoint.pt`` (weights only, ``weights_only=True``), in eval mode.
+
+    The input adapter's standardisation follows ``cfg``'s initialisation (ImageNet statistics
+    when it was ImageNet-initialised); no ImageNet weights are loaded, the checkpoint has them all.
+    """
+    shell = replace(cfg, pretrained=False, weights_path=None)
+    model = nn.Sequential(InputAdapter(cfg.in_channels, cfg.pretrained or bool(cfg.weights_path)),
+                          build_model(shell.arch, in_channels=shell.in_channels))
+    model.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+    return model.eval()
+
+
+def trajectory_settings(cfg: TrainConfig) -> dict:
+    """The training settings that shape the sequence of weights, epoch by epoch.
+
+    ``epochs`` is left out (more epochs continue the same trajectory), and so are settings that
+    change where or how fast it runs but not what it computes (``device``, ``num_threads``,
+    ``keep_resume_state``).
+    """
+    d = asdict(cfg)
+    for k in ("epochs", "device", "num_threads", "keep_resume_state"):
+        d.pop(k)
+    return d

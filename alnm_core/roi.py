@@ -34,6 +34,7 @@ from scipy import ndimage
 
 from .config import RoiConfig
 from .imaging import ImageReadError, Volume, read_image, read_mask
+from .storage import atomic_path
 
 CACHE_VERSION = 2
 
@@ -171,14 +172,30 @@ class PatientCrops:
     warnings: list[str] = field(default_factory=list)
 
 
-def load_selected(patient_id: str, sequence: str, image_path: Path, mask_path: Path,
-                  cfg: RoiConfig) -> tuple[Volume, np.ndarray, str, list, list, str]:
-    """Read a series and its mask and pick the image the study uses.
+@dataclass(frozen=True)
+class SelectedImage:
+    """The image a sequence contributes (a 3D volume) and what was selected to get it.
 
-    Returns:
-        ``(volume3d, mask, selected, tic_curve, tic_times_s, tic_type)``: the DWI b-value or
-        DCE phase as a 3D volume, the tumour mask, a label of what was selected, and (DCE only)
-        the ROI's relative-enhancement curve, its phase times and TIC type.
+    Attributes:
+        volume: the DWI b-value or DCE phase used, or the whole series when it is 3D.
+        mask: the tumour mask in the volume's geometry.
+        selected: what was selected, e.g. ``"b=800"`` or ``"phase 3 (peak enhancement)"``.
+        tic_curve: (DCE) mean relative enhancement of the ROI per phase.
+        tic_times_s: (DCE) time of each phase after the first, in seconds.
+        tic_type: (DCE) ``I``, ``II`` or ``III``.
+    """
+
+    volume: Volume
+    mask: np.ndarray
+    selected: str = ""
+    tic_curve: tuple[float, ...] = ()
+    tic_times_s: tuple[float, ...] = ()
+    tic_type: str = ""
+
+
+def load_selected(patient_id: str, sequence: str, image_path: Path, mask_path: Path,
+                  cfg: RoiConfig) -> SelectedImage:
+    """Read a series and its mask and pick the image the study uses.
 
     Raises:
         RoiError: naming patient, sequence and (where known) the file.
@@ -188,28 +205,26 @@ def load_selected(patient_id: str, sequence: str, image_path: Path, mask_path: P
         mask = read_mask(mask_path, like=vol)
     except ImageReadError as exc:
         raise RoiError(patient_id, sequence, str(exc)) from exc
-    selected, curve, tic, times = "", [], "", []
-    if vol.array.ndim == 4:
-        if vol.b_values:
-            try:
-                vol3 = vol.select_b_value(cfg.dwi_b_value)
-            except ImageReadError as exc:
-                raise RoiError(patient_id, sequence, str(exc), str(image_path)) from exc
-            selected = f"b={cfg.dwi_b_value if cfg.dwi_b_value is not None else max(vol.b_values):g}"
-        else:
-            try:
-                re = relative_enhancement(vol, mask)
-                k = select_dce_phase(re, cfg.dce_phase)
-            except (ImageReadError, IndexError) as exc:
-                raise RoiError(patient_id, sequence, str(exc), str(image_path)) from exc
-            curve = [float(v) for v in re]
-            times = [float(t) for t in vol.phase_times_s] if vol.phase_times_s else []
-            tic = classify_tic(re, np.array(vol.phase_times_s) if vol.phase_times_s else None)
-            vol3 = vol.select(k)
-            selected = f"phase {k}" + (" (peak enhancement)" if cfg.dce_phase == "peak" else "")
-    else:
-        vol3 = vol
-    return vol3, mask, selected, curve, times, tic
+    if vol.array.ndim != 4:
+        return SelectedImage(vol, mask)
+    if vol.b_values:
+        try:
+            vol3 = vol.select_b_value(cfg.dwi_b_value)
+        except ImageReadError as exc:
+            raise RoiError(patient_id, sequence, str(exc), str(image_path)) from exc
+        b = cfg.dwi_b_value if cfg.dwi_b_value is not None else max(vol.b_values)
+        return SelectedImage(vol3, mask, f"b={b:g}")
+    try:
+        re = relative_enhancement(vol, mask)
+        k = select_dce_phase(re, cfg.dce_phase)
+    except (ImageReadError, IndexError) as exc:
+        raise RoiError(patient_id, sequence, str(exc), str(image_path)) from exc
+    times = np.array(vol.phase_times_s) if vol.phase_times_s else None
+    return SelectedImage(vol.select(k), mask,
+                         f"phase {k}" + (" (peak enhancement)" if cfg.dce_phase == "peak" else ""),
+                         tuple(float(v) for v in re),
+                         tuple(float(t) for t in vol.phase_times_s) if vol.phase_times_s else (),
+                         classify_tic(re, times))
 
 
 def extract_patient(patient_id: str, sequence: str, image_path: Path, mask_path: Path,
@@ -219,8 +234,8 @@ def extract_patient(patient_id: str, sequence: str, image_path: Path, mask_path:
     Raises:
         RoiError: naming patient, sequence and (where known) the file.
     """
-    vol3, mask, selected, curve, times, tic = load_selected(patient_id, sequence, image_path,
-                                                            mask_path, cfg)
+    sel = load_selected(patient_id, sequence, image_path, mask_path, cfg)
+    vol3, mask = sel.volume, sel.mask
     img = vol3.array
     if not np.all(np.isfinite(img[mask.any(axis=(1, 2))])):
         raise RoiError(patient_id, sequence, "tumour slices contain NaN or infinite values",
@@ -249,7 +264,8 @@ def extract_patient(patient_id: str, sequence: str, image_path: Path, mask_path:
         ranges.append((float(raw.min()), float(raw.max())))
     return PatientCrops(patient_id, sequence, np.stack(crops).astype(np.float32),
                         np.array(slices), np.array(boxes, float), areas[slices],
-                        vol3.spacing, np.array(ranges), selected, curve, times, tic, warnings)
+                        vol3.spacing, np.array(ranges), sel.selected, list(sel.tic_curve),
+                        list(sel.tic_times_s), sel.tic_type, warnings)
 
 
 # ----------------------------------------------------------------------------- cohort
@@ -290,8 +306,11 @@ class SequenceCrops:
     key: str = ""
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp.npz")
+        """Write the crops as one compressed ``.npz`` (float16 pixels), atomically."""
+        with atomic_path(path, what=f"the {self.sequence} crops") as tmp:
+            self._save_to(tmp)
+
+    def _save_to(self, tmp: Path) -> None:
         np.savez_compressed(
             tmp, crops=self.crops.astype(np.float16), patient_id=self.patient_id.astype(str),
             slice_index=self.slice_index, bbox=self.bbox, area_mm2=self.area_mm2,
@@ -299,7 +318,6 @@ class SequenceCrops:
             sequence=np.array(self.sequence),
             per_patient=np.array(self.per_patient.to_json(orient="records")),
             exclusions=np.array(json.dumps(self.exclusions)))
-        tmp.replace(path)
 
     @classmethod
     def load(cls, path: Path) -> "SequenceCrops":
@@ -388,35 +406,38 @@ def extract_sequence(cohort: pd.DataFrame, cohort_dir: str | Path, sequence: str
     return out
 
 
-# ----------------------------------------------------------------------------- run + QC
-def extract_run(cohort: pd.DataFrame, cohort_dir: str | Path, sequences: tuple[str, ...],
-                cfg: RoiConfig, out_paths, *, progress: Callable[[str], None] | None = None
-                ) -> dict[str, SequenceCrops]:
-    """Extract every sequence, write ``artifacts/roi/<SEQ>.npz``; return the crops by sequence."""
-    result = {}
-    for seq in sequences:
-        def prog(i, n, seq=seq):
-            if progress and (i == n or i % max(1, n // 4) == 0):
-                progress(f"ROI {seq}: {i}/{n} patients")
-        result[seq] = extract_sequence(cohort, cohort_dir, seq, cfg, progress=prog)
-        result[seq].save(out_paths.roi(seq))
-    return result
+# ----------------------------------------------------------------------------- QC
+@dataclass(frozen=True)
+class QcView:
+    """What the QC panel shows for one patient and sequence.
 
-
-def qc_views(row: pd.Series, cohort_dir: str | Path, sequence: str, cfg: RoiConfig):
-    """What the QC panel shows for one patient / sequence: the largest tumour slice of the
-    selected image, its mask, the crop box (after margin) and the crop.
-
-    Returns:
-        ``(image2d, mask2d, box_int, crop, title, aspect)``.
+    Attributes:
+        image: the largest tumour slice of the selected image.
+        mask: the mask on that slice.
+        box: the crop box after the margin, rounded to pixels ``(r0, r1, c0, c1)``.
+        crop: the crop the model sees (min-max normalised).
+        title: patient, sequence, selection, slice and pixel size.
+        aspect: row / column pixel spacing (for display).
     """
+
+    image: np.ndarray
+    mask: np.ndarray
+    box: tuple[int, int, int, int]
+    crop: np.ndarray
+    title: str
+    aspect: float
+
+
+def qc_view(row: pd.Series, cohort_dir: str | Path, sequence: str, cfg: RoiConfig) -> QcView:
+    """The QC view of one patient / sequence (largest tumour slice, mask, crop box, crop)."""
     cohort_dir = Path(cohort_dir)
     pid = row["patient_id"]
-    vol, mask, selected, *_ = load_selected(pid, sequence, cohort_dir / row[f"{sequence}_image"],
-                                            cohort_dir / row[f"{sequence}_roi"], cfg)
+    sel = load_selected(pid, sequence, cohort_dir / row[f"{sequence}_image"],
+                        cohort_dir / row[f"{sequence}_roi"], cfg)
+    vol, mask = sel.volume, sel.mask
     _, sr, sc = vol.spacing
     z = int(np.argmax(mask.sum(axis=(1, 2))))
     box = expand_box(bbox_2d(mask[z]), (sr, sc), margin_mm=cfg.margin_mm, keep_aspect=cfg.keep_aspect)
     crop = minmax(crop_resize(vol.array[z], box, cfg.size))
-    title = f"{pid} {sequence} {selected} · slice {z} · {sr:.2f}x{sc:.2f} mm"
-    return vol.array[z], mask[z], tuple(int(round(v)) for v in box), crop, title, sr / sc
+    title = f"{pid} {sequence} {sel.selected} · slice {z} · {sr:.2f}x{sc:.2f} mm"
+    return QcView(vol.array[z], mask[z], tuple(int(round(v)) for v in box), crop, title, sr / sc)

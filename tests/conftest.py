@@ -1,19 +1,24 @@
-"""Shared fixtures: small phantom cohorts generated on the fly (never downloaded)."""
+"""Shared fixtures: small phantom cohorts generated on the fly (never downloaded), and one smoke
+run of the whole pipeline that many tests read."""
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.pop("MPLBACKEND", None)
-# keep the ROI cache of the test session out of the user's ~/.cache (kernels inherit this)
-_CACHE = Path(__import__("tempfile").mkdtemp(prefix="alnm-test-cache-"))
-os.environ["ALNM_CACHE"] = str(_CACHE)
+# keep the ROI cache and phantom data of the test session out of the user's ~/.cache (kernels
+# inherit this)
+_TMP = Path(tempfile.mkdtemp(prefix="alnm-test-"))
+os.environ["ALNM_CACHE"] = str(_TMP / "cache")
+os.environ["ALNM_DATA"] = str(_TMP / "data")
 
 from alnm_core.config import PhantomConfig, resolve_config  # noqa: E402
 from alnm_core.phantom import write_phantom  # noqa: E402
+from alnm_core.run.paths import RunPaths  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -42,3 +47,22 @@ def smoke_cfg():
 def smoke_cohort(tmp_path_factory, smoke_cfg) -> Path:
     out = tmp_path_factory.mktemp("smoke") / "cohort"
     return write_phantom(out, smoke_cfg.phantom)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(smoke_cohort, tmp_path_factory) -> RunPaths:
+    """The whole pipeline on the smoke profile through the CLI (steps, papermill, report)."""
+    from alnm_core.cli import main
+
+    out = tmp_path_factory.mktemp("reports")
+    code = main(["run", "--cohort", str(smoke_cohort), "--profile", "smoke", "--out", str(out),
+                 "--name", "smoke"])
+    assert code == 0
+    return RunPaths(out / "smoke")
+
+
+def link_copy(src: Path, dst: Path) -> Path:
+    """A copy of a run folder whose files are hard links (steps replace files atomically, so the
+    original is never changed)."""
+    shutil.copytree(src, dst, copy_function=os.link)
+    return dst

@@ -1,46 +1,42 @@
-"""End to end: the smoke profile through papermill, the run folder, the report."""
+"""End to end: the smoke profile through the steps and papermill, the run folder, the report."""
 from __future__ import annotations
 
 import json
 import re
 import shutil
 import subprocess
+import time
 
 import nbformat
 import pandas as pd
 import pytest
 
 from alnm_core.cli import main
-from alnm_core.pipeline import NOTEBOOK_DIR, PipelineError, check_figures, execute_notebook, run_study
-from alnm_core.runinfo import RunPaths
+from alnm_core.run.pipeline import (PipelineError, check_figures, execute_notebook,
+                                    notebook_dir, notebook_source, run_study)
+from alnm_core.run.paths import RunPaths
 
 SEQS = ("T2WI", "DWI", "DCE")
-
-
-@pytest.fixture(scope="module")
-def smoke_run(smoke_cohort, tmp_path_factory):
-    out = tmp_path_factory.mktemp("reports")
-    code = main(["run", "--cohort", str(smoke_cohort), "--profile", "smoke", "--out", str(out),
-                 "--name", "smoke"])
-    assert code == 0
-    return RunPaths(out / "smoke")
 
 
 def test_run_folder_has_every_artifact(smoke_run):
     p = smoke_run
     info = json.loads(p.run_json.read_text())
-    for key in ("config", "seed", "git_commit", "versions", "device", "timings_s", "exclusions", "cohort"):
+    for key in ("config", "seed", "git_commit", "versions", "device", "steps", "notebooks",
+                "exclusions", "cohort", "training"):
         assert key in info
     assert info["status"] == "ok" and info["profile"] == "smoke"
     assert info["versions"]["torch"] != "not installed"
     assert set(info["training"]) == set(SEQS)
+    assert all(v["status"] == "ok" for v in info["notebooks"].values()) and len(info["notebooks"]) == 7
     splits = pd.read_csv(p.splits)
     assert list(splits.columns) == ["patient_id", "label", "split", "fold"]
     assert splits.patient_id.is_unique and set(splits.split) == {"train", "val", "test"}
     assert p.table1.is_file()
     for s in SEQS:
         assert p.roi(s).is_file()
-        assert (p.model_dir(s) / "checkpoint.pt").is_file() and (p.model_dir(s) / "history.csv").is_file()
+        assert p.checkpoint(s, "holdout").is_file() and p.history(s, "holdout").is_file()
+        assert not p.resume_state(s, "holdout").exists()  # removed once training finished
         pat = pd.read_csv(p.predictions(s))
         assert list(pat.columns) == ["patient_id", "split", "label", "prob", "n_slices"]
         assert set(pat.patient_id) == set(splits.patient_id)
@@ -51,6 +47,11 @@ def test_run_folder_has_every_artifact(smoke_run):
         assert {"patient_id", "split", "label", "slice_index", "prob"} <= set(sl.columns)
     ens = pd.read_csv(p.predictions("ensemble"))
     assert {"weighted_vote", "weighted_vote_test_weights", "soft_vote", "majority_vote", "stacking"} <= set(ens.columns)
+    assert p.ensemble_weights.is_file()
+    # every artifact a step recorded exists, and nothing half-written is left behind
+    for name, st in info["steps"].items():
+        assert all((p.root / o).exists() for o in st["outputs"]), name
+    assert not [f for f in p.root.rglob("*") if ".tmp" in f.name]
 
 
 def test_table3_and_delong_tables(smoke_run):
@@ -62,6 +63,8 @@ def test_table3_and_delong_tables(smoke_run):
     d = pd.read_csv(smoke_run.delong)
     assert list(d.columns[:7]) == ["model_a", "model_b", "auc_a", "auc_b", "z", "p_value", "diff"]
     assert d.p_value.between(0, 1).all()
+    for f in ("calibration.csv", "reliability.csv", "decision_curve.csv", "subgroups.csv", "delong_fusion.csv"):
+        assert (smoke_run.artifacts / f).is_file(), f
 
 
 def test_report_is_self_contained_without_code(smoke_run):
@@ -81,6 +84,18 @@ def test_report_is_self_contained_without_code(smoke_run):
             assert all(o.get("output_type") != "error" for o in cell.get("outputs", []))
 
 
+def test_one_numbering_in_banners_headings_contents_and_checklist(smoke_run):
+    html = smoke_run.report.read_text()
+    banners = re.findall(r'alnm-section">Section (\d) · ([^<]+)', html)
+    assert [b[0] for b in banners] == ["1", "2", "3", "3", "3", "4", "5"]
+    headings = re.findall(r"<h1[^>]*>(\d) · ", html)
+    assert headings == ["1", "2", "3", "3", "3", "4", "5"]  # each notebook's own heading
+    toc = re.findall(r'(\d) · <a href="#section-\d+">', html)
+    assert toc == ["1", "2", "3", "3", "3", "4", "5"]
+    for ref in re.findall(r"Section (\d)", html.split("Reviewer checklist", 1)[1]):
+        assert ref in {"1", "2", "3", "4", "5"}
+
+
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium not installed")
 def test_report_renders_in_headless_chromium(smoke_run, tmp_path):
     shot = tmp_path / "report.png"
@@ -96,27 +111,48 @@ def test_report_renders_in_headless_chromium(smoke_run, tmp_path):
     assert img.shape[0] >= 3000 and img.std() > 20   # a rendered page, not a blank one
 
 
-def test_failing_notebook_renders_partial_report_and_names_the_cell(smoke_cohort, smoke_cfg, tmp_path):
+def test_rerun_with_nothing_changed_does_no_work(smoke_run, smoke_cohort, capsys):
+    before = json.loads(smoke_run.run_json.read_text())
+    t0 = time.time()
+    assert main(["run", "--cohort", str(smoke_cohort), "--profile", "smoke",
+                 "--out", str(smoke_run.root.parent), "--name", "smoke"]) == 0
+    seconds = time.time() - t0
+    after = json.loads(smoke_run.run_json.read_text())
+    err = capsys.readouterr().err
+    # no step recomputed, no notebook executed again: same records, "up to date" for each notebook
+    assert {k: v["finished"] for k, v in after["steps"].items()} == \
+           {k: v["finished"] for k, v in before["steps"].items()}
+    assert {k: v["finished"] for k, v in after["notebooks"].items()} == \
+           {k: v["finished"] for k, v in before["notebooks"].items()}
+    assert err.count(": up to date") == 7
+    print(f"\nno-change rerun of the smoke run: {seconds:.1f} s")
+
+
+def _broken_notebook_dir(tmp_path):
     nbdir = tmp_path / "nbs"
     nbdir.mkdir()
-    shutil.copy(NOTEBOOK_DIR / "01_cohort_statistics.ipynb", nbdir)
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell("# broken step"),
-        nbformat.v4.new_code_cell("run_dir = ''", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("print('before the failure')"),
-        nbformat.v4.new_code_cell("raise RuntimeError('deliberate failure for the test')"),
-    ])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, nbdir / "02_roi_cropping.ipynb")
+    for f in notebook_dir().glob("*.py"):
+        shutil.copy(f, nbdir)
+    (nbdir / "02_roi_cropping.py").write_text(
+        "# %% [markdown]\n# # 2 · broken step\n\n"
+        "# %% tags=[\"parameters\"]\nrun_dir = ''\n\n"
+        "# %%\nprint('before the failure')\n\n"
+        "# %%\nraise RuntimeError('deliberate failure for the test')\n")
+    return nbdir
+
+
+def test_failing_notebook_renders_partial_report_and_names_the_cell(smoke_cohort, smoke_cfg, tmp_path):
     with pytest.raises(PipelineError, match=r"02_roi_cropping.ipynb: cell \d+ failed with RuntimeError: deliberate"):
-        run_study(smoke_cohort, smoke_cfg, tmp_path / "run", notebook_dir=nbdir)
+        run_study(smoke_cohort, smoke_cfg, tmp_path / "run", notebook_dir=_broken_notebook_dir(tmp_path))
     html = (tmp_path / "run" / "report.html").read_text()
     assert "did not finish" in html and "before the failure" in html and "Table 1" in html
-    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "failed"
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["status"] == "failed"
+    assert info["notebooks"]["02_roi_cropping.ipynb"]["status"] == "failed"
 
 
 def test_unknown_notebook_parameter_fails_loudly(smoke_run, tmp_path):
-    res = execute_notebook(NOTEBOOK_DIR / "01_cohort_statistics.ipynb", tmp_path / "out.ipynb",
+    res = execute_notebook(notebook_source("01_cohort_statistics"), tmp_path / "out.ipynb",
                            {"run_dir": str(smoke_run.root), "profil": "demo"}, cwd=tmp_path)
     assert not res.ok and "ConfigError" in res.error and "profil" in res.error
 
@@ -127,6 +163,7 @@ def test_cli_errors_are_messages_not_tracebacks(smoke_cohort, tmp_path, capsys):
     assert "unknown key" in capsys.readouterr().err
     assert main(["run", "--cohort", str(tmp_path / "nowhere"), "--profile", "smoke", "--out", str(tmp_path)]) == 2
     assert "cohort.csv not found" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused before any run folder was made
 
 
 @pytest.mark.parametrize("cmd", [[], ["demo"], ["run"], ["phantom"], ["validate"], ["bench"]])
@@ -138,17 +175,22 @@ def test_every_command_has_help(cmd, capsys):
 
 
 def test_last_notebook_runs_on_its_own(tmp_path, smoke_cohort):
-    """Opened alone (as in JupyterLab), notebook 05 makes everything upstream it needs."""
-    run_dir = tmp_path / "standalone"
+    """Opened alone (as in JupyterLab), notebook 05 makes everything upstream it needs, through
+    the same step functions the pipeline calls."""
     from alnm_core.config import resolve_config
-    from alnm_core.pipeline import prepare_run
+    from alnm_core.run import steps
 
-    prepare_run(smoke_cohort, resolve_config("smoke"), run_dir)  # the phantom is the session's
-    res = execute_notebook(NOTEBOOK_DIR / "05_roc_delong.ipynb", tmp_path / "05.ipynb",
+    run_dir = tmp_path / "standalone"
+    cfg = resolve_config("smoke", overrides=["train.epochs=1"])
+    steps.prepare(RunPaths(run_dir), cfg, smoke_cohort)
+    res = execute_notebook(notebook_source("05_roc_delong"), tmp_path / "05.ipynb",
                            {"run_dir": str(run_dir)}, cwd=tmp_path)
     assert res.ok, res.error
-    assert (run_dir / "artifacts" / "table3.csv").is_file()
-    assert (run_dir / "artifacts" / "predictions" / "ensemble.csv").is_file()
+    paths = RunPaths(run_dir)
+    assert paths.table3.is_file() and paths.predictions("ensemble").is_file()
     assert check_figures(tmp_path / "05.ipynb")
-    for s in SEQS:  # trained in the notebook's own kernel
-        assert (run_dir / "artifacts" / "models" / s / "checkpoint.pt").is_file()
+    info = json.loads(paths.run_json.read_text())
+    for s in SEQS:  # trained in the notebook's own kernel, recorded like a pipeline run
+        assert paths.checkpoint(s, "holdout").is_file()
+        assert info["training"][s]["holdout"]["epochs"] == 1
+    assert not paths.lock.exists()  # the notebook released the folder

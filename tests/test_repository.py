@@ -3,40 +3,52 @@ from __future__ import annotations
 
 import ast
 import re
-import sys
 import tomllib
 from pathlib import Path
 
-import nbformat
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tools"))
 
 
-def test_notebooks_match_their_source_and_have_no_outputs():
-    import build_notebooks
+def _notebooks():
+    import jupytext
 
-    built = build_notebooks.build()
-    committed = sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
-    assert committed == sorted(built)
-    for name, nb in built.items():
-        on_disk = nbformat.read(REPO / "notebooks" / name, as_version=4)
-        assert [c.source for c in on_disk.cells] == [c.source for c in nb.cells], \
-            f"{name} differs from tools/build_notebooks.py: run `make notebooks`"
-        for c in on_disk.cells:
-            if c.cell_type == "code":
-                assert not c.outputs and c.execution_count is None
+    srcs = sorted((REPO / "alnm_core" / "notebooks").glob("*.py"))
+    assert [p.name[:2] for p in srcs] == ["01", "02", "03", "04", "05"]
+    return [(p, jupytext.read(p)) for p in srcs]
+
+
+def test_notebooks_are_jupytext_sources_only():
+    """The .py files are the one source: no .ipynb copy that could drift, and the repository's
+    notebooks/ folder is the package's."""
+    assert (REPO / "notebooks").resolve() == (REPO / "alnm_core" / "notebooks").resolve()
+    assert not list((REPO / "alnm_core" / "notebooks").glob("*.ipynb"))
+    for path, nb in _notebooks():
+        text = path.read_text()
+        assert text.startswith("# ---\n# jupyter:") and "format_name: percent" in text, path.name
+        assert nb.cells[0].cell_type == "markdown", path.name
+        heading = nb.cells[0].source.splitlines()[0]
+        assert re.match(rf"# {int(path.name[:2])} · ", heading), f"{path.name}: heading {heading!r}"
 
 
 def test_parameters_cells_hold_typed_literals_only():
-    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
-        nb = nbformat.read(path, as_version=4)
+    for path, nb in _notebooks():
         cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(cells) == 1, path.name
         for line, node in zip(cells[0].source.splitlines(), ast.parse(cells[0].source).body):
             assert isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant), line
             assert re.search(r"#\s*(str|int|bool|float):", line), f"{path.name}: no type comment: {line}"
+
+
+def test_notebooks_call_a_step_and_compute_no_artifact():
+    """A notebook narrates what a step returns: it never writes an artifact itself."""
+    for path, nb in _notebooks():
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        assert "ctx.run(steps." in code, path.name
+        for forbidden in ("to_csv(", ".save(", "update_run_json", "record.update", "torch.save",
+                          "write_text("):
+            assert forbidden not in code, f"{path.name} writes ({forbidden})"
 
 
 def test_environment_yml_in_sync_with_pyproject():

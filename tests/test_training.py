@@ -5,12 +5,22 @@ import pandas as pd
 import pytest
 import torch
 
+from dataclasses import replace
+
 from alnm_core.config import TrainConfig
-from alnm_core.models import WeightsUnavailable, build_model
+from alnm_core.gradcam import gradcam
+from alnm_core.models import WeightsUnavailable, build_model, load_network
 from alnm_core.roi import SequenceCrops
-from alnm_core.runinfo import RunPaths
-from alnm_core.training import (TrainingError, aggregate, gradcam, load_checkpoint, split_crops,
-                                train_sequence, write_predictions)
+from alnm_core.training import TrainingError, UnitFiles, aggregate, split_crops, train_unit
+
+
+def _files(d):
+    return UnitFiles(d / "checkpoint.pt", d / "last.pt", d / "history.csv")
+
+
+def train_sequence(crops, splits, cfg, out_dir, *, seed, **kw):
+    """train_unit writing into one folder (as a run's unit folder)."""
+    return train_unit(crops, splits, cfg, _files(out_dir), seed=seed, **kw)
 
 
 def _toy(n_pat=24, per=2, size=32, seed=0, nan=False):
@@ -75,6 +85,7 @@ def test_resume_after_interruption_gives_the_same_result(tmp_path):
     sc, splits = _toy()
     cfg = TrainConfig(**{**CFG.__dict__, "epochs": 3})
     full = train_sequence(sc, splits, cfg, tmp_path / "full", seed=5)
+    assert not (tmp_path / "full" / "last.pt").exists()  # removed once finished (disk)
     with pytest.raises(KeyboardInterrupt):
         train_sequence(sc, splits, cfg, tmp_path / "cut", seed=5, stop_after_epoch=1)
     assert (tmp_path / "cut" / "last.pt").is_file()
@@ -82,6 +93,21 @@ def test_resume_after_interruption_gives_the_same_result(tmp_path):
     assert resumed.resumed_from == 1
     np.testing.assert_allclose(resumed.slices.prob.to_numpy(), full.slices.prob.to_numpy(), rtol=0, atol=1e-6)
     assert resumed.history.epoch.tolist() == [1, 2, 3]
+
+
+def test_more_epochs_continue_a_kept_training(tmp_path):
+    """Resuming is keyed on the trajectory, not on epochs: 2 + 1 epochs == 3 epochs."""
+    sc, splits = _toy()
+    three = train_sequence(sc, splits, replace(CFG, epochs=3), tmp_path / "three", seed=2)
+    keep = replace(CFG, epochs=2, keep_resume_state=True)
+    train_sequence(sc, splits, keep, tmp_path / "grow", seed=2)
+    assert (tmp_path / "grow" / "last.pt").is_file()
+    grown = train_sequence(sc, splits, replace(keep, epochs=3), tmp_path / "grow", seed=2)
+    assert grown.resumed_from == 2 and grown.history.epoch.tolist() == [1, 2, 3]
+    np.testing.assert_array_equal(grown.slices.prob.to_numpy(), three.slices.prob.to_numpy())
+    # another trajectory (learning rate) does not continue from it
+    other = train_sequence(sc, splits, replace(keep, epochs=3, lr=5e-4), tmp_path / "grow", seed=2)
+    assert other.resumed_from == 0
 
 
 def test_learns_the_toy_signal(tmp_path):
@@ -97,23 +123,28 @@ def test_refusals(tmp_path):
     one_class.loc[one_class.split == "val", "label"] = 0
     with pytest.raises(TrainingError, match="val split holds only class"):
         split_crops(sc, one_class, torch.device("cpu"))
-    with pytest.raises(TrainingError, match="not in splits.csv"):
+    with pytest.raises(TrainingError, match="without a role"):
         split_crops(sc, splits.iloc[2:], torch.device("cpu"))
     bad, splits = _toy(nan=True)
     with pytest.raises(TrainingError, match="loss became nan; lower train.lr|loss became nan"):
         train_sequence(bad, splits, CFG, tmp_path, seed=0)
 
 
-def test_predictions_written_whole_and_checkpoint_reloads(tmp_path):
+def test_checkpoint_reloads_to_the_same_predictions(tmp_path):
     sc, splits = _toy()
     r = train_sequence(sc, splits, CFG, tmp_path / "m", seed=1)
-    paths = RunPaths(tmp_path / "run").make()
-    write_predictions(r, paths, "T2WI")
-    pat = pd.read_csv(paths.predictions("T2WI"))
+    pat = r.patients
     assert list(pat.columns) == ["patient_id", "split", "label", "prob", "n_slices"]
     assert len(pat) == 24 and pat.prob.between(0, 1).all()
-    assert not list(paths.artifacts.rglob("*.tmp"))
-    model = load_checkpoint(CFG, tmp_path / "m" / "checkpoint.pt")
+    assert not [p for p in (tmp_path / "m").iterdir() if "tmp" in p.name]
+    model = load_network(CFG, tmp_path / "m" / "checkpoint.pt")
+    from alnm_core.training import predict_probs
+    x = torch.from_numpy(sc.crops[:, None])
+    again = pd.DataFrame({"patient_id": sc.patient_id, "slice_index": sc.slice_index,
+                          "again": predict_probs(model, x, 64, torch.device("cpu"))})
+    both = r.slices.merge(again, on=["patient_id", "slice_index"])
+    assert len(both) == len(sc.crops)
+    np.testing.assert_allclose(both.prob, both.again, rtol=0, atol=1e-6)
     x = torch.from_numpy(sc.crops[:4, None])
     heat = gradcam(model, x)
     assert heat.shape == (4, 32, 32) and heat.min() >= 0 and heat.max() <= 1

@@ -216,7 +216,7 @@ def delong_test_unpaired(y_a, score_a, y_b, score_b, *,
 def delong_matrix(y_true, scores: dict[str, np.ndarray], *, level: float = 0.95) -> pd.DataFrame:
     """Paired DeLong tests for every pair of models, as a DataFrame.
 
-    Columns: ``model_a, model_b, auc_a, auc_b, z, p_value`` (the DESIGN.md contract of
+    Columns: ``model_a, model_b, auc_a, auc_b, z, p_value`` (the contract of
     ``delong.csv``), then ``diff, ci_low, ci_high, cov``.
     Covariances are computed once for all models (one ranking per model).
     """

@@ -67,22 +67,27 @@ def continuous_test(x_a, x_b, *, method: str = "auto", normality_test: str = "sh
         raise ValueError(f"method must be auto, t, welch or mannwhitney, got {method!r}")
     if normality_test not in ("shapiro", "lilliefors"):
         raise ValueError(f"normality_test must be shapiro or lilliefors, got {normality_test!r}")
+    why = ""
     if method == "auto":
         # a group too small to check (n < 4) counts as not shown normal: rank test
         key = f"{normality_test}_p"
+        name = "Shapiro-Wilk" if normality_test == "shapiro" else "Lilliefors K-S"
         normal = all(normality(v)[key] >= alpha for v in (a, b))
         if normal:
-            method = "t" if stats.levene(a, b, center="mean").pvalue >= alpha else "welch"
+            equal = stats.levene(a, b, center="mean").pvalue >= alpha
+            method = "t" if equal else "welch"
+            why = f" (normal by {name}; Levene {'p >=' if equal else 'p <'} {alpha:g})"
         else:
             method = "mannwhitney"
+            why = f" (not normal by {name} at {alpha:g})"
     if method == "t":
         r = stats.ttest_ind(a, b, equal_var=True)
-        return TestResult(float(r.pvalue), "Student t", float(r.statistic))
+        return TestResult(float(r.pvalue), "Student t" + why, float(r.statistic))
     if method == "welch":
         r = stats.ttest_ind(a, b, equal_var=False)
-        return TestResult(float(r.pvalue), "Welch t", float(r.statistic))
+        return TestResult(float(r.pvalue), "Welch t" + why, float(r.statistic))
     r = stats.mannwhitneyu(a, b, alternative="two-sided", method="asymptotic", use_continuity=False)
-    return TestResult(float(r.pvalue), "Mann-Whitney U", float(r.statistic))
+    return TestResult(float(r.pvalue), "Mann-Whitney U" + why, float(r.statistic))
 
 
 def _log_table_prob(table: np.ndarray) -> float:

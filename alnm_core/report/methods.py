@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .config import StudyConfig
+from ..config import StudyConfig
 
 
 def _test_size(cfg: StudyConfig) -> str:

@@ -56,22 +56,24 @@ def patient_flow(splits: pd.DataFrame) -> Figure:
     return fig
 
 
-def roi_qc_panel(images: Sequence[np.ndarray], masks: Sequence[np.ndarray],
-                 boxes: Sequence[tuple[int, int, int, int]], crops: Sequence[np.ndarray],
-                 titles: Sequence[str], aspects: Sequence[float] | None = None) -> Figure:
-    """One column per series: the slice with mask outline and crop box above, the crop below."""
-    n = len(images)
+def roi_qc_panel(views: Sequence) -> Figure:
+    """One column per series: the slice with mask outline and crop box above, the crop below.
+
+    Args:
+        views: :class:`alnm_core.roi.QcView` objects (image, mask, box, crop, title, aspect).
+    """
+    n = len(views)
     fig = Figure(figsize=(3.3 * n, 6.2), layout="constrained")
     axes = fig.subplots(2, n, squeeze=False)
-    for i in range(n):
+    for i, v in enumerate(views):
         ax = axes[0, i]
-        ax.imshow(images[i], cmap="gray", aspect=(aspects[i] if aspects else 1.0))
-        ax.contour(masks[i].astype(float), levels=[0.5], colors="#e74c3c", linewidths=0.8)
-        r0, r1, c0, c1 = boxes[i]
+        ax.imshow(v.image, cmap="gray", aspect=v.aspect)
+        ax.contour(v.mask.astype(float), levels=[0.5], colors="#e74c3c", linewidths=0.8)
+        r0, r1, c0, c1 = v.box
         ax.add_patch(_rect(c0 - 0.5, r0 - 0.5, c1 - c0, r1 - r0))
-        ax.set_title(titles[i].replace(" · ", "\n", 1), fontsize=8)
+        ax.set_title(v.title.replace(" · ", "\n", 1), fontsize=8)
         ax.axis("off")
-        axes[1, i].imshow(crops[i], cmap="gray", vmin=0, vmax=1)
+        axes[1, i].imshow(v.crop, cmap="gray", vmin=0, vmax=1)
         axes[1, i].set_title("crop, min-max to [0, 1]", fontsize=8)
         axes[1, i].axis("off")
     return fig
@@ -203,11 +205,12 @@ def reliability_figure(tables: dict[str, pd.DataFrame]) -> Figure:
 
 
 def decision_curve_figure(curves: dict[str, pd.DataFrame]) -> Figure:
+    """Net benefit curves: name -> ``threshold, net_benefit, treat_all, treat_none``."""
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.subplots()
     first = next(iter(curves.values()))
     for (name, d), c in zip(curves.items(), MODEL_COLORS):
-        ax.plot(d["threshold"], d["model"], color=c, label=name)
+        ax.plot(d["threshold"], d["net_benefit"], color=c, label=name)
     ax.plot(first["threshold"], first["treat_all"], color="black", lw=1, label="treat all")
     ax.plot(first["threshold"], first["treat_none"], color="grey", lw=1, ls="--", label="treat none")
     prev = first["treat_all"].iloc[0] + 0.0

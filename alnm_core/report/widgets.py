@@ -15,7 +15,7 @@ def slice_viewer(cohort: pd.DataFrame, cohort_dir: str | Path, sequences: tuple[
     import matplotlib.pyplot as plt
     from IPython.display import display
 
-    from .imaging import read_image, read_mask
+    from ..imaging import read_image, read_mask
 
     cohort_dir = Path(cohort_dir)
     cache: dict = {}
@@ -65,7 +65,7 @@ def threshold_explorer(predictions: dict[str, pd.DataFrame]):
     import ipywidgets as w
     from IPython.display import display
 
-    from .stats import diagnostic_metrics
+    from ..stats import diagnostic_metrics
 
     model_w = w.Dropdown(options=list(predictions), description="model")
     thr_w = w.FloatSlider(value=0.5, min=0.01, max=0.99, step=0.01, description="threshold")
