@@ -80,3 +80,248 @@ def test_undecodable_pixel_data_names_the_file(tmp_path):
     ds.save_as(bad)
     with pytest.raises(ImageReadError, match=f"{bad.name}: pixel data cannot be decoded"):
         read_dicom_series(dst)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _datasets(folder: Path) -> list:
+    return sorted((pydicom.dcmread(f) for f in folder.iterdir()), key=lambda d: int(d.InstanceNumber))
+
+
+def _enhanced(src: Path, out: Path, *, standard: bool) -> Path:
+    """Convert a phantom classic series into one Legacy Converted Enhanced MR file (highdicom).
+
+    highdicom keeps DiffusionBValue and TemporalPositionIdentifier in the per-frame "unassigned
+    converted attributes" (where a legacy converted object carries them), and writes
+    FrameAcquisitionDateTime only when AcquisitionDate is present, which the phantom leaves
+    out, so it is added here. With ``standard`` the b-value and temporal position are moved by
+    this test to the functional groups an Enhanced MR object uses (MRDiffusionSequence,
+    FrameContentSequence.TemporalPositionIndex), so both locations are read.
+    """
+    import highdicom as hd
+    from pydicom.dataset import Dataset
+
+    datasets = _datasets(src)
+    for ds in datasets:
+        ds.AcquisitionDate = ds.StudyDate
+    im = hd.legacy.LegacyConvertedEnhancedMRImage(
+        datasets, series_instance_uid=datasets[0].SeriesInstanceUID, series_number=90,
+        sop_instance_uid=hd.UID(), instance_number=1)
+    if standard:
+        for item in im.PerFrameFunctionalGroupsSequence:
+            unassigned = item.UnassignedPerFrameConvertedAttributesSequence[0]
+            if "DiffusionBValue" in unassigned:
+                diffusion = Dataset()
+                diffusion.DiffusionBValue = unassigned.DiffusionBValue
+                diffusion.DiffusionDirectionality = "ISOTROPIC"
+                item.MRDiffusionSequence = [diffusion]
+                del unassigned.DiffusionBValue
+            if "TemporalPositionIdentifier" in unassigned:
+                item.FrameContentSequence[0].TemporalPositionIndex = int(unassigned.TemporalPositionIdentifier)
+                del unassigned.TemporalPositionIdentifier
+    out.parent.mkdir(parents=True, exist_ok=True)
+    im.save_as(out, enforce_file_format=True)
+    return out
+
+
+def _assert_same_volume(a, b):
+    np.testing.assert_array_equal(a.array, b.array)
+    assert (a.spacing, a.origin, a.direction) == (b.spacing, b.origin, b.direction)
+    assert (a.b_values, a.phases, a.phase_times_s) == (b.b_values, b.phases, b.phase_times_s)
+
+
+def _write_seg(series: Path, mask: np.ndarray, out: Path, n_segments: int = 1) -> Path:
+    """A DICOM SEG (highdicom) of ``mask`` (z, y, x, in position order) over a classic series."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    datasets = sorted(_datasets(series), key=lambda d: float(d.ImagePositionPatient[2]))
+    descriptions = [hd.seg.SegmentDescription(
+        segment_number=k + 1, segment_label=f"lesion {k + 1}",
+        segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+        segmented_property_type=codes.SCT.Neoplasm,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL) for k in range(n_segments)]
+    pixels = np.stack([mask] * n_segments, axis=-1).astype(np.uint8)
+    seg = hd.seg.Segmentation(
+        source_images=datasets, pixel_array=pixels, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=100,
+        sop_instance_uid=hd.UID(), instance_number=1, manufacturer="alnm tests",
+        manufacturer_model_name="tests", software_versions="0", device_serial_number="0")
+    seg.save_as(out)
+    return out
+
+
+def _study(tiny_cohort: Path, dst: Path, patient: str = "P0001", flat: bool = False) -> Path:
+    """A study folder holding the patient's three series (subfolders, or side by side)."""
+    for seq in ("T2WI", "DWI", "DCE"):
+        for f in (tiny_cohort / patient / seq).iterdir():
+            target = dst / (f"{seq}_{f.name}" if flat else f"{seq}/{f.name}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(f, target)
+    return dst
+
+
+# ----------------------------------------------------------------------------- enhanced MR
+@pytest.mark.parametrize("seq", ["T2WI", "DWI", "DCE"])
+@pytest.mark.parametrize("standard", [False, True], ids=["legacy-converted", "enhanced-groups"])
+def test_enhanced_mr_reads_as_the_classic_series(tiny_cohort, tmp_path, standard, seq):
+    from alnm_core.config import RoiConfig
+    from alnm_core.roi import extract_patient
+
+    src = tiny_cohort / "P0001" / seq
+    enhanced = _enhanced(src, tmp_path / seq / "EN0001.dcm", standard=standard)
+    classic, multi = read_image(src), read_image(enhanced)
+    _assert_same_volume(classic, multi)
+    assert multi.meta["n_files"] == 1 and multi.meta["n_images"] == classic.meta["n_files"]
+    assert multi.meta["RepetitionTime"] == classic.meta["RepetitionTime"]
+    assert read_image(enhanced.parent).array.shape == classic.array.shape  # the folder reads too
+    mask = tiny_cohort / "P0001" / f"{seq}_roi.nii.gz"
+    a = extract_patient("P0001", seq, src, mask, RoiConfig(size=32))
+    b = extract_patient("P0001", seq, enhanced, mask, RoiConfig(size=32))
+    np.testing.assert_array_equal(a.crops, b.crops)
+    assert a.selected == b.selected and a.tic_type == b.tic_type
+
+
+def test_enhanced_rescale_and_geometry_come_from_the_functional_groups(tiny_cohort, tmp_path):
+    src = tiny_cohort / "P0002" / "T2WI"
+    path = _enhanced(src, tmp_path / "en.dcm", standard=True)
+    ds = pydicom.dcmread(path)
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    shared.PixelValueTransformationSequence[0].RescaleSlope = 2
+    shared.PixelValueTransformationSequence[0].RescaleIntercept = -10
+    for name in ("ImageOrientationPatient", "PixelSpacing", "ImagePositionPatient"):
+        if name in ds:
+            delattr(ds, name)  # nothing at top level: geometry only in the groups
+    ds.save_as(path)
+    classic, multi = read_image(src), read_image(path)
+    np.testing.assert_array_equal(multi.array, classic.array * 2 - 10)
+    assert (multi.spacing, multi.origin) == (classic.spacing, classic.origin)
+    del ds.PerFrameFunctionalGroupsSequence[3].PlanePositionSequence
+    ds.save_as(path)
+    with pytest.raises(ImageReadError, match="frame 4: missing ImagePositionPatient"):
+        read_image(path)
+
+
+# ----------------------------------------------------------------------------- non-DICOM files
+def test_non_dicom_files_are_skipped_and_listed_once(tiny_cohort, tmp_path):
+    src = tiny_cohort / "P0001" / "DWI"
+    dst = tmp_path / "DWI"
+    shutil.copytree(src, dst)
+    shutil.copy(tiny_cohort / "P0001" / "DWI_roi.nii.gz", dst / "DWI_roi.nii.gz")
+    (dst / "sidecar.json").write_text('{"protocol": "dwi"}')
+    (dst / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    ds = pydicom.dcmread(next(dst.glob("*.dcm")), stop_before_pixels=True)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.1.3.10"  # a DICOMDIR
+    ds.save_as(dst / "DICOMDIR")  # DICOM without pixels: passed over, not listed
+    vol = read_image(dst)
+    _assert_same_volume(vol, read_image(src))
+    assert len(vol.warnings) == 1
+    assert "skipped 2 non-DICOM file(s)" in vol.warnings[0]
+    assert "DWI_roi.nii.gz" in vol.warnings[0] and "sidecar.json" in vol.warnings[0]
+    assert ".DS_Store" not in vol.warnings[0] and "DICOMDIR" not in vol.warnings[0]
+    assert vol.select(1).warnings == vol.warnings
+
+
+def test_a_damaged_dicom_file_stays_an_error_naming_it(tiny_cohort, tmp_path):
+    dst = tmp_path / "T2WI"
+    shutil.copytree(tiny_cohort / "P0001" / "T2WI", dst)
+    victim = sorted(dst.iterdir())[2]
+    victim.write_bytes(victim.read_bytes()[:300])  # DICM preamble, then cut off
+    with pytest.raises(ImageReadError, match=victim.name):
+        read_image(dst)
+    victim.unlink()
+    odd = sorted(dst.iterdir())[4]
+    ds = pydicom.dcmread(odd)
+    ds.ImagePositionPatient = [0.0, 1.0]
+    ds.save_as(odd)
+    with pytest.raises(ImageReadError, match=f"{odd.name}: ImagePositionPatient should hold 3 numbers"):
+        read_image(dst)
+    only_junk = tmp_path / "junk"
+    only_junk.mkdir()
+    (only_junk / "notes.txt").write_text("no images here")
+    with pytest.raises(ImageReadError, match="no DICOM file with pixel data.*notes.txt"):
+        read_image(only_junk)
+
+
+# ----------------------------------------------------------------------------- study folders
+@pytest.mark.parametrize("flat", [False, True], ids=["subfolders", "flat"])
+def test_study_folder_series_rules(tiny_cohort, tmp_path, flat):
+    study = _study(tiny_cohort, tmp_path / "study", flat=flat)
+    with pytest.raises(ImageReadError, match=r'holds 3 series.*"AX T2 FSE".*"AX DWI".*b=50/1000'):
+        read_image(study)
+    dwi = read_image(study, series="dwi")  # case-insensitive search in SeriesDescription
+    _assert_same_volume(dwi, read_image(tiny_cohort / "P0001" / "DWI"))
+    assert [s.selected for s in dwi.series].count(True) == 1 and len(dwi.series) == 3
+    uid = pydicom.dcmread(next((tiny_cohort / "P0001" / "T2WI").iterdir())).SeriesInstanceUID
+    _assert_same_volume(read_image(study, series=uid), read_image(tiny_cohort / "P0001" / "T2WI"))
+    with pytest.raises(ImageReadError, match=r"no series matches rule 'adc'; found: series 2"):
+        read_image(study, series="adc")
+    with pytest.raises(ImageReadError, match=r"rule '\^AX' joins 3 series"):
+        read_image(study, series="^AX")
+
+
+def _split_series(src: Path, dst: Path, by: str) -> None:
+    """Write each DCE phase (or DWI b-value) of a classic series as its own series."""
+    import highdicom as hd
+
+    dst.mkdir(parents=True, exist_ok=True)
+    uids: dict = {}
+    for ds in _datasets(src):
+        key = ds.TemporalPositionIdentifier if by == "phase" else ds.DiffusionBValue
+        uids.setdefault(key, hd.UID())
+        ds.SeriesInstanceUID = uids[key]
+        ds.SeriesNumber = 40 + len(uids)
+        ds.SeriesDescription = f"{ds.SeriesDescription} {len(uids)}"
+        if by == "phase":
+            del ds.TemporalPositionIdentifier  # each series is one phase; order from time
+        ds.save_as(dst / f"{by}{len(uids)}_{ds.InstanceNumber:04d}.dcm")
+
+
+def test_phases_and_b_values_exported_as_separate_series_are_joined(tiny_cohort, tmp_path):
+    study = tmp_path / "study"
+    shutil.copytree(tiny_cohort / "P0001" / "T2WI", study / "t2")
+    _split_series(tiny_cohort / "P0001" / "DCE", study / "dyn", "phase")
+    _split_series(tiny_cohort / "P0001" / "DWI", study / "dwi", "b")
+    dce = read_image(study, series="dyn")
+    _assert_same_volume(dce, read_image(tiny_cohort / "P0001" / "DCE"))
+    assert dce.meta["n_series"] == 7
+    _assert_same_volume(read_image(study, series="dwi"), read_image(tiny_cohort / "P0001" / "DWI"))
+    with pytest.raises(ImageReadError, match="joins 8 series"):
+        read_image(study, series="dyn|t2")
+
+
+# ----------------------------------------------------------------------------- DICOM SEG
+def test_dicom_seg_mask_is_the_nifti_mask_on_the_same_slices(tiny_cohort, tmp_path):
+    from alnm_core.config import RoiConfig
+    from alnm_core.imaging import read_mask
+    from alnm_core.roi import extract_patient
+
+    series = tiny_cohort / "P0001" / "T2WI"
+    vol = read_image(series)
+    nifti = tiny_cohort / "P0001" / "T2WI_roi.nii.gz"
+    mask = read_mask(nifti, like=vol)
+    seg = _write_seg(series, mask, tmp_path / "T2WI_seg.dcm")
+    np.testing.assert_array_equal(read_mask(seg, like=vol), mask)
+    a = extract_patient("P0001", "T2WI", series, nifti, RoiConfig(size=32))
+    b = extract_patient("P0001", "T2WI", series, seg, RoiConfig(size=32))
+    np.testing.assert_array_equal(a.crops, b.crops)
+    other = read_image(tiny_cohort / "P0001" / "DWI")
+    with pytest.raises(ImageReadError, match=f"SEG references series {vol.series[0].uid}, "
+                                             f"image is series {other.series[0].uid}"):
+        read_mask(seg, like=other)
+    with pytest.raises(ImageReadError, match="can only be placed on a DICOM image series"):
+        read_mask(seg)
+    two = _write_seg(series, mask, tmp_path / "two.dcm", n_segments=2)
+    with pytest.raises(ImageReadError, match=r"SEG holds 2 segments \['lesion 1', 'lesion 2'\]"):
+        read_mask(two, like=vol)
+
+
+def test_seg_beside_the_images_is_not_an_image_series(tiny_cohort, tmp_path):
+    from alnm_core.imaging import read_mask
+
+    series = tmp_path / "T2WI"
+    shutil.copytree(tiny_cohort / "P0001" / "T2WI", series)
+    vol = read_image(series)
+    mask = read_mask(tiny_cohort / "P0001" / "T2WI_roi.nii.gz", like=vol)
+    seg = _write_seg(series, mask, series / "seg.dcm")
+    _assert_same_volume(read_image(series), vol)
+    np.testing.assert_array_equal(read_mask(seg, like=read_image(series)), mask)
