@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cohort import CohortError, validate_cohort
+from .cohort import CohortError, CohortReport, inspect_cohort
 from .config import ConfigError, PhantomConfig, resolve_config
 
 
@@ -40,8 +40,12 @@ def cmd_phantom(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    sequences = tuple(args.sequences.split(",")) if args.sequences else ("T2WI", "DWI", "DCE")
-    problems = validate_cohort(args.cohort, sequences, read_images=not args.quick)
+    seqs = [f"sequences=[{args.sequences}]"] if args.sequences else []
+    cfg = resolve_config("demo", config_file=args.config, overrides=seqs + (args.set or []))
+    report = inspect_cohort(args.cohort, cfg.sequences, read_images=not args.quick,
+                            series_rules=cfg.roi.series_description)
+    _print_series_and_warnings(report, list_all=args.list_series)
+    problems = report.problems
     if problems:
         print(f"cohort {args.cohort} is INVALID: {len(problems)} problem(s)")
         for p in problems:
@@ -49,6 +53,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 1
     print(f"cohort {args.cohort} is valid ({'files checked' if args.quick else 'all images read'})")
     return 0
+
+
+def _print_series_and_warnings(report: CohortReport, *, list_all: bool) -> None:
+    """The DICOM series found per patient and folder (where a folder holds several, or all with
+    ``list_all``), each with the manifest columns read from it; then the warnings."""
+    folders: dict[tuple[str, str], dict[str, tuple[str, list[str]]]] = {}
+    for pid, column, path, series in report.series:
+        found = folders.setdefault((pid, path), {})
+        for s in series:
+            found.setdefault(s.uid, (s.line(), []))[1].extend([column] if s.selected else [])
+    for (pid, path), found in folders.items():
+        if list_all or len(found) > 1:
+            print(f"patient {pid}, {path}: {len(found)} series")
+            for line, columns in found.values():
+                print(f"  {line}" + (f"  <- {', '.join(columns)}" if columns else ""))
+    for w in report.warnings:
+        print(f"warning: {w}")
 
 
 def _run(cohort: Path, cfg, out: Path, run_name: str, only=None) -> int:
@@ -128,10 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
     ph.set_defaults(func=cmd_phantom)
 
     v = sub.add_parser("validate", help="check a cohort folder against the manifest contract",
-                       description="Report every problem at once (patient, column, file); exit 1 if any.")
+                       description="Report every problem at once (patient, column, file); exit 1 "
+                                   "if any. DICOM folders holding several series are listed, so "
+                                   "series rules can be written.")
     v.add_argument("--cohort", required=True, help="folder holding cohort.csv")
     v.add_argument("--sequences", help="comma-separated sequence names (default: T2WI,DWI,DCE)")
     v.add_argument("--quick", action="store_true", help="check that files exist without reading them")
+    v.add_argument("--config", help="YAML file with sequences and series rules (roi.series_description)")
+    v.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="config override, e.g. roi.series_description.DWI='diff|dwi' (repeatable)")
+    v.add_argument("--list-series", action="store_true",
+                   help="list the DICOM series of every image folder (<- marks the columns read from each)")
     v.set_defaults(func=cmd_validate)
 
     b = sub.add_parser("bench", help="print throughput figures (phantom, reading, statistics, ROI, training)",

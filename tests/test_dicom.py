@@ -1,6 +1,7 @@
 """DICOM as archives export it: compressed transfer syntaxes, enhanced MR, study folders, SEG."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -289,6 +290,59 @@ def test_phases_and_b_values_exported_as_separate_series_are_joined(tiny_cohort,
         read_image(study, series="dyn|t2")
 
 
+def _study_cohort(tiny_cohort: Path, root: Path, n: int = 2):
+    """A cohort of ``n`` tiny-cohort patients whose three sequences point at one study folder."""
+    import pandas as pd
+
+    df = pd.read_csv(tiny_cohort / "cohort.csv", dtype=str, keep_default_na=False).head(n)
+    for pid in df.patient_id:
+        _study(tiny_cohort, root / pid / "study", patient=pid)
+        for seq in ("T2WI", "DWI", "DCE"):
+            shutil.copy(tiny_cohort / pid / f"{seq}_roi.nii.gz", root / pid / f"{seq}_roi.nii.gz")
+            df.loc[df.patient_id == pid, f"{seq}_image"] = f"{pid}/study"
+    return df
+
+
+def test_validate_lists_series_and_warnings_per_patient(tiny_cohort, tmp_path, capsys):
+    from alnm_core.cli import main
+
+    root = tmp_path / "cohort"
+    df = _study_cohort(tiny_cohort, root)
+    (root / df.patient_id[0] / "study" / "notes.txt").write_text("exported by PACS")
+    df["DWI_series"] = ["AX DWI", ""]  # per patient; the second patient uses the config's rule
+    df.to_csv(root / "cohort.csv", index=False)
+    args = ["validate", "--cohort", str(root), "--set", "roi.series_description.T2WI=t2",
+            "--set", "roi.series_description.DCE=dyn"]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert f"patient {df.patient_id[1]}, column DWI_image" in out and "holds 3 series" in out
+    assert out.count("INVALID: 1 problem(s)") == 1
+    assert out.count("notes.txt") == 1  # one warning for the folder, not one per sequence
+    assert f'warning: patient {df.patient_id[0]}, column T2WI_image' in out
+    assert out.count(f"patient {df.patient_id[0]}, {root / df.patient_id[0] / 'study'}: 3 series") == 1
+    assert re.search(r'series 3 "AX DWI": \d+ image\(s\), axial, b=50/\d+ \[uid [\d.]+\]  <- DWI_image', out)
+    assert main(args + ["--set", "roi.series_description.DWI=dwi"]) == 0
+    assert "is valid" in capsys.readouterr().out
+
+
+def test_roi_extraction_follows_the_series_rules(tiny_cohort, tmp_path):
+    """The pipeline's path: rules from the manifest column, else from roi.series_description."""
+    import pandas as pd
+
+    from alnm_core.config import RoiConfig
+    from alnm_core.roi import extract_sequence
+
+    df = _study_cohort(tiny_cohort, tmp_path / "cohort")
+    uid = pydicom.dcmread(next((tiny_cohort / df.patient_id[0] / "DWI").iterdir())).SeriesInstanceUID
+    df["DWI_series"] = [uid, ""]
+    cfg = RoiConfig(size=32, series_description={"DWI": "diffusion|dwi"})
+    got = extract_sequence(df, tmp_path / "cohort", "DWI", cfg, cache_dir=tmp_path / "cache", jobs=1)
+    ref = extract_sequence(pd.read_csv(tiny_cohort / "cohort.csv", dtype=str).head(2), tiny_cohort, "DWI",
+                           cfg, cache_dir=tmp_path / "cache", jobs=1)
+    np.testing.assert_array_equal(got.crops, ref.crops)
+    assert list(got.per_patient.selected) == list(ref.per_patient.selected)
+
+
 # ----------------------------------------------------------------------------- DICOM SEG
 def test_dicom_seg_mask_is_the_nifti_mask_on_the_same_slices(tiny_cohort, tmp_path):
     from alnm_core.config import RoiConfig
@@ -325,3 +379,51 @@ def test_seg_beside_the_images_is_not_an_image_series(tiny_cohort, tmp_path):
     seg = _write_seg(series, mask, series / "seg.dcm")
     _assert_same_volume(read_image(series), vol)
     np.testing.assert_array_equal(read_mask(seg, like=read_image(series)), mask)
+
+
+# ----------------------------------------------------------------------------- identifiers
+IDENTIFYING = {"PatientName": "DOEWRIGHT^JANEMARIE", "PatientBirthDate": "19581107",
+               "AccessionNumber": "ACC5550123", "PatientAddress": "12 Elmwood Street Springfield",
+               "OtherPatientNames": "ROEMERSON^JANELLE", "ReferringPhysicianName": "HOUSEMAN^GREGORIUS",
+               "InstitutionName": "ST ELSEWHERE HOSPITAL", "PatientTelephoneNumbers": "555-0199"}
+
+
+def test_no_identifying_value_reaches_an_object_or_a_message(tiny_cohort, tmp_path, capsys):
+    import pandas as pd
+
+    from alnm_core.cli import main
+    from alnm_core.config import RoiConfig
+    from alnm_core.imaging import IDENTIFYING_TAGS, read_mask
+    from alnm_core.roi import extract_patient
+
+    assert set(IDENTIFYING) == set(IDENTIFYING_TAGS)
+    study = _study(tiny_cohort, tmp_path / "cohort" / "P0001" / "study")
+    for f in study.rglob("*.dcm"):
+        ds = pydicom.dcmread(f)
+        for name, value in IDENTIFYING.items():
+            setattr(ds, name, value)
+        ds.save_as(f)
+    (study / "DWI" / "report.txt").write_text("not DICOM")
+    enhanced = _enhanced(study / "T2WI", tmp_path / "en" / "EN.dcm", standard=False)
+    t2 = read_image(study, series="t2")
+    mask = read_mask(tiny_cohort / "P0001" / "T2WI_roi.nii.gz", like=t2)
+    seg = _write_seg(study / "T2WI", mask, tmp_path / "seg.dcm")  # highdicom copies the patient
+    texts = [repr(t2), repr(read_image(enhanced)), repr(read_image(study, series="dwi")),
+             repr(extract_patient("P0001", "T2WI", study, seg, RoiConfig(size=32), "t2"))]
+    for call in (lambda: read_image(study), lambda: read_image(study, series="nothing"),
+                 lambda: read_mask(seg, like=read_image(study, series="dwi"))):
+        with pytest.raises(ImageReadError) as exc:
+            call()
+        texts.append(str(exc.value))
+    pd.DataFrame([dict(patient_id="P0001", alnm=1, age=50, tumor_size_cm=2, margin="regular", tic_type="II",
+                       field_strength="3T", T2WI_image="P0001/study", T2WI_roi="P0001/seg.dcm",
+                       T2WI_series="t2")]).to_csv(tmp_path / "cohort" / "cohort.csv", index=False)
+    shutil.copy(seg, tmp_path / "cohort" / "P0001" / "seg.dcm")
+    assert main(["validate", "--cohort", str(tmp_path / "cohort"), "--sequences", "T2WI", "--list-series"]) == 0
+    captured = capsys.readouterr()
+    texts += [captured.out, captured.err]
+    joined = "\n".join(texts)
+    assert "AX T2 FSE" in joined  # the texts hold what they should
+    for value in IDENTIFYING.values():
+        for part in value.split("^"):
+            assert part not in joined, part
