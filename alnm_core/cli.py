@@ -33,7 +33,7 @@ def cmd_phantom(args: argparse.Namespace) -> int:
     if cfg.n_patients < 8:
         raise ConfigError("--patients: at least 8")
     t0 = time.time()
-    out = write_phantom(args.out, cfg, progress=_phantom_progress)
+    out = write_phantom(args.out, cfg, progress=_phantom_progress, transfer_syntax=args.transfer_syntax)
     _say(f"phantom cohort of {cfg.n_patients} patients in {time.time() - t0:.1f} s")
     print(out)
     return 0
@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--seed", type=int, help="random seed (default: the profile's)")
     ph.add_argument("--profile", default="demo", choices=["smoke", "demo", "paper"],
                     help="take matrix scale and label strengths from this profile (default: demo)")
+    ph.add_argument("--transfer-syntax", default="explicit", choices=["explicit", "jpeg-lossless", "enhanced"],
+                    help="DICOM form: one uncompressed file per slice (default), the same as JPEG "
+                         "Lossless SV1, or one enhanced (legacy converted) MR file per series")
     ph.set_defaults(func=cmd_phantom)
 
     v = sub.add_parser("validate", help="check a cohort folder against the manifest contract",

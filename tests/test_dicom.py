@@ -427,3 +427,26 @@ def test_no_identifying_value_reaches_an_object_or_a_message(tiny_cohort, tmp_pa
     for value in IDENTIFYING.values():
         for part in value.split("^"):
             assert part not in joined, part
+
+
+# ----------------------------------------------------------------------------- phantom forms
+@pytest.mark.parametrize("form", ["jpeg-lossless", "enhanced"])
+def test_phantom_forms_read_as_the_uncompressed_phantom(tiny_cohort, tmp_path, form):
+    from alnm_core.config import PhantomConfig
+    from alnm_core.phantom import draw_patients, write_patient
+
+    cfg = PhantomConfig(n_patients=12, seed=5, matrix_scale=0.2)  # the tiny cohort's settings
+    row = write_patient(tmp_path, draw_patients(cfg)[0], cfg, form)
+    for seq in ("T2WI", "DWI", "DCE"):
+        folder = tmp_path / row[f"{seq}_image"]
+        files = sorted(folder.iterdir())
+        ds = pydicom.dcmread(files[0], stop_before_pixels=True)
+        if form == "enhanced":
+            assert len(files) == 1 and ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.4.4"
+        else:
+            assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.70"
+        _assert_same_volume(read_image(folder), read_image(tiny_cohort / "P0001" / seq))
+        if shutil.which("dciodvfy"):
+            out = subprocess.run(["dciodvfy", str(files[0])], capture_output=True, text=True)
+            errors = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
+            assert errors == [], f"{form} {seq}: {errors}"
