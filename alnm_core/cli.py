@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cohort import CohortError, validate_cohort
+from .cohort import CohortError, CohortReport, inspect_cohort
 from .config import DEFAULT_SEQUENCES, PROFILES, ConfigError, PhantomConfig, resolve_config
 from .splits import SplitError
 
@@ -37,15 +37,19 @@ def cmd_phantom(args: argparse.Namespace) -> int:
     if cfg.n_patients < 8:
         raise ConfigError("--patients: at least 8")
     t0 = time.time()
-    out = write_phantom(args.out, cfg, progress=_phantom_progress)
+    out = write_phantom(args.out, cfg, progress=_phantom_progress, transfer_syntax=args.transfer_syntax)
     _say(f"phantom cohort of {cfg.n_patients} patients in {time.time() - t0:.1f} s")
     print(out)
     return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    sequences = tuple(args.sequences.split(",")) if args.sequences else DEFAULT_SEQUENCES
-    problems = validate_cohort(args.cohort, sequences, read_images=not args.quick)
+    seqs = [f"sequences=[{args.sequences}]"] if args.sequences else []
+    cfg = resolve_config("demo", config_file=args.config, overrides=seqs + (args.set or []))
+    report = inspect_cohort(args.cohort, cfg.sequences, read_images=not args.quick,
+                            series_rules=cfg.roi.series_description)
+    _print_series_and_warnings(report, list_all=args.list_series)
+    problems = report.problems
     if problems:
         print(f"cohort {args.cohort} is INVALID: {len(problems)} problem(s)")
         for p in problems:
@@ -53,6 +57,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 1
     print(f"cohort {args.cohort} is valid ({'files checked' if args.quick else 'all images read'})")
     return 0
+
+
+def _print_series_and_warnings(report: CohortReport, *, list_all: bool) -> None:
+    """The DICOM series found per patient and folder (where a folder holds several, or all with
+    ``list_all``), each with the manifest columns read from it; then the warnings."""
+    folders: dict[tuple[str, str], dict[str, tuple[str, list[str]]]] = {}
+    for pid, column, path, series in report.series:
+        found = folders.setdefault((pid, path), {})
+        for s in series:
+            found.setdefault(s.uid, (s.line(), []))[1].extend([column] if s.selected else [])
+    for (pid, path), found in folders.items():
+        if list_all or len(found) > 1:
+            print(f"patient {pid}, {path}: {len(found)} series")
+            for line, columns in found.values():
+                print(f"  {line}" + (f"  <- {', '.join(columns)}" if columns else ""))
+    for w in report.warnings:
+        print(f"warning: {w}")
 
 
 def _run(cohort: Path, cfg, out: Path, name: str, *, fresh_name: bool, overwrite: bool) -> int:
@@ -157,13 +178,23 @@ def build_parser() -> argparse.ArgumentParser:
     ph.add_argument("--seed", type=int, help="random seed (default: the profile's)")
     ph.add_argument("--profile", default="demo", choices=PROFILES,
                     help="take matrix scale and label strengths from this profile (default: demo)")
+    ph.add_argument("--transfer-syntax", default="explicit", choices=["explicit", "jpeg-lossless", "enhanced"],
+                    help="DICOM form: one uncompressed file per slice (default), the same as JPEG "
+                         "Lossless SV1, or one enhanced (legacy converted) MR file per series")
     ph.set_defaults(func=cmd_phantom)
 
     v = sub.add_parser("validate", help="check a cohort folder against the manifest contract",
-                       description="Report every problem at once (patient, column, file); exit 1 if any.")
+                       description="Report every problem at once (patient, column, file); exit 1 "
+                                   "if any. DICOM folders holding several series are listed, so "
+                                   "series rules can be written.")
     v.add_argument("--cohort", required=True, help="folder holding cohort.csv")
     v.add_argument("--sequences", help=f"comma-separated sequence names (default: {','.join(DEFAULT_SEQUENCES)})")
     v.add_argument("--quick", action="store_true", help="check that files exist without reading them")
+    v.add_argument("--config", help="YAML file with sequences and series rules (roi.series_description)")
+    v.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="config override, e.g. roi.series_description.DWI='diff|dwi' (repeatable)")
+    v.add_argument("--list-series", action="store_true",
+                   help="list the DICOM series of every image folder (<- marks the columns read from each)")
     v.set_defaults(func=cmd_validate)
 
     b = sub.add_parser("bench", help="print throughput figures (phantom, reading, statistics, ROI, training)",

@@ -2,7 +2,9 @@
 
 A cohort is a folder with ``cohort.csv``, one row per patient (columns: README.md, "The cohort
 manifest"). Validation collects *every* problem at once, each naming the patient, the column and
-the file, so a user fixes a cohort in one pass instead of one crash at a time.
+the file, so a user fixes a cohort in one pass instead of one crash at a time. Reading also
+collects warnings (files skipped in a DICOM folder) and the DICOM series found, so a user can
+write series rules.
 
 Example:
     >>> problems = validate_cohort("data/phantom-demo", ("T2WI", "DWI", "DCE"))  # doctest: +SKIP
@@ -11,14 +13,16 @@ Example:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .config import DEFAULT_SEQUENCES
-from .imaging import ImageReadError, read_image, read_mask
+from .imaging import ImageReadError, SeriesInfo, read_image, read_mask
 
 REQUIRED = ("patient_id", "alnm", "age", "tumor_size_cm", "margin", "tic_type", "field_strength")
 MARGINS = ("regular", "irregular")
@@ -50,6 +54,29 @@ class CohortError(ValueError):
         lines = "\n".join(f"  - {p}" for p in problems[:50])
         more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
         super().__init__(f"cohort is invalid ({len(problems)} problem(s)):\n{lines}{more}")
+
+
+@dataclass
+class CohortReport:
+    """What checking a cohort found.
+
+    Attributes:
+        problems: what makes the cohort unusable (each names patient, column, file).
+        warnings: what was passed over but does not stop a run (e.g. non-DICOM files skipped).
+        series: ``(patient_id, column, path, series found)`` for every DICOM image read.
+    """
+
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    series: list[tuple[str, str, str, tuple[SeriesInfo, ...]]] = field(default_factory=list)
+
+
+def series_rule(row: Mapping, sequence: str, rules: Mapping[str, str] | None = None) -> str | None:
+    """The series rule of one patient's sequence: the manifest's ``<SEQ>_series`` value if
+    filled, else the configured SeriesDescription pattern (``roi.series_description``)."""
+    value = row.get(f"{sequence}_series")
+    value = value.strip() if isinstance(value, str) else ""
+    return value or (rules or {}).get(sequence) or None
 
 
 def read_manifest(cohort_dir: str | Path) -> pd.DataFrame:
@@ -100,14 +127,36 @@ def check_manifest(df: pd.DataFrame, sequences: tuple[str, ...], *, manifest: st
             problems.append(Problem(pid, "field_strength", manifest, "empty field strength"))
         if "split" in df.columns and row["split"].strip() not in ("",) + SPLITS:
             problems.append(Problem(pid, "split", manifest, f"{row['split']!r} is not train, test or empty"))
+        for seq in sequences:
+            rule = row.get(f"{seq}_series", "").strip()
+            if rule:
+                try:
+                    re.compile(rule)
+                except re.error as exc:
+                    problems.append(Problem(pid, f"{seq}_series", manifest,
+                                            f"{rule!r} is neither a SeriesInstanceUID nor a regular expression ({exc})"))
     return problems
 
 
 def check_files(cohort_dir: str | Path, df: pd.DataFrame, sequences: tuple[str, ...],
-                *, read: bool = True) -> list[Problem]:
+                *, read: bool = True, series_rules: Mapping[str, str] | None = None) -> list[Problem]:
     """Check that every image and mask exists and, if ``read``, reads and matches its image."""
+    return inspect_files(cohort_dir, df, sequences, read=read, series_rules=series_rules).problems
+
+
+def inspect_files(cohort_dir: str | Path, df: pd.DataFrame, sequences: tuple[str, ...],
+                  *, read: bool = True, series_rules: Mapping[str, str] | None = None) -> CohortReport:
+    """Like :func:`check_files`, also returning warnings and the DICOM series found.
+
+    Args:
+        cohort_dir: the folder holding ``cohort.csv``.
+        df: the manifest.
+        sequences: sequence names whose ``<SEQ>_image`` / ``<SEQ>_roi`` columns are checked.
+        read: read every image and mask (else only check that they exist).
+        series_rules: SeriesDescription pattern per sequence (``roi.series_description``).
+    """
     root = Path(cohort_dir)
-    problems: list[Problem] = []
+    report = CohortReport()
     for _, row in df.iterrows():
         pid = row.get("patient_id", "")
         for seq in sequences:
@@ -119,27 +168,46 @@ def check_files(cohort_dir: str | Path, df: pd.DataFrame, sequences: tuple[str, 
             ok = True
             for col, rel, path in ((img_col, img_rel, img_path), (roi_col, roi_rel, roi_path)):
                 if rel == "":
-                    problems.append(Problem(pid, col, "", "no path given"))
+                    report.problems.append(Problem(pid, col, "", "no path given"))
                     ok = False
                 elif not path.exists():
-                    problems.append(Problem(pid, col, str(path), "file or folder not found"))
+                    report.problems.append(Problem(pid, col, str(path), "file or folder not found"))
                     ok = False
             if not ok or not read:
                 continue
             try:
-                vol = read_image(img_path)
+                vol = read_image(img_path, series=series_rule(row, seq, series_rules))
             except ImageReadError as exc:
-                problems.append(Problem(pid, img_col, str(img_path), str(exc)))
+                report.problems.append(Problem(pid, img_col, str(img_path), str(exc)))
                 continue
+            seen = {(w.patient_id, w.message) for w in report.warnings}  # a folder read for several
+            report.warnings += [Problem(pid, img_col, str(img_path), w)   # sequences warns once
+                                for w in vol.warnings if (pid, w) not in seen]
+            if vol.series:
+                report.series.append((pid, img_col, str(img_path), vol.series))
             try:
                 read_mask(roi_path, like=vol)
             except ImageReadError as exc:
-                problems.append(Problem(pid, roi_col, str(roi_path), str(exc)))
-    return problems
+                report.problems.append(Problem(pid, roi_col, str(roi_path), str(exc)))
+    return report
+
+
+def inspect_cohort(cohort_dir: str | Path, sequences: tuple[str, ...] = DEFAULT_SEQUENCES,
+                   *, read_images: bool = True, series_rules: Mapping[str, str] | None = None) -> CohortReport:
+    """Problems, warnings and DICOM series of a cohort folder (see :func:`validate_cohort`)."""
+    try:
+        df = read_manifest(cohort_dir)
+    except CohortError as exc:
+        return CohortReport(problems=exc.problems)
+    manifest = str(Path(cohort_dir) / "cohort.csv")
+    problems = check_manifest(df, sequences, manifest=manifest)
+    report = inspect_files(cohort_dir, df, sequences, read=read_images, series_rules=series_rules)
+    report.problems[:0] = problems
+    return report
 
 
 def validate_cohort(cohort_dir: str | Path, sequences: tuple[str, ...] = DEFAULT_SEQUENCES,
-                    *, read_images: bool = True) -> list[Problem]:
+                    *, read_images: bool = True, series_rules: Mapping[str, str] | None = None) -> list[Problem]:
     """Every problem of a cohort folder, as a list (empty = valid).
 
     Args:
@@ -147,15 +215,10 @@ def validate_cohort(cohort_dir: str | Path, sequences: tuple[str, ...] = DEFAULT
         sequences: sequence names whose ``<SEQ>_image`` / ``<SEQ>_roi`` columns are required.
         read_images: also read every series and mask (slower, catches unreadable DICOM,
             empty masks and geometry mismatches).
+        series_rules: SeriesDescription pattern per sequence, for DICOM study folders
+            (``roi.series_description``; a ``<SEQ>_series`` column overrides it per patient).
     """
-    try:
-        df = read_manifest(cohort_dir)
-    except CohortError as exc:
-        return exc.problems
-    manifest = str(Path(cohort_dir) / "cohort.csv")
-    problems = check_manifest(df, sequences, manifest=manifest)
-    problems += check_files(cohort_dir, df, sequences, read=read_images)
-    return problems
+    return inspect_cohort(cohort_dir, sequences, read_images=read_images, series_rules=series_rules).problems
 
 
 def load_cohort(cohort_dir: str | Path, sequences: tuple[str, ...] = DEFAULT_SEQUENCES,

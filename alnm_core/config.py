@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -84,6 +85,11 @@ class RoiConfig:
         dce_phase: ``"peak"`` (peak relative enhancement of the ROI) or a 0-based phase index.
         on_error: ``fail`` stops at the first unusable patient; ``exclude`` lists it in
             ``run.json`` and the report and goes on without it.
+        series_description: per sequence, a regular expression searched (case-insensitive)
+            in SeriesDescription, choosing the series of a DICOM study folder that make the
+            sequence (e.g. ``{"DWI": "diff|dwi"}``); several matching series are joined. A
+            manifest column ``<SEQ>_series`` overrides it per patient. Not needed for folders
+            holding one series.
     """
 
     size: int = 64
@@ -95,6 +101,7 @@ class RoiConfig:
     dwi_b_value: float | None = None
     dce_phase: str = "peak"
     on_error: Literal["fail", "exclude"] = "fail"
+    series_description: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -223,6 +230,10 @@ def _check_value(key: str, value: Any, hint: Any) -> Any:
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return {str(k): _check_value(f"{key}.{k}", v, args[1]) for k, v in value.items()}
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
@@ -365,6 +376,13 @@ def _check_ranges(cfg: StudyConfig) -> None:
         problems.append("roi.margin_mm: must be >= 0")
     if cfg.roi.dce_phase != "peak" and not cfg.roi.dce_phase.isdigit():
         problems.append("roi.dce_phase: 'peak' or a phase index such as '3'")
+    for seq, pattern in cfg.roi.series_description.items():
+        if seq not in cfg.sequences:
+            problems.append(f"roi.series_description.{seq}: not one of the sequences {list(cfg.sequences)}")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            problems.append(f"roi.series_description.{seq}: {pattern!r} is not a regular expression ({exc})")
     if cfg.train.epochs < 1 or cfg.train.batch_size < 1:
         problems.append("train.epochs and train.batch_size: at least 1")
     if cfg.train.in_channels not in (1, 3):

@@ -43,6 +43,9 @@ from .config import DEFAULT_SEQUENCES, PhantomConfig
 from .imaging import Volume, write_mask_nifti
 
 SEQUENCES = DEFAULT_SEQUENCES
+#: forms the phantom's DICOM can take: one uncompressed file per slice (default), the same
+#: compressed as JPEG Lossless SV1, or one Legacy Converted Enhanced MR file per series
+TRANSFER_SYNTAXES = ("explicit", "jpeg-lossless", "enhanced")
 #: bumped whenever the generator's output changes, so cached phantoms are rewritten
 PHANTOM_VERSION = 4
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
@@ -371,8 +374,52 @@ def _write_dicom_series(folder: Path, p: PatientTruth, seq: str, stack: np.ndarr
             ds.save_as(folder / f"IM{inst:05d}.dcm", enforce_file_format=True)
 
 
-def write_patient(root: Path, p: PatientTruth, cfg: PhantomConfig) -> dict[str, str]:
-    """Write the three series and masks of one patient; return the manifest's path columns."""
+def _to_jpeg_lossless(folder: Path) -> None:
+    """Re-encode every file of a written series as JPEG Lossless SV1 (same pixels)."""
+    import pydicom
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGLosslessSV1
+
+    from .jpeg_lossless import encode
+
+    for f in sorted(folder.glob("*.dcm")):
+        ds = pydicom.dcmread(f)
+        ds.PixelData = encapsulate([encode(ds.pixel_array, int(ds.BitsStored))])
+        ds["PixelData"].VR = "OB"
+        ds["PixelData"].is_undefined_length = True
+        ds.file_meta.TransferSyntaxUID = JPEGLosslessSV1
+        ds.save_as(f, enforce_file_format=True)
+
+
+def _to_enhanced(folder: Path, cfg: PhantomConfig, p: PatientTruth, seq: str) -> None:
+    """Replace a written series by one Legacy Converted Enhanced MR file (highdicom), keeping
+    its series UID; b-values and temporal positions land in the per-frame functional groups."""
+    import highdicom as hd
+    import pydicom
+
+    files = sorted(folder.glob("*.dcm"))
+    datasets = [pydicom.dcmread(f) for f in files]
+    for ds in datasets:
+        ds.AcquisitionDate = ds.StudyDate  # lets highdicom write FrameAcquisitionDateTime
+    enhanced = hd.legacy.LegacyConvertedEnhancedMRImage(
+        datasets, series_instance_uid=datasets[0].SeriesInstanceUID,
+        series_number=int(datasets[0].SeriesNumber), sop_instance_uid=_uid(cfg.seed, p.patient_id, seq, "enhanced"),
+        instance_number=1)
+    enhanced.InstanceCreationDate, enhanced.InstanceCreationTime = "20200101", "090000"  # deterministic
+    # it keeps the series UID of its (replaced) sources, so it references no other series
+    # (dciodvfy: "ReferencedSeriesSequence present but Instance does not reference Instances")
+    del enhanced.ReferencedSeriesSequence
+    for f in files:
+        f.unlink()
+    enhanced.save_as(folder / "EN00001.dcm", enforce_file_format=True)
+
+
+def write_patient(root: Path, p: PatientTruth, cfg: PhantomConfig,
+                  transfer_syntax: str = "explicit") -> dict[str, str]:
+    """Write the three series and masks of one patient; return the manifest's path columns.
+
+    ``transfer_syntax`` is one of :data:`TRANSFER_SYNTAXES`.
+    """
     row = {}
     for seq in SEQUENCES:
         stack, vol, mask = render_series(p, seq, cfg)
@@ -380,6 +427,10 @@ def write_patient(root: Path, p: PatientTruth, cfg: PhantomConfig) -> dict[str, 
         series_dir = Path(p.patient_id) / seq
         shutil.rmtree(root / series_dir, ignore_errors=True)  # no stale slices of an older phantom
         _write_dicom_series(root / series_dir, p, seq, stack4, vol, cfg)
+        if transfer_syntax == "jpeg-lossless":
+            _to_jpeg_lossless(root / series_dir)
+        elif transfer_syntax == "enhanced":
+            _to_enhanced(root / series_dir, cfg, p, seq)
         mask_path = Path(p.patient_id) / f"{seq}_roi.nii.gz"
         write_mask_nifti(mask, vol, root / mask_path)
         row[f"{seq}_image"] = series_dir.as_posix()
@@ -393,6 +444,7 @@ def write_phantom(
     *,
     progress: Callable[[int, int], None] | None = None,
     jobs: int | None = None,
+    transfer_syntax: str = "explicit",
 ) -> Path:
     """Write a phantom cohort folder (``cohort.csv``, DICOM series, NIfTI masks, ``truth.csv``).
 
@@ -401,11 +453,16 @@ def write_phantom(
         cfg: phantom settings; defaults to :class:`PhantomConfig`.
         progress: called as ``progress(done, total)`` after each patient.
         jobs: worker processes (default: all cores); output is identical for any value.
+        transfer_syntax: the DICOM form, one of :data:`TRANSFER_SYNTAXES`: ``explicit`` (one
+            uncompressed file per slice), ``jpeg-lossless`` (the same, JPEG Lossless SV1) or
+            ``enhanced`` (one Legacy Converted Enhanced MR file per series).
 
     Returns:
         The folder written.
     """
     cfg = cfg or PhantomConfig()
+    if transfer_syntax not in TRANSFER_SYNTAXES:
+        raise ValueError(f"transfer_syntax {transfer_syntax!r} is not one of {TRANSFER_SYNTAXES}")
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     patients = draw_patients(cfg)
@@ -413,10 +470,11 @@ def write_phantom(
     jobs = max(1, min(jobs or (os.cpu_count() or 1), len(patients)))
     if jobs > 1:
         pool = ProcessPoolExecutor(max_workers=jobs)
-        results = pool.map(write_patient, [root] * len(patients), patients, [cfg] * len(patients))
+        results = pool.map(write_patient, [root] * len(patients), patients, [cfg] * len(patients),
+                           [transfer_syntax] * len(patients))
     else:
         pool = None
-        results = (write_patient(root, p, cfg) for p in patients)
+        results = (write_patient(root, p, cfg, transfer_syntax) for p in patients)
     for i, (p, paths) in enumerate(zip(patients, results)):
         rows.append(dict(patient_id=p.patient_id, alnm=p.alnm, age=p.age,
                          tumor_size_cm=p.tumor_size_cm, margin=p.margin, tic_type=p.tic_type,
@@ -433,6 +491,7 @@ def write_phantom(
     (root / "PHANTOM.txt").write_text(
         "Synthetic cohort written by alnm_core.phantom; no real patient data.\n"
         f"settings: {cfg}\n"
+        f"DICOM form: {transfer_syntax}\n"
     )
     return root
 

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from .cohort import series_rule
 from .config import RoiConfig
 from .imaging import ImageReadError, Volume, read_image, read_mask
 from .storage import atomic_path
@@ -194,14 +195,16 @@ class SelectedImage:
 
 
 def load_selected(patient_id: str, sequence: str, image_path: Path, mask_path: Path,
-                  cfg: RoiConfig) -> SelectedImage:
+                  cfg: RoiConfig, series: str | None = None) -> SelectedImage:
     """Read a series and its mask and pick the image the study uses.
+
+    ``series`` is the DICOM series rule for a study folder (see :func:`~alnm_core.cohort.series_rule`).
 
     Raises:
         RoiError: naming patient, sequence and (where known) the file.
     """
     try:
-        vol = read_image(image_path)
+        vol = read_image(image_path, series=series)
         mask = read_mask(mask_path, like=vol)
     except ImageReadError as exc:
         raise RoiError(patient_id, sequence, str(exc)) from exc
@@ -228,13 +231,13 @@ def load_selected(patient_id: str, sequence: str, image_path: Path, mask_path: P
 
 
 def extract_patient(patient_id: str, sequence: str, image_path: Path, mask_path: Path,
-                    cfg: RoiConfig) -> PatientCrops:
-    """Read one series and its mask and return its crops.
+                    cfg: RoiConfig, series: str | None = None) -> PatientCrops:
+    """Read one series and its mask and return its crops (``series``: DICOM series rule).
 
     Raises:
         RoiError: naming patient, sequence and (where known) the file.
     """
-    sel = load_selected(patient_id, sequence, image_path, mask_path, cfg)
+    sel = load_selected(patient_id, sequence, image_path, mask_path, cfg, series)
     vol3, mask = sel.volume, sel.mask
     img = vol3.array
     if not np.all(np.isfinite(img[mask.any(axis=(1, 2))])):
@@ -275,6 +278,9 @@ def content_key(rows: pd.DataFrame, sequence: str, cohort_dir: Path, cfg: RoiCon
     h.update(json.dumps({"v": CACHE_VERSION, "seq": sequence, "cfg": asdict(cfg)}, sort_keys=True).encode())
     for _, row in rows.sort_values("patient_id").iterrows():
         h.update(row["patient_id"].encode())
+        rule = series_rule(row, sequence)  # which series of a study folder are read
+        if rule:
+            h.update(rule.encode())
         for col in (f"{sequence}_image", f"{sequence}_roi"):
             p = cohort_dir / row[col]
             files = sorted(p.rglob("*")) if p.is_dir() else [p]
@@ -330,9 +336,9 @@ class SequenceCrops:
 
 
 def _extract_one(args):
-    pid, seq, img, roi, cfg = args
+    pid, seq, img, roi, cfg, series = args
     try:
-        return extract_patient(pid, seq, img, roi, cfg)
+        return extract_patient(pid, seq, img, roi, cfg, series)
     except RoiError as exc:
         return exc
 
@@ -355,7 +361,8 @@ def extract_sequence(cohort: pd.DataFrame, cohort_dir: str | Path, sequence: str
         except (OSError, ValueError, KeyError):
             cached.unlink(missing_ok=True)
     tasks = [(r.patient_id, sequence, cohort_dir / r[f"{sequence}_image"],
-              cohort_dir / r[f"{sequence}_roi"], cfg) for _, r in cohort.iterrows()]
+              cohort_dir / r[f"{sequence}_roi"], cfg, series_rule(r, sequence, cfg.series_description))
+             for _, r in cohort.iterrows()]
     jobs = max(1, min(jobs or (os.cpu_count() or 1), len(tasks)))
     if jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
@@ -433,7 +440,8 @@ def qc_view(row: pd.Series, cohort_dir: str | Path, sequence: str, cfg: RoiConfi
     cohort_dir = Path(cohort_dir)
     pid = row["patient_id"]
     sel = load_selected(pid, sequence, cohort_dir / row[f"{sequence}_image"],
-                        cohort_dir / row[f"{sequence}_roi"], cfg)
+                        cohort_dir / row[f"{sequence}_roi"], cfg,
+                        series_rule(row, sequence, cfg.series_description))
     vol, mask = sel.volume, sel.mask
     _, sr, sc = vol.spacing
     z = int(np.argmax(mask.sum(axis=(1, 2))))

@@ -26,7 +26,7 @@ PKG = REPO / "alnm_core"
 #: layer of each module (docs/architecture.md): a module may import its own layer or lower ones
 LAYERS = {
     0: ["config", "storage", "stats", "profiles"],
-    1: ["imaging", "cohort", "splits", "phantom"],
+    1: ["volume", "dicom", "jpeg_lossless", "imaging", "cohort", "splits", "phantom"],
     2: ["roi", "models", "aggregation"],
     3: ["training", "gradcam", "ensemble", "evaluation"],
     4: ["run", "run.paths", "run.record", "run.lock", "run.executor"],

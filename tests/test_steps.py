@@ -152,6 +152,7 @@ ELSEWHERE = {
     "phantom.strength_dce": "test_phantom_keys_change_the_phantom",
     "split.use_manifest_split": "test_manifest_split_key",
     "roi.on_error": "test_roi.py::test_bad_input_fails_or_is_listed (fail vs exclude)",
+    "roi.series_description": "test_dicom.py (series rules choose the series of a study folder)",
     "train.pretrained": "test_training.py::test_model_builders_and_weights (refused offline)",
     "train.weights_path": "test_refused_keys (missing file) and test_training.py (weights load)",
     "train.device": "test_refused_keys (cuda without a GPU)",

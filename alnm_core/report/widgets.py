@@ -15,6 +15,7 @@ def slice_viewer(cohort: pd.DataFrame, cohort_dir: str | Path, sequences: tuple[
     import matplotlib.pyplot as plt
     from IPython.display import display
 
+    from ..cohort import series_rule
     from ..imaging import read_image, read_mask
 
     cohort_dir = Path(cohort_dir)
@@ -23,7 +24,7 @@ def slice_viewer(cohort: pd.DataFrame, cohort_dir: str | Path, sequences: tuple[
     def load(pid, seq):
         if (pid, seq) not in cache:
             row = cohort.set_index("patient_id").loc[pid]
-            vol = read_image(cohort_dir / row[f"{seq}_image"])
+            vol = read_image(cohort_dir / row[f"{seq}_image"], series=series_rule(row, seq))
             mask = read_mask(cohort_dir / row[f"{seq}_roi"], like=vol)
             arr = vol.array if vol.array.ndim == 3 else vol.array[-1 if vol.b_values else 2]
             cache[(pid, seq)] = (arr, mask, vol.spacing)
