@@ -3,7 +3,8 @@
 Sections: ``phantom`` (generation time per patient), ``read`` (cohort reading per patient),
 ``delong`` (fast vs naive DeLong at n = 100,000), ``roi`` (crops per second, demo and paper
 settings), ``train`` (training crops/s vs the raw forward+backward loop, demo and paper model
-sizes, on this machine's device).
+sizes, on this machine's device), ``coverage`` (simulated coverage of the CIs offered; not in
+the default set: ``--only coverage``).
 """
 from __future__ import annotations
 
@@ -179,6 +180,26 @@ def bench_train(quick: bool) -> list[dict]:
     return rows
 
 
+def bench_coverage(quick: bool) -> list[dict]:
+    """Simulated coverage of the 95% CIs offered (binormal AUC 0.8; PPV/NPV at n = 50)."""
+    from .stats.coverage import auc_ci_coverage, predictive_value_coverage
+
+    reps = 200 if quick else 2000
+    rows = []
+    for n_pos, n_neg in ((8, 42), (10, 90), (25, 25), (20, 30)):
+        for method in ("delong", "bootstrap", "exact"):
+            r = max(100, reps // 4) if method == "bootstrap" else reps
+            cov = auc_ci_coverage(n_pos, n_neg, auc=0.8, method=method, reps=r, seed=1)
+            rows.append(_row(f"AUC CI coverage, {method}, {n_pos} pos / {n_neg} neg", cov, "",
+                             f"nominal 0.95, {r} replicates"))
+    for method in ("exact", "logit"):
+        ppv, npv = predictive_value_coverage(50, prevalence=0.4, sensitivity=0.75, specificity=0.9,
+                                             method=method, reps=reps * 2, seed=1)
+        rows.append(_row(f"PPV CI coverage, {method}, n=50, prevalence estimated", ppv, ""))
+        rows.append(_row(f"NPV CI coverage, {method}, n=50, prevalence estimated", npv, ""))
+    return rows
+
+
 def run_benchmarks(only: list[str] | None = None, *, quick: bool = False, json_path: str | None = None) -> list[dict]:
     """Run the selected benchmark sections and print one line per figure."""
     sections = only or ["phantom", "read", "delong", "roi", "train"]
@@ -199,6 +220,8 @@ def run_benchmarks(only: list[str] | None = None, *, quick: bool = False, json_p
                 rows += bench_roi(tmp, quick)
             elif s == "train":
                 rows += bench_train(quick)
+            elif s == "coverage":
+                rows += bench_coverage(quick)
             else:
                 raise ValueError(f"unknown benchmark {s!r}")
     if json_path:

@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="print throughput figures (phantom, reading, statistics, ROI, training)",
                        description="Benchmarks; numbers go to stdout, nothing is asserted.")
-    b.add_argument("--only", help="comma-separated subset: phantom,read,delong,roi,train")
+    b.add_argument("--only", help="comma-separated subset: phantom,read,delong,roi,train,coverage")
     b.add_argument("--quick", action="store_true", help="smaller sizes (seconds)")
     b.add_argument("--json", help="also write the figures to this JSON file")
     b.set_defaults(func=cmd_bench)
@@ -220,6 +220,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"alnm {args.command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        import logging
+
+        # a kernel killed by the same Ctrl-C leaves an unretrieved task error that asyncio would
+        # print at exit as a traceback; the interruption is the message
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         print("interrupted: files written so far are intact; run the same command again to "
               "resume", file=sys.stderr)
         return 130

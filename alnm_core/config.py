@@ -164,21 +164,28 @@ class StatsConfig:
 
     Attributes:
         alpha: significance level.
-        categorical_test: ``auto`` (Pearson chi-square, Fisher when an expected count < 5),
-            ``chi2`` or ``fisher``.
+        categorical_test: Table 1's test for categorical variables: ``auto`` (Pearson
+            chi-square, Fisher's exact when an expected count < 5), ``chi2`` or ``fisher``.
+        categorical_test_test_set: the same for the test-set table (``same`` = as above); the
+            paper used chi-square for all patients and Fisher's exact test for its test set.
         continuous_test: ``auto`` (Student/Welch t when both groups pass the normality check,
             else Mann-Whitney), ``t``, ``welch`` or ``mannwhitney``.
         normality_test: ``shapiro`` or ``lilliefors`` drives ``auto``; both are reported.
-        ppv_npv_method: ``exact`` (Clopper-Pearson) or ``logit`` (MedCalc) for PPV/NPV CIs.
+        auc_ci: the headline AUC CI: ``delong`` (as pROC) or ``bootstrap`` (stratified
+            percentile); the exact binomial CI of MedCalc and the paper is shown beside it.
+        ppv_npv_method: ``exact`` (Clopper-Pearson; holds its coverage when the prevalence is
+            estimated from the sample) or ``logit`` (Mercaldo 2007, as MedCalc) for PPV/NPV CIs.
         bootstrap_n: bootstrap replicates.
         threshold: probability threshold for the paper's operating point.
     """
 
     alpha: float = 0.05
     categorical_test: Literal["auto", "chi2", "fisher"] = "auto"
+    categorical_test_test_set: Literal["same", "auto", "chi2", "fisher"] = "same"
     continuous_test: Literal["auto", "t", "welch", "mannwhitney"] = "auto"
     normality_test: Literal["shapiro", "lilliefors"] = "shapiro"
-    ppv_npv_method: Literal["exact", "logit"] = "logit"
+    auc_ci: Literal["delong", "bootstrap"] = "delong"
+    ppv_npv_method: Literal["exact", "logit"] = "exact"
     bootstrap_n: int = 2000
     threshold: float = 0.5
 

@@ -11,9 +11,17 @@ import pandas as pd
 from . import stats as S
 
 
+AUC_CI_NAMES = {"delong": "DeLong (as pROC)", "bootstrap": "stratified percentile bootstrap",
+                "exact": "exact binomial on AUC x N (MedCalc / the paper's Table 3)"}
+
+
 def table3_rows(name: str, y_test, p_test, *, threshold: float, threshold_source: str,
-                ppv_npv_method: str = "logit", n_boot: int = 2000, seed: int = 0) -> dict:
-    """One Table 3 row: metrics at ``threshold`` with CIs, AUC with exact, DeLong, bootstrap CIs."""
+                ppv_npv_method: str = "exact", auc_ci_method: str = "delong", n_boot: int = 2000,
+                seed: int = 0) -> dict:
+    """One Table 3 row: metrics at ``threshold`` with CIs; the AUC with its headline CI
+    (``auc_ci_method``: DeLong or bootstrap) and, labelled, the exact binomial CI that MedCalc
+    and the paper used (it ignores the case/control split and under-covers on unbalanced
+    cohorts: see :mod:`alnm_core.stats.coverage`)."""
     y = np.asarray(y_test).astype(int)
     p = np.asarray(p_test, float)
     pred = (p >= threshold).astype(int)
@@ -21,24 +29,27 @@ def table3_rows(name: str, y_test, p_test, *, threshold: float, threshold_source
     ex = S.auc_ci(y, p, method="exact")
     dl = S.auc_ci(y, p, method="delong")
     bs = S.auc_ci(y, p, method="bootstrap", n_boot=n_boot, seed=seed)
+    head = {"delong": dl, "bootstrap": bs}[auc_ci_method]
     tp, fp, fn, tn = S.confusion_counts(y, pred)
     row = {"model": name, "threshold": threshold, "threshold_from": threshold_source,
            "n": len(y), "tp": tp, "fp": fp, "fn": fn, "tn": tn}
     for k in ("acc", "sen", "spe", "ppv", "npv"):
         row[k], row[f"{k}_low"], row[f"{k}_high"] = m[k][:3]
         row[f"{k}_method"] = m[k].method
-    row.update(auc=ex.auc, auc_low=ex.low, auc_high=ex.high, auc_ci_method="exact binomial (MedCalc)",
+    boot_name = f"stratified percentile bootstrap, {n_boot} replicates, seed {seed}"
+    row.update(auc=dl.auc, auc_low=head.low, auc_high=head.high,
+               auc_ci_method=AUC_CI_NAMES["delong"] if auc_ci_method == "delong" else boot_name,
                auc_delong_low=dl.low, auc_delong_high=dl.high,
-               auc_boot_low=bs.low, auc_boot_high=bs.high,
-               auc_boot_method=f"stratified percentile bootstrap, {n_boot} replicates, seed {seed}",
+               auc_boot_low=bs.low, auc_boot_high=bs.high, auc_boot_method=boot_name,
+               auc_exact_low=ex.low, auc_exact_high=ex.high, auc_exact_method=AUC_CI_NAMES["exact"],
                lr_pos=m["lr_pos"].estimate, lr_neg=m["lr_neg"].estimate,
                youden_j=m["youden_j"].estimate)
     return row
 
 
 def build_table3(preds: pd.DataFrame, models: dict[str, str], *, threshold: float = 0.5,
-                 ppv_npv_method: str = "logit", n_boot: int = 2000, seed: int = 0,
-                 fit_split: str = "val", fit_name: str = "validation") -> pd.DataFrame:
+                 ppv_npv_method: str = "exact", auc_ci_method: str = "delong", n_boot: int = 2000,
+                 seed: int = 0, fit_split: str = "val", fit_name: str = "validation") -> pd.DataFrame:
     """Table 3 on the test split, at the paper's threshold and at a Youden threshold frozen on
     the development predictions.
 
@@ -57,7 +68,7 @@ def build_table3(preds: pd.DataFrame, models: dict[str, str], *, threshold: floa
     for col, name in models.items():
         rows.append(table3_rows(name, test.label, test[col], threshold=threshold,
                                 threshold_source=f"fixed {threshold:g}", ppv_npv_method=ppv_npv_method,
-                                n_boot=n_boot, seed=seed))
+                                auc_ci_method=auc_ci_method, n_boot=n_boot, seed=seed))
     for col, name in models.items():
         try:
             thr = S.youden_threshold(val.label, val[col]).threshold
@@ -65,27 +76,32 @@ def build_table3(preds: pd.DataFrame, models: dict[str, str], *, threshold: floa
             continue
         rows.append(table3_rows(name, test.label, test[col], threshold=float(thr),
                                 threshold_source=f"Youden on {fit_name}", ppv_npv_method=ppv_npv_method,
-                                n_boot=n_boot, seed=seed))
+                                auc_ci_method=auc_ci_method, n_boot=n_boot, seed=seed))
     return pd.DataFrame(rows)
 
 
 def format_table3(t3: pd.DataFrame) -> pd.DataFrame:
-    """The paper's layout: ACC SEN SPE PPV NPV AUC (95% CI), CIs in brackets."""
+    """The paper's layout: ACC SEN SPE PPV NPV AUC (95% CI), CIs in brackets; the headline AUC
+    CI first, then the exact binomial CI labelled as the MedCalc / paper comparison."""
     out = pd.DataFrame({"Model": t3.model, "Threshold": [f"{t:.3f} ({s})" for t, s in
                                                          zip(t3.threshold, t3.threshold_from)]})
     for k in ("acc", "sen", "spe", "ppv", "npv"):
         out[k.upper()] = [f"{e:.3f} ({lo:.3f}-{hi:.3f})" if np.isfinite(e) else "—"
                           for e, lo, hi in zip(t3[k], t3[f"{k}_low"], t3[f"{k}_high"])]
-    out["AUC (95% CI, exact)"] = [f"{a:.3f} ({lo:.3f}-{hi:.3f})" for a, lo, hi in
-                                  zip(t3.auc, t3.auc_low, t3.auc_high)]
-    out["DeLong CI"] = [f"{lo:.3f}-{hi:.3f}" for lo, hi in zip(t3.auc_delong_low, t3.auc_delong_high)]
-    out["bootstrap CI"] = [f"{lo:.3f}-{hi:.3f}" for lo, hi in zip(t3.auc_boot_low, t3.auc_boot_high)]
+    head = "DeLong" if str(t3.auc_ci_method.iloc[0]).startswith("DeLong") else "bootstrap"
+    out[f"AUC (95% CI, {head})"] = [f"{a:.3f} ({lo:.3f}-{hi:.3f})" for a, lo, hi in
+                                    zip(t3.auc, t3.auc_low, t3.auc_high)]
+    out["exact CI (MedCalc / paper)"] = [f"{lo:.3f}-{hi:.3f}" for lo, hi in
+                                         zip(t3.auc_exact_low, t3.auc_exact_high)]
+    name, lo_, hi_ = (("bootstrap CI", t3.auc_boot_low, t3.auc_boot_high) if head == "DeLong"
+                      else ("DeLong CI", t3.auc_delong_low, t3.auc_delong_high))
+    out[name] = [f"{lo:.3f}-{hi:.3f}" for lo, hi in zip(lo_, hi_)]
     return out
 
 
 def delong_against(preds: pd.DataFrame, reference: str, others: list[str]) -> pd.DataFrame:
-    """Paired DeLong tests of ``reference`` against each model on the test split, with Holm
-    adjusted p-values over the family of comparisons shown."""
+    """Paired DeLong tests of ``reference`` against each model on the test split. The family
+    for the adjusted p-values (``p_holm``, ``p_bh``) is exactly these comparisons (``family``)."""
     test = preds[preds.split == "test"]
     rows = []
     for o in others:
@@ -93,47 +109,52 @@ def delong_against(preds: pd.DataFrame, reference: str, others: list[str]) -> pd
         rows.append(dict(model_a=reference, model_b=o, auc_a=r.auc_a, auc_b=r.auc_b, z=r.z,
                          p_value=r.p_value, diff=r.diff, ci_low=r.ci_low, ci_high=r.ci_high))
     df = pd.DataFrame(rows)
-    df["p_holm"] = holm(df.p_value.to_numpy())
+    df["p_holm"] = S.holm(df.p_value.to_numpy())
+    df["p_bh"] = S.benjamini_hochberg(df.p_value.to_numpy())
+    df["family"] = f"{reference} vs each of {len(others)} models"
     return df
 
 
-def holm(p: np.ndarray) -> np.ndarray:
-    """Holm step-down adjusted p-values."""
-    p = np.asarray(p, float)
-    order = np.argsort(p)
-    m = len(p)
-    adj = np.empty(m)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        adj[i] = running
-    return adj
-
-
 def subgroup_auc(preds: pd.DataFrame, cohort: pd.DataFrame, models: dict[str, str],
-                 by: str = "field_strength") -> pd.DataFrame:
-    """Test-set AUC of each model within each subgroup, plus an unpaired DeLong test between
-    the two largest subgroups (pROC's unpaired test: the patients differ)."""
+                 by: str = "field_strength", *, ci_method: str = "delong", n_boot: int = 2000,
+                 seed: int = 0) -> pd.DataFrame:
+    """Test-set AUC of each model within each subgroup (headline CI: DeLong or bootstrap, the
+    exact binomial CI beside it for comparison), and pROC's unpaired DeLong test between the two
+    largest subgroups (the patients differ).
+
+    Returns:
+        One row per model and subgroup: ``model, subgroup, n, n_pos, auc, ci_low, ci_high,
+        ci_method, exact_low, exact_high, unpaired_p, note`` (``unpaired_p`` on each model's
+        first row; a subgroup with fewer than 2 patients of a class gets no CI, named in
+        ``note``).
+    """
     test = preds[preds.split == "test"].merge(cohort[["patient_id", by]], on="patient_id")
     groups = test[by].value_counts().index.tolist()
     rows = []
     for col, name in models.items():
-        row = {"model": name}
-        for g in groups:
+        for k, g in enumerate(groups):
             d = test[test[by] == g]
-            if d.label.nunique() < 2:
-                row[f"AUC {g}"] = "—"
-                continue
-            ci = S.auc_ci(d.label, d[col], method="exact")
-            row[f"AUC {g}"] = f"{ci.auc:.3f} ({ci.low:.3f}-{ci.high:.3f}), n={len(d)}"
-        if len(groups) >= 2:
-            a, b = test[test[by] == groups[0]], test[test[by] == groups[1]]
-            try:
-                u = S.delong_test_unpaired(a.label, a[col], b.label, b[col])
-                row["unpaired DeLong p"] = f"{u.p_value:.3f}"
-            except ValueError as exc:
-                row["unpaired DeLong p"] = f"not testable ({exc})"
-        rows.append(row)
+            row = {"model": name, "subgroup": f"{by}={g}", "n": len(d), "n_pos": int(d.label.sum()),
+                   "auc": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                   "ci_method": AUC_CI_NAMES[ci_method], "exact_low": np.nan, "exact_high": np.nan,
+                   "unpaired_p": np.nan, "note": ""}
+            counts = d.label.value_counts()
+            if min(counts.get(0, 0), counts.get(1, 0)) < 2:
+                row["note"] = "fewer than 2 patients of a class: no AUC CI"
+                if d.label.nunique() == 2:
+                    row["auc"] = S.auc(d.label, d[col])
+            else:
+                ci = S.auc_ci(d.label, d[col], method=ci_method, n_boot=n_boot, seed=seed)
+                ex = S.auc_ci(d.label, d[col], method="exact")
+                row.update(auc=ci.auc, ci_low=ci.low, ci_high=ci.high, exact_low=ex.low,
+                           exact_high=ex.high)
+            if k == 0 and len(groups) >= 2:
+                a, b = test[test[by] == groups[0]], test[test[by] == groups[1]]
+                try:
+                    row["unpaired_p"] = S.delong_test_unpaired(a.label, a[col], b.label, b[col]).p_value
+                except ValueError as exc:
+                    row["note"] = (row["note"] + "; " if row["note"] else "") + f"unpaired test: {exc}"
+            rows.append(row)
     return pd.DataFrame(rows)
 
 

@@ -6,12 +6,20 @@ a NIfTI tumour mask per series in that series' geometry, and a ``cohort.csv`` ma
 
 How the label shows in the images (each tunable through :class:`~alnm_core.config.PhantomConfig`):
 
-* **T2WI** (``strength_t2wi``, strongest): a bright peritumoral oedema shell whose thickness and
+* **T2WI** (``strength_t2wi``): a bright peritumoral oedema shell whose thickness and
   brightness grow with ALNM; tumour size and margin irregularity also differ by group, as in the
   paper's Table 1.
-* **DWI** (``strength_dwi``, weaker): ALNM lowers the tumour's apparent diffusion coefficient
+* **DWI** (``strength_dwi``): ALNM lowers the tumour's apparent diffusion coefficient
   (restricted diffusion), so the tumour stays brighter at the high b-value.
-* **DCE** (``strength_dce``, weakest): ALNM adds rim enhancement (a less enhancing core).
+* **DCE** (``strength_dce``): ALNM adds rim enhancement (a less enhancing core).
+
+The designed effect of the label, in SDs of each quantity (:func:`designed_effects`), is with the
+demo's strengths 2.7 on DWI (ADC), 2.0 on T2WI (oedema thickness) and 0.3 on DCE (rim): DWI's is
+the largest. That the demo's models rank T2WI above DWI comes from resolution and crop content
+(the oedema is a large, bright structure; DWI's grid is coarse) and from tuning, not from the
+design. Each series is stored on one fixed intensity scale per sequence for the whole cohort
+(:data:`STORED_PER_SIGNAL`), as a scanner would, so no tissue's stored brightness carries the
+label except through the designed signal (checked in ``tests/test_phantom.py``).
 
 The anatomy is an analytic world model (breast outlines, fat, fibroglandular texture, chest wall,
 tumour) evaluated at each series' voxel centres, so the three series of one patient show the same
@@ -28,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import shutil
@@ -47,7 +56,12 @@ SEQUENCES = DEFAULT_SEQUENCES
 #: compressed as JPEG Lossless SV1, or one Legacy Converted Enhanced MR file per series
 TRANSFER_SYNTAXES = ("explicit", "jpeg-lossless", "enhanced")
 #: bumped whenever the generator's output changes, so cached phantoms are rewritten
-PHANTOM_VERSION = 4
+PHANTOM_VERSION = 5
+#: stored value = rendered signal x this factor, one fixed scale per sequence for the whole cohort
+#: (as a scanner's receiver gain): a per-series scale (version 4 used the series' own maximum)
+#: would let every tissue's stored brightness depend on the brightest structure, on T2WI the
+#: label-dependent oedema, and hand the label to any model not normalising per crop
+STORED_PER_SIGNAL = {"T2WI": 4095.0 / 1700.0, "DWI": 4095.0 / 900.0, "DCE": 4095.0 / 1000.0}
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 UID_ROOT = "1.2.826.0.1.3680043.10.1174."  # fixed root for the phantom's derived UIDs
 
@@ -273,6 +287,11 @@ def render_series(p: PatientTruth, seq: str, cfg: PhantomConfig) -> tuple[np.nda
     return stack.astype(np.float32), vol, t["tumour"]
 
 
+def stored_values(stack: np.ndarray, seq: str) -> np.ndarray:
+    """The 12-bit values written to DICOM: the rendered signal on the sequence's fixed scale."""
+    return np.clip(np.round(stack * STORED_PER_SIGNAL[seq]), 0, 4095).astype(np.uint16)
+
+
 def _write_dicom_series(folder: Path, p: PatientTruth, seq: str, stack: np.ndarray, vol: Volume,
                         cfg: PhantomConfig) -> None:
     from pydicom.dataset import Dataset, FileMetaDataset
@@ -286,8 +305,7 @@ def _write_dicom_series(folder: Path, p: PatientTruth, seq: str, stack: np.ndarr
     study_uid = _uid(cfg.seed, p.patient_id, "study")
     series_uid = _uid(cfg.seed, p.patient_id, seq, "series")
     for_uid = _uid(cfg.seed, p.patient_id, seq, "for")
-    scale = 4095.0 / max(float(stack.max()), 1.0)
-    pix = np.clip(np.round(stack * scale), 0, 4095).astype(np.uint16)
+    pix = stored_values(stack, seq)
     desc = {"T2WI": "AX T2 FSE", "DWI": "AX DWI", "DCE": "AX DYN T1 FS"}[seq]
     series_no = {"T2WI": 2, "DWI": 3, "DCE": 4}[seq]
     meta = FileMetaDataset()
@@ -493,7 +511,26 @@ def write_phantom(
         f"settings: {cfg}\n"
         f"DICOM form: {transfer_syntax}\n"
     )
+    (root / "PHANTOM.json").write_text(json.dumps(phantom_stamp(cfg), indent=1))
     return root
+
+
+def designed_effects(cfg: PhantomConfig) -> dict[str, float]:
+    """The label's designed effect per sequence, in SDs of the quantity it moves (before
+    clipping): oedema thickness (T2WI), tumour ADC (DWI), rim enhancement (DCE)."""
+    return {"T2WI": 4.0 * cfg.strength_t2wi / 2.0 if cfg.strength_t2wi else 0.0,
+            "DWI": 0.65 * cfg.strength_dwi / 0.12,
+            "DCE": 1.6 * cfg.strength_dce / 0.25}
+
+
+def phantom_settings(cohort_dir: str | Path) -> PhantomConfig | None:
+    """The settings a phantom cohort folder was written with (None for a real cohort)."""
+    stamp = Path(cohort_dir) / "PHANTOM.json"
+    if not stamp.is_file():
+        return None
+    data = json.loads(stamp.read_text())
+    data.pop("generator_version", None)
+    return PhantomConfig(**data)
 
 
 # ----------------------------------------------------------------------------- cache
@@ -526,8 +563,6 @@ def ensure_phantom(profile: str, cfg: PhantomConfig, data_dir: str | Path | None
         cfg: the phantom's settings (a different setting rewrites the folder).
         data_dir: the cache root (default :func:`default_data_dir`).
     """
-    import json
-
     out = phantom_dir(profile, data_dir)
     stamp = out / "PHANTOM.json"
     want = phantom_stamp(cfg)
@@ -535,6 +570,5 @@ def ensure_phantom(profile: str, cfg: PhantomConfig, data_dir: str | Path | None
         return out
     if out.exists():
         shutil.rmtree(out)  # our own cache folder: rewrite it whole
-    write_phantom(out, cfg, progress=progress)
-    stamp.write_text(json.dumps(want, indent=1))
+    write_phantom(out, cfg, progress=progress)  # writes PHANTOM.json
     return out

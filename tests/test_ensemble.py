@@ -67,13 +67,16 @@ def test_table3_and_delong_structure():
     t3 = evaluation.build_table3(fused, names, n_boot=200)
     assert len(t3) == 6 and set(t3.threshold_from) == {"fixed 0.5", "Youden on validation"}
     for col in ("acc", "sen", "spe", "ppv", "npv", "auc", "auc_low", "auc_high", "auc_delong_low",
-                "auc_boot_high", "ppv_method"):
+                "auc_boot_high", "ppv_method", "auc_exact_low", "auc_exact_method", "auc_ci_method"):
         assert col in t3.columns
     assert (t3.auc_low <= t3.auc).all() and (t3.auc <= t3.auc_high).all()
     d = evaluation.delong_against(fused, "weighted_vote", ["T2WI", "DWI"])
     assert list(d.columns[:7]) == ["model_a", "model_b", "auc_a", "auc_b", "z", "p_value", "diff"]
-    assert (d.p_holm >= d.p_value).all()
+    assert (d.p_holm >= d.p_value).all() and (d.p_bh >= d.p_value).all()
+    assert (t3.auc_ci_method == "DeLong (as pROC)").all()
+    assert (t3.auc_low == t3.auc_delong_low).all()
 
 
 def test_holm():
-    assert evaluation.holm(np.array([0.01, 0.04, 0.03])).tolist() == pytest.approx([0.03, 0.06, 0.06])
+    from alnm_core.stats import holm
+    assert holm(np.array([0.01, 0.04, 0.03])).tolist() == pytest.approx([0.03, 0.06, 0.06])

@@ -17,13 +17,14 @@ TABLE3 = {
 @pytest.mark.parametrize("model", list(TABLE3))
 def test_table3_metrics(model):
     counts, printed, _, _ = TABLE3[model]
-    m = S.metrics_from_counts(*counts)
+    m = S.metrics_from_counts(*counts, ppv_npv_method="logit")  # MedCalc's, for the comparison
     got = tuple(round(m[k].estimate, 3) for k in ("acc", "sen", "spe", "ppv", "npv"))
     assert got == printed
     for k in ("acc", "sen", "spe"):
         assert m[k].method == "Clopper-Pearson"
         assert m[k].low < m[k].estimate < m[k].high
     assert "Mercaldo" in m["ppv"].method
+    assert S.metrics_from_counts(*counts)["ppv"].method == "Clopper-Pearson"  # the default
 
 
 @pytest.mark.parametrize("model", list(TABLE3))
@@ -43,8 +44,11 @@ def test_clopper_pearson_and_medcalc_style_intervals():
     assert m["youden_j"].estimate == pytest.approx(0.65)
     ex = S.metrics_from_counts(15, 3, 5, 27, ppv_npv_method="exact")
     assert ex["ppv"].method == "Clopper-Pearson"
-    # a predictive value of 1 falls back to an exact interval (as MedCalc)
-    assert S.metrics_from_counts(10, 0, 5, 20)["ppv"].method == "Clopper-Pearson"
+    # a predictive value of 1 falls back to an exact interval (as MedCalc) ...
+    assert S.metrics_from_counts(10, 0, 5, 20, ppv_npv_method="logit")["ppv"].method.startswith("Clopper-Pearson")
+    # ... but a sensitivity of 1 with a PPV below 1 keeps the logit interval
+    m = S.metrics_from_counts(20, 5, 0, 25, ppv_npv_method="logit")
+    assert "Mercaldo" in m["ppv"].method and m["ppv"].low < 0.8 < m["ppv"].high
 
 
 def test_table1_categorical_p_values():

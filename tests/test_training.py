@@ -79,6 +79,10 @@ def test_same_seed_same_predictions_on_cpu(tmp_path):
     assert set(a.patients.split) == {"train", "val", "test"}
     assert {"train_loss", "train_auc", "val_loss", "val_auc", "seconds", "selected"} <= set(a.history.columns)
     assert a.history.selected.sum() == 1
+    best = a.history.loc[a.history.selected, "epoch"].item()
+    assert a.history.val_auc[a.history.epoch == best].item() == a.history.val_auc.max()
+    last = train_sequence(sc, splits, replace(CFG, epochs=3, selection="last"), tmp_path / "d", seed=3)
+    assert last.history.loc[last.history.selected, "epoch"].item() == 3
 
 
 def test_resume_after_interruption_gives_the_same_result(tmp_path):

@@ -19,17 +19,27 @@ def methods_paragraph(cfg: StudyConfig, info: dict, *, n_test: int, n_test_pos: 
     """Markdown paragraphs describing the run's methods, from ``run.json``."""
     r, t, s = cfg.roi, cfg.train, cfg.stats
     excl = info.get("exclusions", [])
-    cat = {"auto": "Pearson's chi-square test without continuity correction, or Fisher's exact test "
-                   "when an expected count was below 5",
-           "chi2": "Pearson's chi-square test without continuity correction",
-           "fisher": "Fisher's exact test"}[s.categorical_test]
+    cat_names = {"auto": "Pearson's chi-square test without continuity correction, or Fisher's "
+                         "exact test when an expected count was below 5",
+                 "chi2": "Pearson's chi-square test without continuity correction",
+                 "fisher": "Fisher's exact test"}
+    test_rule = s.categorical_test if s.categorical_test_test_set == "same" else s.categorical_test_test_set
+    cat = (cat_names[s.categorical_test] if test_rule == s.categorical_test else
+           f"{cat_names[s.categorical_test]} (all patients) and {cat_names[test_rule]} (test set)")
     cont = {"auto": f"Student's or Welch's t test (by Levene's test) when both groups passed the "
                     f"{'Shapiro–Wilk' if s.normality_test == 'shapiro' else 'Lilliefors-corrected Kolmogorov–Smirnov'} "
                     f"normality check at α = {s.alpha:g}, otherwise the Mann–Whitney U test",
             "t": "Student's t test", "welch": "Welch's t test",
             "mannwhitney": "the Mann–Whitney U test"}[s.continuous_test]
-    ppv = ("logit intervals of Mercaldo et al. (2007), as MedCalc (Clopper–Pearson when the value "
-           "is 0 or 1)" if s.ppv_npv_method == "logit" else "Clopper–Pearson intervals")
+    ppv = ("logit intervals of Mercaldo et al. (2007), as MedCalc (Clopper–Pearson where the "
+           "predictive value is 0 or 1); they treat the prevalence as known and under-cover when it "
+           "is estimated from the same sample" if s.ppv_npv_method == "logit" else
+           "Clopper–Pearson intervals (their coverage holds when the prevalence is estimated from "
+           "the same sample)")
+    head_ci = ("the DeLong 95% CI (as pROC)" if s.auc_ci == "delong" else
+               f"a stratified percentile bootstrap 95% CI ({s.bootstrap_n} replicates, seed {cfg.seed})")
+    other_ci = (f"a stratified percentile bootstrap CI ({s.bootstrap_n} replicates, seed {cfg.seed})"
+                if s.auc_ci == "delong" else "the DeLong CI (as pROC)")
     weights = ("validation accuracies" if cfg.ensemble.weights_from == "validation"
                else "test accuracies (the paper's choice; optimistic)")
     return f"""
@@ -57,13 +67,17 @@ positive when H(x) ≥ Σwᵢ/2.
 **Statistics.** Table 1: mean ± SD and n (%); continuous variables by {cont}; categorical
 variables by {cat}. Table 3 (test set): accuracy, sensitivity and specificity with Clopper–Pearson
 95% CIs; PPV and NPV with {ppv}; operating points at the fixed threshold {s.threshold:g} (paper) and
-at the Youden-optimal threshold found on the validation set and frozen. AUC as the Mann–Whitney
-statistic (ties count ½) with the exact binomial 95% CI (MedCalc's method, used by the paper),
-the DeLong CI (as pROC) and a stratified percentile bootstrap CI ({s.bootstrap_n} replicates, seed
-{cfg.seed}). ROC curves were compared with the paired DeLong test (two-sided; Holm-adjusted p-values
-shown beside the raw ones); subgroups with pROC's unpaired DeLong test. Calibration: Brier score,
-calibration intercept (logit offset) and slope; decision curves by net benefit. Significance
-level {s.alpha:g}.
+at the Youden-optimal threshold found on the development predictions and frozen. AUC as the
+Mann–Whitney statistic (ties count ½) with {head_ci}; beside it {other_ci} and, for comparison
+with MedCalc and the paper, the exact binomial CI on AUC × N, which ignores the split into
+patients with and without ALNM and under-covers on unbalanced cohorts. ROC curves were compared
+with the paired DeLong test (two-sided); for several comparisons, Holm-adjusted (family-wise)
+and Benjamini–Hochberg-adjusted (false discovery rate) p-values are shown beside the raw ones,
+with the family named in each table: the multiparametric model against each base model and the
+clinical baseline (the paper's comparisons), and every pair of models (`delong.csv`). Subgroups:
+AUC with the same CI, pROC's unpaired DeLong test between field strengths. Calibration: Brier
+score, calibration intercept (logit offset) and slope; decision curves by net benefit.
+Significance level {s.alpha:g}.
 """.strip()
 
 

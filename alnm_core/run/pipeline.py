@@ -178,6 +178,12 @@ def execute_notebook(src: Path | nbformat.NotebookNode, out: Path, parameters: d
         return NotebookRun(out.name, out, time.time() - t0, False, msg)
     except OSError as exc:  # the executed notebook could not be written (disk full, read-only)
         raise StorageError(out, "the executed notebook", exc) from exc
+    except RuntimeError as exc:  # nbclient's DeadKernelError and friends: the kernel went away
+        if type(exc).__name__ != "DeadKernelError":
+            raise
+        return NotebookRun(out.name, out, time.time() - t0, False,
+                           f"{out.name}: the kernel died (out of memory, or killed); see "
+                           f"{out.parent / 'kernels.log'}")
     finally:
         if env_backend is not None:
             os.environ["MPLBACKEND"] = env_backend

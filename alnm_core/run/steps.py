@@ -42,7 +42,7 @@ import pandas as pd
 from .. import ensemble as E
 from .. import evaluation as EV
 from ..cohort import load_cohort
-from ..config import StudyConfig
+from ..config import StatsConfig, StudyConfig
 from ..roi import RoiError, SequenceCrops, extract_sequence
 from ..splits import make_splits
 from ..stats import build_table1
@@ -54,8 +54,8 @@ from .paths import RunPaths
 Progress = Callable[[str], None]
 
 #: bumped when a step's computation changes, so that older results are recomputed
-STEP_VERSION = {"prepare": 1, "describe_cohort": 1, "extract_rois": 1, "train_unit": 1,
-                "train": 1, "fuse": 1, "evaluate": 1}
+STEP_VERSION = {"prepare": 1, "describe_cohort": 2, "extract_rois": 1, "train_unit": 1,
+                "train": 1, "fuse": 1, "evaluate": 2}
 
 
 class StepError(RuntimeError):
@@ -147,18 +147,27 @@ def describe_cohort(paths: RunPaths, cfg: StudyConfig, *,
                              .rename(columns={"split": "part"}), on="patient_id")
     s = cfg.stats
     key = make_key("describe_cohort", STEP_VERSION["describe_cohort"], prep.key,
-                   [s.categorical_test, s.continuous_test, s.normality_test, s.alpha])
+                   [s.categorical_test, s.categorical_test_test_set, s.continuous_test,
+                    s.normality_test, s.alpha])
     if _current(paths, "describe_cohort", key, [paths.table1]):
         return CohortResult(prep.cohort, prep.splits, data, pd.read_csv(paths.table1, keep_default_na=False))
     t0 = time.time()
-    kw = dict(categorical_method=s.categorical_test, continuous_method=s.continuous_test,
-              normality_test=s.normality_test, alpha=s.alpha)
-    table1 = pd.concat([build_table1(data, **kw).assign(population="All patients"),
-                        build_table1(data[data.part == "test"], **kw).assign(population="Test set")],
+    t_all, t_test = table1_pair(data, data[data.part == "test"], s)
+    table1 = pd.concat([t_all.assign(population="All patients"), t_test.assign(population="Test set")],
                        ignore_index=True)
     write_csv(table1, paths.table1, what="Table 1")
     _finish(paths, "describe_cohort", key, [paths.table1], t0, say)
     return CohortResult(prep.cohort, prep.splits, data, pd.read_csv(paths.table1, keep_default_na=False))
+
+
+def table1_pair(all_patients: pd.DataFrame, test_set: pd.DataFrame,
+                s: StatsConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table 1 of all patients and of the test set, each with its own categorical test rule
+    (``stats.categorical_test`` and ``stats.categorical_test_test_set``)."""
+    kw = dict(continuous_method=s.continuous_test, normality_test=s.normality_test, alpha=s.alpha)
+    test_rule = s.categorical_test if s.categorical_test_test_set == "same" else s.categorical_test_test_set
+    return (build_table1(all_patients, categorical_method=s.categorical_test, **kw),
+            build_table1(test_set, categorical_method=test_rule, **kw))
 
 
 # ============================================================================ extract_rois
@@ -324,6 +333,7 @@ def train_unit(paths: RunPaths, cfg: StudyConfig, unit: Unit, *,
     write_csv(res.slices, paths.unit_predictions(s, u), what=f"the {unit} predictions")
     info = {"key": key, "unit": u, "sequence": s, "repeat": unit.repeat, "fold": unit.fold,
             "best_epoch": int(res.best_epoch), "epochs": cfg.train.epochs,
+            "selection": cfg.train.selection,
             "seconds": round(res.seconds, 2), "device": res.device, "num_threads": res.threads,
             "train_crops_per_s": round(res.crops_per_s, 1), "resumed_from_epoch": res.resumed_from,
             "finished": record.now()}
@@ -466,8 +476,7 @@ def _evaluation_outputs(paths: RunPaths) -> dict[str, Path]:
 def _read_evaluation(cfg: StudyConfig, fused: pd.DataFrame, files: dict[str, Path]) -> EvaluationResult:
     clin = pd.read_csv(files["clinical"], dtype={"patient_id": str})
     preds = fused.merge(clin[["patient_id", "prob"]].rename(columns={"prob": "clinical"}), on="patient_id")
-    t = {k: pd.read_csv(v, keep_default_na=False if k == "subgroups" else True)
-         for k, v in files.items() if k != "clinical"}
+    t = {k: pd.read_csv(v) for k, v in files.items() if k != "clinical"}
     return EvaluationResult(preds, model_names(cfg), t["table3"], t["delong"], t["delong_fusion"],
                             t["calibration"], t["reliability"], t["decision_curve"], t["subgroups"])
 
@@ -493,7 +502,8 @@ def evaluate(paths: RunPaths, cfg: StudyConfig, *, progress: Progress | None = N
     test = preds[preds.split == "test"]
     s = cfg.stats
     t3 = EV.build_table3(preds, names, threshold=s.threshold, ppv_npv_method=s.ppv_npv_method,
-                         n_boot=s.bootstrap_n, seed=cfg.seed, fit_split=split_value, fit_name=fit_name)
+                         auc_ci_method=s.auc_ci, n_boot=s.bootstrap_n, seed=cfg.seed,
+                         fit_split=split_value, fit_name=fit_name)
     write_csv(t3, files["table3"], what="Table 3")
     from ..stats import delong_matrix
 
@@ -506,7 +516,8 @@ def evaluate(paths: RunPaths, cfg: StudyConfig, *, progress: Progress | None = N
     write_csv(EV.reliability_long(test, shown), files["reliability"], what="the reliability bins")
     write_csv(EV.decision_curves(test, {c: names[c] for c in (HEADLINE, cfg.sequences[0], "clinical")}),
               files["decision_curve"], what="the decision curves")
-    sub = EV.subgroup_auc(preds, prep.cohort, {c: names[c] for c in list(cfg.sequences) + [HEADLINE]})
+    sub = EV.subgroup_auc(preds, prep.cohort, {c: names[c] for c in list(cfg.sequences) + [HEADLINE]},
+                          ci_method=s.auc_ci, n_boot=s.bootstrap_n, seed=cfg.seed)
     write_csv(sub, files["subgroups"], what="the subgroup table")
     _finish(paths, "evaluate", key, list(files.values()), t0, say)
     return _read_evaluation(cfg, fused, files)
@@ -518,4 +529,4 @@ ORDER = ("prepare", "describe_cohort", "extract_rois", "train", "fuse", "evaluat
 __all__ = ["CohortResult", "EvaluationResult", "Prepared", "RoiResult", "SequenceResult",
            "StepError", "Unit", "UnitResult", "describe_cohort", "evaluate", "excluded_patients",
            "extract_rois", "fit_split", "fuse", "grid", "make_key", "model_names", "prepare",
-           "train", "train_all", "train_unit", "unit_roles", "unit_seed", "RoiError"]
+           "table1_pair", "train", "train_all", "train_unit", "unit_roles", "unit_seed", "RoiError"]

@@ -106,12 +106,51 @@ def delong_var(y_true, score) -> float:
     return float(S[0, 0])
 
 
-def _p_value(z: float, alternative: str) -> float:
+class Comparison(NamedTuple):
+    """z, p-value and CI of an AUC difference."""
+
+    z: float
+    p_value: float
+    ci_low: float
+    ci_high: float
+
+
+#: below this, an AUC difference or its standard deviation counts as exactly zero
+_ZERO = 1e-15
+
+
+def compare(diff: float, var_diff: float, *, alternative: str = "two-sided",
+            level: float = 0.95) -> Comparison:
+    """The z statistic, p-value and CI of a paired AUC difference from its DeLong variance.
+
+    The one routine behind every DeLong entry point (:func:`delong_test`, :func:`delong_matrix`),
+    as pROC's paired calculations serve both its test and its CI: ``z = diff / sd``; a zero
+    difference gives ``z = 0`` (p = 1 two-sided, 0.5 one-sided), a non-zero difference with zero
+    variance ``z = +-inf`` (p = 0 or 1); the CI of the difference is ``diff +- q * sd`` (always
+    two-sided, as pROC).
+
+    Example:
+        >>> compare(0.0, 0.02, alternative="greater").p_value
+        0.5
+        >>> compare(0.5, 0.0).z
+        inf
+    """
+    check_alternative(alternative)
+    q = stats.norm.ppf(1 - (1 - check_level(level)) / 2)
+    sd = float(np.sqrt(max(var_diff, 0.0)))
+    if abs(diff) <= _ZERO:
+        z = 0.0
+    elif sd <= _ZERO:
+        z = float(np.sign(diff) * np.inf)
+    else:
+        z = diff / sd
     if alternative == "two-sided":
-        return float(2 * stats.norm.sf(abs(z)))
-    if alternative == "greater":
-        return float(stats.norm.sf(z))
-    return float(stats.norm.cdf(z))
+        p = float(2 * stats.norm.sf(abs(z)))
+    elif alternative == "greater":
+        p = float(stats.norm.sf(z))
+    else:
+        p = float(stats.norm.cdf(z))
+    return Comparison(float(z), p, diff - q * sd, diff + q * sd)
 
 
 class DeLongResult(NamedTuple):
@@ -141,32 +180,22 @@ def delong_test(y_true, score_a, score_b, *, alternative: str = "two-sided",
         level: confidence level of the CI of the difference (always two-sided, as pROC).
 
     Returns:
-        :class:`DeLongResult`. Identical curves, or equal AUCs with zero variance of the
-        difference, give ``z = 0`` and ``p = 1`` rather than NaN.
+        :class:`DeLongResult`; z, p and the CI come from :func:`compare` (equal AUCs: ``z = 0``,
+        p = 1 two-sided and 0.5 one-sided; a zero variance with unequal AUCs: ``z = +-inf``).
 
     Example:
         >>> r = delong_test([0, 0, 0, 1, 1, 1], [1, 2, 3, 4, 5, 6], [1, 5, 2, 4, 3, 6])
         >>> round(r.auc_a, 3), round(r.auc_b, 3)
         (1.0, 0.667)
     """
-    check_alternative(alternative)
-    level = check_level(level)
     y = check_labels(y_true, min_per_class=2)
     a = check_scores(score_a, y.size, name="score_a")
     b = check_scores(score_b, y.size, name="score_b")
     aucs, S = delong_cov(y, np.vstack([a, b]))
     diff = float(aucs[0] - aucs[1])
-    var_diff = float(S[0, 0] + S[1, 1] - 2 * S[0, 1])
-    sd = np.sqrt(max(var_diff, 0.0))
-    if sd <= 1e-15 * max(1.0, abs(diff)) or np.isclose(diff, 0.0, atol=1e-15):
-        z = 0.0 if np.isclose(diff, 0.0, atol=1e-15) else float(np.sign(diff) * np.inf)
-    else:
-        z = diff / sd
-    p = 1.0 if z == 0.0 else _p_value(z, alternative)
-    q = stats.norm.ppf(1 - (1 - level) / 2)
-    return DeLongResult(float(aucs[0]), float(aucs[1]), diff, float(z), p,
-                        diff - q * sd, diff + q * sd, float(S[0, 0]), float(S[1, 1]),
-                        float(S[0, 1]), alternative)
+    c = compare(diff, float(S[0, 0] + S[1, 1] - 2 * S[0, 1]), alternative=alternative, level=level)
+    return DeLongResult(float(aucs[0]), float(aucs[1]), diff, c.z, c.p_value, c.ci_low, c.ci_high,
+                        float(S[0, 0]), float(S[1, 1]), float(S[0, 1]), alternative)
 
 
 class UnpairedDeLongResult(NamedTuple):
@@ -216,27 +245,31 @@ def delong_test_unpaired(y_a, score_a, y_b, score_b, *,
 def delong_matrix(y_true, scores: dict[str, np.ndarray], *, level: float = 0.95) -> pd.DataFrame:
     """Paired DeLong tests for every pair of models, as a DataFrame.
 
-    Columns: ``model_a, model_b, auc_a, auc_b, z, p_value`` (the contract of
-    ``delong.csv``), then ``diff, ci_low, ci_high, cov``.
-    Covariances are computed once for all models (one ranking per model).
+    Columns: ``model_a, model_b, auc_a, auc_b, z, p_value`` (the contract of ``delong.csv``),
+    then ``diff, ci_low, ci_high, cov``, and the p-values adjusted over the family of all pairs:
+    ``p_holm`` (Holm) and ``p_bh`` (Benjamini-Hochberg). Covariances are computed once for all
+    models (one ranking per model); z, p and CI come from :func:`compare`, as in
+    :func:`delong_test`.
     """
+    from .multiplicity import benjamini_hochberg, holm
+
     names = list(scores)
     if len(names) < 2:
         raise ValueError("delong_matrix needs at least two models")
     y = check_labels(y_true, min_per_class=2)
     mat = np.vstack([check_scores(scores[k], y.size, name=f"scores[{k!r}]") for k in names])
     aucs, S = delong_cov(y, mat)
-    q = stats.norm.ppf(1 - (1 - check_level(level)) / 2)
     rows = []
     for i, j in itertools.combinations(range(len(names)), 2):
         diff = float(aucs[i] - aucs[j])
-        sd = float(np.sqrt(max(S[i, i] + S[j, j] - 2 * S[i, j], 0.0)))
-        z = 0.0 if np.isclose(diff, 0.0, atol=1e-15) or sd == 0 else diff / sd
-        p = 1.0 if z == 0.0 else _p_value(z, "two-sided")
+        c = compare(diff, float(S[i, i] + S[j, j] - 2 * S[i, j]), level=level)
         rows.append(dict(model_a=names[i], model_b=names[j], auc_a=float(aucs[i]),
-                         auc_b=float(aucs[j]), z=z, p_value=p, diff=diff,
-                         ci_low=diff - q * sd, ci_high=diff + q * sd, cov=float(S[i, j])))
-    return pd.DataFrame(rows)
+                         auc_b=float(aucs[j]), z=c.z, p_value=c.p_value, diff=diff,
+                         ci_low=c.ci_low, ci_high=c.ci_high, cov=float(S[i, j])))
+    out = pd.DataFrame(rows)
+    out["p_holm"] = holm(out.p_value.to_numpy())
+    out["p_bh"] = benjamini_hochberg(out.p_value.to_numpy())
+    return out
 
 
 def delong_naive(y_true, score_a, score_b) -> tuple[float, float]:

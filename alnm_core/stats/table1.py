@@ -1,7 +1,8 @@
 """Table 1: group comparisons of clinical characteristics, with the test named beside each p.
 
 Continuous variables: mean +- SD; normality by Shapiro-Wilk and by Lilliefors-corrected K-S
-(SPSS's "Kolmogorov-Smirnov with Lilliefors significance correction", the paper's check); then
+(SPSS's "Kolmogorov-Smirnov with Lilliefors significance correction", the paper's check; p-value
+as R's nortest, see :mod:`.normality`); then
 Student's t (Levene p >= alpha) or Welch's t when both groups look normal, else Mann-Whitney U
 (normal approximation with tie correction, no continuity correction, as SPSS's asymptotic sig).
 
@@ -19,30 +20,13 @@ import pandas as pd
 from scipy import stats
 from scipy.special import gammaln
 
+from .normality import normality
+
 
 class TestResult(NamedTuple):
     p_value: float
     test: str
     statistic: float
-
-
-def normality(x, *, alpha: float = 0.05) -> dict[str, float]:
-    """Shapiro-Wilk and Lilliefors K-S p-values of one sample.
-
-    Lilliefors p comes from statsmodels' table (its range is [0.001, 0.2]; SPSS prints ".200*"
-    for "at least 0.2").
-    """
-    from statsmodels.stats.diagnostic import lilliefors
-
-    x = np.asarray(x, float)
-    x = x[np.isfinite(x)]
-    if x.size < 4:
-        return {"shapiro_p": float("nan"), "lilliefors_p": float("nan"), "n": int(x.size)}
-    if np.ptp(x) == 0:
-        return {"shapiro_p": 0.0, "lilliefors_p": 0.0, "n": int(x.size)}
-    return {"shapiro_p": float(stats.shapiro(x).pvalue),
-            "lilliefors_p": float(lilliefors(x, dist="norm", pvalmethod="table")[1]),
-            "n": int(x.size)}
 
 
 def continuous_test(x_a, x_b, *, method: str = "auto", normality_test: str = "shapiro",
@@ -163,6 +147,12 @@ def categorical_test(table, *, method: str = "auto") -> TestResult:
     return TestResult(float(r.pvalue), "Fisher exact (Monte Carlo, 20000 resamples)", float("nan"))
 
 
+def _fmt_normality(nm: dict) -> str:
+    sw = f"SW p={nm['shapiro_p']:.3f}" if np.isfinite(nm["shapiro_p"]) else "SW not checked"
+    ks = f"K-S(L) p={nm['lilliefors_p']:.3f}" if np.isfinite(nm["lilliefors_p"]) else "K-S(L) not checked"
+    return f"{sw}, {ks} (n={nm['n']})"
+
+
 def _fmt_mean_sd(x: np.ndarray, digits: int) -> str:
     return f"{np.mean(x):.{digits}f} ± {np.std(x, ddof=1):.{digits}f}"
 
@@ -212,10 +202,8 @@ def build_table1(
         x1, x0 = d1[col].astype(float).to_numpy(), d0[col].astype(float).to_numpy()
         r = continuous_test(x1, x0, method=continuous_method, normality_test=normality_test,
                             alpha=alpha)
-        norm = "; ".join(
-            f"{name}: SW p={nm['shapiro_p']:.3f}, K-S(L) p={nm['lilliefors_p']:.3f}"
-            if np.isfinite(nm["shapiro_p"]) else f"{name}: not checked (n={nm['n']} < 4)"
-            for name, nm in ((group_labels[0], normality(x1)), (group_labels[1], normality(x0))))
+        norm = "; ".join(f"{name}: {_fmt_normality(nm)}"
+                         for name, nm in ((group_labels[0], normality(x1)), (group_labels[1], normality(x0))))
         rows.append(dict(characteristic=label, level="",
                          total=_fmt_mean_sd(df[col].astype(float).to_numpy(), digits),
                          group1=_fmt_mean_sd(x1, digits), group0=_fmt_mean_sd(x0, digits),
