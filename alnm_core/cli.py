@@ -1,4 +1,4 @@
-"""The ``alnm`` command: demo, run, phantom, validate, bench.
+"""The ``alnm`` command: demo, run, predict, evaluate, phantom, validate, bench.
 
 Every command has ``--help``. Errors a user can fix (an invalid cohort, an unknown config key,
 a run folder in use or holding another run) are one clear message and exit code 2; a failing
@@ -130,6 +130,68 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 overwrite=args.overwrite)
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Score one patient or a cohort with a trained study's model bundle."""
+    import json
+
+    from .bundle import load_bundle, predict
+    from .cohort import load_for_prediction, patient_folder_manifest
+
+    b = load_bundle(args.model)
+    if args.patient:
+        manifest, root = patient_folder_manifest(args.patient, b.sequences)
+    else:
+        manifest, root = None, Path(args.cohort)
+    cohort = load_for_prediction(root, b.sequences, manifest=manifest,
+                                 series_rules=b.cfg.roi.series_description)
+    out = Path(args.out or f"predictions-{time.strftime('%Y%m%d-%H%M%S')}")
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    pred = predict(b, cohort, root, progress=_say)
+    pred.patients.to_csv(out / "predictions.csv", index=False)
+    th = b.meta["thresholds"].get("weighted_vote", {})
+    doc = {"model": str(Path(args.model).resolve()), "run": b.meta.get("run"),
+           "sequences": list(b.sequences), "weights": b.weights,
+           "thresholds": {"decision": th.get("fixed"), "decision_youden": th.get("youden")},
+           "patients": json.loads(pred.patients.to_json(orient="records"))}
+    (out / "predictions.json").write_text(json.dumps(doc, indent=1))
+    if not args.no_gradcam:
+        from .report.saliency import gradcam_figures
+
+        gradcam_figures(b, pred, out / "gradcam")
+    for _, r in pred.patients.iterrows():
+        extra = f"  ({r.note})" if r.note else ""
+        _say(f"{r.patient_id}: fused {r.fused:.3f}, decision {int(r.decision)} at "
+             f"{th.get('fixed')}{extra}")
+    _say(f"{len(pred.patients)} patient(s) scored in {time.time() - t0:.1f} s")
+    print(out.resolve())
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """External validation of a trained study on another cohort."""
+    from .run.external import run_external
+    from .run.lock import RunLock, new_run_folder
+    from .run.paths import RunPaths
+    from .run.pipeline import PipelineError
+
+    run_dir = new_run_folder(Path(args.out), args.name or f"external-{time.strftime('%Y%m%d-%H%M%S')}")
+    t0 = time.time()
+    try:
+        with RunLock(RunPaths(run_dir).lock, command="alnm evaluate"):
+            report = run_external(args.model, args.cohort, run_dir, progress=_say)
+    except PipelineError as exc:
+        _say(f"FAILED after {time.time() - t0:.0f} s: {exc}")
+        return 1
+    except Exception:
+        if not any(p.name != ".alnm-run.lock" for p in run_dir.iterdir()):
+            run_dir.rmdir()  # refused before anything was written: leave no empty folder
+        raise
+    _say(f"done in {time.time() - t0:.0f} s")
+    print(report.resolve())
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_benchmarks
 
@@ -197,6 +259,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="list the DICOM series of every image folder (<- marks the columns read from each)")
     v.set_defaults(func=cmd_validate)
 
+    pr = sub.add_parser("predict", help="score patients with a trained study's model bundle",
+                        description="Apply RUN/model (frozen: nothing is refit) to one patient folder "
+                                    "or a cohort: per patient each sequence's probability, the fused "
+                                    "probability and the decision at the frozen thresholds, as CSV "
+                                    "and JSON, plus a Grad-CAM PNG per sequence. A patient lacking a "
+                                    "sequence is scored from those present, weights renormalised.")
+    pr.add_argument("--model", required=True, help="the model bundle folder (RUN/model)")
+    grp = pr.add_mutually_exclusive_group(required=True)
+    grp.add_argument("--patient", help="one patient's folder: <SEQ>/ (DICOM) or <SEQ>.nii.gz, and "
+                                       "<SEQ>_roi.nii.gz per sequence, or a one-row cohort.csv")
+    grp.add_argument("--cohort", help="a folder holding cohort.csv (labels not needed)")
+    pr.add_argument("--out", help="output folder (default: predictions-<timestamp>)")
+    pr.add_argument("--no-gradcam", action="store_true", help="skip the Grad-CAM figures")
+    pr.set_defaults(func=cmd_predict)
+
+    ev = sub.add_parser("evaluate", help="external validation of a trained study on another cohort",
+                        description="Apply RUN/model, frozen, to a labelled cohort and write a report: "
+                                    "Table 3 with CIs, ROC, calibration, decision curve, and an "
+                                    "unpaired DeLong test against the run's own test set.")
+    ev.add_argument("--model", required=True, help="the model bundle folder (RUN/model)")
+    ev.add_argument("--cohort", required=True, help="a folder holding cohort.csv with labels (alnm)")
+    ev.add_argument("--out", default="reports", help="folder that receives the run folder (default: reports)")
+    ev.add_argument("--name", help="run folder name (default: external-<timestamp>, never an existing folder)")
+    ev.set_defaults(func=cmd_evaluate)
+
     b = sub.add_parser("bench", help="print throughput figures (phantom, reading, statistics, ROI, training)",
                        description="Benchmarks; numbers go to stdout, nothing is asserted.")
     b.add_argument("--only", help="comma-separated subset: phantom,read,delong,roi,train,coverage")
@@ -207,13 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .bundle import BundleError
+    from .roi import RoiError
     from .run.lock import RunRefused
     from .storage import StorageError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, CohortError, SplitError, RunRefused) as exc:
+    except (ConfigError, CohortError, SplitError, RunRefused, BundleError, RoiError) as exc:
         print(f"alnm {args.command}: {exc}", file=sys.stderr)
         return 2
     except StorageError as exc:

@@ -249,3 +249,89 @@ def describe_cohort(df: pd.DataFrame) -> pd.DataFrame:
     out.columns = [f"alnm={c}" for c in out.columns]
     out["total"] = out.sum(axis=1)
     return out
+
+
+#: where a patient folder keeps each sequence (``alnm predict --patient DIR``)
+_IMAGE_NAMES = ("{seq}", "{seq}.nii.gz", "{seq}.nii", "{seq}.nrrd")
+_MASK_NAMES = ("{seq}_roi.nii.gz", "{seq}_roi.nii", "{seq}_roi.nrrd", "{seq}_roi.dcm")
+
+
+def patient_folder_manifest(folder: str | Path, sequences: tuple[str, ...]) -> tuple[pd.DataFrame, Path]:
+    """A one-row manifest for one patient's folder, and the folder its paths are relative to.
+
+    The folder holds ``cohort.csv`` (one row), or per sequence an image (``<SEQ>/`` DICOM
+    folder, ``<SEQ>.nii.gz`` / ``.nii`` / ``.nrrd``) and a mask (``<SEQ>_roi.nii.gz`` / ``.nii`` /
+    ``.nrrd`` / ``.dcm`` SEG), as a phantom patient's folder does; the folder's name is the id.
+    A sequence without an image is left empty (the patient lacks it).
+
+    Raises:
+        CohortError: the folder does not exist or holds no image of any sequence.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CohortError([Problem("", "", str(folder), "patient folder not found")])
+    if (folder / "cohort.csv").is_file():
+        df = read_manifest(folder)
+        if len(df) != 1:
+            raise CohortError([Problem("", "", str(folder / "cohort.csv"),
+                                       f"a patient folder's cohort.csv holds one row, not {len(df)}")])
+        return df, folder
+    row = {"patient_id": folder.name}
+    for seq in sequences:
+        img = next((n.format(seq=seq) for n in _IMAGE_NAMES if (folder / n.format(seq=seq)).exists()), "")
+        roi = next((n.format(seq=seq) for n in _MASK_NAMES if (folder / n.format(seq=seq)).exists()), "")
+        row[f"{seq}_image"] = f"{folder.name}/{img}" if img else ""
+        row[f"{seq}_roi"] = f"{folder.name}/{roi}" if roi else ""
+    if not any(row[f"{s}_image"] for s in sequences):
+        raise CohortError([Problem(folder.name, "", str(folder),
+                                   f"no image of any sequence {list(sequences)} (expected e.g. "
+                                   f"{sequences[0]}/ or {sequences[0]}.nii.gz and {sequences[0]}_roi.nii.gz)")])
+    return pd.DataFrame([row]), folder.parent
+
+
+def load_for_prediction(cohort_dir: str | Path, sequences: tuple[str, ...], *,
+                        manifest: pd.DataFrame | None = None, need_labels: bool = False,
+                        series_rules: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """A manifest for applying a trained study: ``patient_id`` (and ``alnm`` when
+    ``need_labels``); each sequence optional per patient (an empty or absent column = the
+    patient lacks it), but a sequence that is given must read and match its mask.
+
+    Raises:
+        CohortError: every problem at once (duplicated ids, labels not 0/1, an image without a
+            mask, unreadable files, masks in another geometry), each naming patient, column, file.
+    """
+    df = read_manifest(cohort_dir) if manifest is None else manifest.copy()
+    where = str(Path(cohort_dir) / "cohort.csv")
+    problems: list[Problem] = []
+    if "patient_id" not in df.columns:
+        raise CohortError([Problem("", "patient_id", where, "required column is missing")])
+    df["patient_id"] = df["patient_id"].astype(str).str.strip()
+    for pid in sorted(set(df.patient_id[df.patient_id.duplicated()])):
+        problems.append(Problem(pid, "patient_id", where, "duplicated patient_id"))
+    if need_labels:
+        if "alnm" not in df.columns:
+            problems.append(Problem("", "alnm", where, "required column is missing (labels are "
+                                    "needed to evaluate)"))
+        else:
+            for _, row in df.iterrows():
+                if str(row["alnm"]).strip() not in ("0", "1"):
+                    problems.append(Problem(row["patient_id"], "alnm", where,
+                                            f"label {row['alnm']!r} is not 0 or 1"))
+    present = [s for s in sequences if f"{s}_image" in df.columns]
+    if not present:
+        problems.append(Problem("", "", where, f"no column for any of the sequences {list(sequences)} "
+                                               f"(expected e.g. {sequences[0]}_image, {sequences[0]}_roi)"))
+    for seq in present:
+        if f"{seq}_roi" not in df.columns:
+            df[f"{seq}_roi"] = ""
+        df[[f"{seq}_image", f"{seq}_roi"]] = df[[f"{seq}_image", f"{seq}_roi"]].fillna("").astype(str)
+        given = df[f"{seq}_image"].str.strip() != ""
+        for _, row in df[given & (df[f"{seq}_roi"].str.strip() == "")].iterrows():
+            problems.append(Problem(row["patient_id"], f"{seq}_roi", "", f"{seq} image given without a mask"))
+        ok = given & (df[f"{seq}_roi"].str.strip() != "")
+        problems += inspect_files(cohort_dir, df[ok], (seq,), read=True, series_rules=series_rules).problems
+    if problems:
+        raise CohortError(problems)
+    if need_labels:
+        df["alnm"] = df["alnm"].astype(int)
+    return df.reset_index(drop=True)

@@ -55,19 +55,37 @@ class PhantomConfig:
 
 @dataclass(frozen=True)
 class SplitConfig:
-    """Patient-level stratified split.
+    """Patient-level stratified split and validation design.
+
+    The test set is fixed first (a ``split`` column in ``cohort.csv``, a ``test_where`` rule, or
+    a stratified draw of ``test_size``) and never used before the final evaluation. The rest is
+    the development set.
 
     Attributes:
+        scheme: ``holdout`` (one model per sequence, a validation part carved from the
+            development set) or ``kfold`` (patient-level stratified k-fold over the development
+            set: one model per fold, every development patient predicted once per repeat by a
+            model that never saw it; thresholds, ensemble weights and stacking are fitted on
+            these out-of-fold predictions; the test set is scored by the fold models together).
         test_size: number of test patients (int >= 1) or a fraction in (0, 1).
-        val_fraction: fraction of the non-test patients carved out for validation.
-        n_folds: folds assigned over the train+validation patients (for cross-validation).
+        val_fraction: ``holdout``: share of the development set used for validation;
+            ``kfold`` with ``train.selection=best_val_auc``: share of each fold model's training
+            patients carved out to choose its checkpoint.
+        n_folds: folds (``kfold``).
+        repeats: repeated k-fold: each repeat draws new folds (``kfold``).
         use_manifest_split: honour a ``split`` column in cohort.csv when present.
+        test_where: ``column=value``: every patient with that manifest value is the test set
+            (e.g. ``field_strength=3T`` or ``site=B``: train on one scanner, test on the other);
+            takes precedence over a ``split`` column.
     """
 
+    scheme: Literal["holdout", "kfold"] = "holdout"
     test_size: float = 0.2
     val_fraction: float = 0.2
     n_folds: int = 5
+    repeats: int = 1
     use_manifest_split: bool = True
+    test_where: str = ""
 
 
 @dataclass(frozen=True)
@@ -127,6 +145,9 @@ class TrainConfig:
         keep_resume_state: keep ``last.pt`` (model, optimiser and RNG state) after a training
             has finished, so that a later run with more ``epochs`` continues from it instead of
             starting again; off by default (it is about four times the selected weights).
+        checkpoint_dtype: precision of the saved selected weights: ``float16`` (half the disk;
+            the weights are rounded before the unit predicts, so every prediction, in the run
+            and by ``alnm predict``, comes from exactly what is saved) or ``float32``.
     """
 
     arch: Literal["resnet18", "resnet34", "resnet50"] = "resnet18"
@@ -144,6 +165,7 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int = 0
     keep_resume_state: bool = False
+    checkpoint_dtype: Literal["float16", "float32"] = "float16"
 
 
 @dataclass(frozen=True)
@@ -377,6 +399,10 @@ def _check_ranges(cfg: StudyConfig) -> None:
         problems.append("split.val_fraction: must be in (0, 1)")
     if cfg.split.n_folds < 2:
         problems.append("split.n_folds: at least 2")
+    if cfg.split.repeats < 1:
+        problems.append("split.repeats: at least 1")
+    if cfg.split.test_where and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.+", cfg.split.test_where):
+        problems.append(f"split.test_where: {cfg.split.test_where!r} is not of the form column=value")
     if cfg.roi.size < 16:
         problems.append("roi.size: at least 16 pixels")
     if cfg.roi.margin_mm < 0:

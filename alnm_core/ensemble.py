@@ -147,6 +147,19 @@ class FusionResult(NamedTuple):
     weights: pd.DataFrame
 
 
+def _single(base: pd.DataFrame, name: str, fit: pd.Series, test: pd.Series, threshold: float,
+            weights_from: str) -> FusionResult:
+    out = base[["patient_id", "split", "label"]].copy()
+    out["weighted_vote"] = base[name].to_numpy()
+    out[name] = base[name].to_numpy()
+    acc = {k: accuracies(base[[name]][m], base.label[m], threshold)[name] for k, m in (("fit", fit), ("test", test))}
+    weights = pd.DataFrame({"model": [name], "acc_validation": [acc["fit"]], "acc_test": [acc["test"]],
+                            "weight_validation": [1.0], "weight_test_paper_literal": [1.0],
+                            "weight_used": [1.0], "weights_from": weights_from,
+                            "stacking_coef": [np.nan]})
+    return FusionResult(out, weights)
+
+
 def fuse(predictions: dict[str, pd.DataFrame], *, fit_split: str = "val",
          weights_from: str = "validation", threshold: float = 0.5) -> FusionResult:
     """All fusion methods from per-sequence patient predictions.
@@ -160,7 +173,9 @@ def fuse(predictions: dict[str, pd.DataFrame], *, fit_split: str = "val",
         threshold: the base models' decision threshold (for accuracies and hard votes).
 
     Returns:
-        :class:`FusionResult`; fused rows are the patients predicted by every model.
+        :class:`FusionResult`; fused rows are the patients predicted by every model. With one
+        model there is nothing to fuse: ``weighted_vote`` is that model (weight 1) and the
+        alternatives are left out.
 
     Raises:
         ValueError: unknown ``weights_from``, or a split without both classes.
@@ -177,6 +192,8 @@ def fuse(predictions: dict[str, pd.DataFrame], *, fit_split: str = "val",
     fit, test = base.split == fit_split, base.split == "test"
     if not fit.any():
         raise ValueError(f"no {fit_split!r} predictions to fit the fusion on")
+    if len(names) == 1:  # one sequence: nothing to fuse; the headline is that model
+        return _single(base, names[0], fit, test, threshold, weights_from)
     acc_fit = accuracies(probs[fit], base.label[fit], threshold)
     acc_test = accuracies(probs[test], base.label[test], threshold)
     used, other = (acc_fit, acc_test) if weights_from == "validation" else (acc_test, acc_fit)

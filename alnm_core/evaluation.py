@@ -158,21 +158,103 @@ def subgroup_auc(preds: pd.DataFrame, cohort: pd.DataFrame, models: dict[str, st
     return pd.DataFrame(rows)
 
 
-def clinical_baseline(cohort: pd.DataFrame, splits: pd.DataFrame) -> pd.DataFrame:
-    """Logistic regression on age, tumour size, margin and TIC type, fitted on the training
-    patients; returns ``patient_id, split, label, prob`` for every patient."""
+CLINICAL_FEATURES = ("age", "tumour size", "irregular margin", "TIC type III")
+
+
+def clinical_features(cohort: pd.DataFrame) -> pd.DataFrame:
+    """The clinical baseline's predictors: age, tumour size, irregular margin, TIC type III."""
+    return pd.DataFrame({"age": cohort.age.to_numpy(), "size": cohort.tumor_size_cm.to_numpy(),
+                         "irregular": (cohort.margin == "irregular").astype(float).to_numpy(),
+                         "tic_III": (cohort.tic_type == "III").astype(float).to_numpy()})
+
+
+def cross_fitted(fit_predict, splits: pd.DataFrame, folds: pd.DataFrame | None) -> pd.DataFrame:
+    """Predictions of a model fitted inside the development set only, as the CNNs are.
+
+    ``fit_predict(train_ids, predict_ids) -> Series of probabilities indexed by patient_id``.
+    Hold-out (``folds`` None): fitted on the ``train`` patients, predicting everyone. K-fold:
+    for each repeat and fold, fitted on the other development patients and predicting the fold
+    (out of fold) and the test set; a development patient's probability is the mean of its
+    out-of-fold predictions over repeats, a test patient's the mean over every fold model.
+
+    Returns:
+        ``patient_id, split, label, prob`` in the order of ``splits``.
+    """
+    ids = splits.patient_id
+    if folds is None:
+        prob = fit_predict(ids[splits.split == "train"], ids)
+        return splits[["patient_id", "split", "label"]].assign(prob=prob.reindex(ids).to_numpy())
+    test_ids = ids[splits.split == "test"]
+    oof, test = [], []
+    for (rep, k), _ in folds.groupby(["repeat", "fold"]):
+        f = folds[folds["repeat"] == rep].set_index("patient_id")["fold"]
+        held = f.index[f == k]
+        p = fit_predict(f.index[f != k], pd.Index(held).append(pd.Index(test_ids)))
+        oof.append(p.reindex(held))
+        test.append(p.reindex(test_ids))
+    prob = pd.concat([pd.concat(oof).groupby(level=0).mean(), pd.concat(test).groupby(level=0).mean()])
+    return splits[["patient_id", "split", "label"]].assign(prob=prob.reindex(ids).to_numpy())
+
+
+def clinical_baseline(cohort: pd.DataFrame, splits: pd.DataFrame,
+                      folds: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Logistic regression on age, tumour size, margin and TIC type, fitted inside the
+    development set (:func:`cross_fitted`); ``patient_id, split, label, prob`` for everyone."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    d = cohort.merge(splits[["patient_id", "split"]], on="patient_id")
-    X = pd.DataFrame({"age": d.age, "size": d.tumor_size_cm,
-                      "irregular": (d.margin == "irregular").astype(float),
-                      "tic_III": (d.tic_type == "III").astype(float)})
-    tr = d.split == "train"
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0)).fit(X[tr], d.alnm[tr])
-    return pd.DataFrame({"patient_id": d.patient_id, "split": d.split, "label": d.alnm,
-                         "prob": model.predict_proba(X)[:, 1]})
+    X = clinical_features(cohort).set_index(cohort.patient_id.to_numpy())
+    y = cohort.set_index("patient_id").alnm
+
+    def fit_predict(train_ids, predict_ids):
+        m = make_pipeline(StandardScaler(), LogisticRegression(C=1.0))
+        m.fit(X.loc[list(train_ids)], y.loc[list(train_ids)])
+        return pd.Series(m.predict_proba(X.loc[list(predict_ids)])[:, 1], index=list(predict_ids))
+
+    return cross_fitted(fit_predict, splits, folds)
+
+
+def cv_summary(preds: pd.DataFrame, unit_predictions: dict[str, pd.DataFrame],
+               weights: dict[str, float], models: dict[str, str], *,
+               level: float = 0.95) -> pd.DataFrame:
+    """K-fold summary per model: the out-of-fold AUC (development patients) with its DeLong CI
+    beside the test AUC with its DeLong CI, and the spread of the fold AUCs (each fold's
+    held-out patients, every repeat) and, for a sequence, of its fold models' test AUCs.
+
+    The fusion's fold AUCs use each fold's out-of-fold probabilities of every sequence, fused
+    with the run's weights. Returns one row per model.
+    """
+    rows = []
+    dev, test = preds[preds.split == "dev"], preds[preds.split == "test"]
+    for col, name in models.items():
+        row = {"model": name}
+        for part, d in (("oof", dev), ("test", test)):
+            ci = S.auc_ci(d.label, d[col], method="delong", level=level)
+            row.update({f"auc_{part}": ci.auc, f"auc_{part}_low": ci.low, f"auc_{part}_high": ci.high})
+        fold_aucs, test_aucs = [], []
+        if col in unit_predictions:
+            u = unit_predictions[col]
+            for _, g in u.groupby(["repeat", "fold"]):
+                for part, out in (("oof", fold_aucs), ("test", test_aucs)):
+                    d = g[g.split == part]
+                    if d.label.nunique() == 2:
+                        out.append(S.auc(d.label, d.prob))
+        elif col == "weighted_vote" and unit_predictions:
+            oof = pd.concat([u[u.split == "oof"].assign(seq=s) for s, u in unit_predictions.items()])
+            wide = oof.pivot_table(index=["repeat", "fold", "patient_id", "label"], columns="seq",
+                                   values="prob").dropna().reset_index()
+            w = np.array([weights[s] for s in unit_predictions])
+            wide["fused"] = wide[list(unit_predictions)].to_numpy() @ w / w.sum()
+            for _, g in wide.groupby(["repeat", "fold"]):
+                if g.label.nunique() == 2:
+                    fold_aucs.append(S.auc(g.label, g.fused))
+        for part, vals in (("fold", fold_aucs), ("unit_test", test_aucs)):
+            row[f"{part}_auc_mean"] = float(np.mean(vals)) if vals else np.nan
+            row[f"{part}_auc_sd"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else np.nan
+            row[f"{part}_n"] = len(vals)
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def calibration_table(test: pd.DataFrame, models: dict[str, str]) -> pd.DataFrame:

@@ -140,7 +140,8 @@ def load_network(cfg: TrainConfig, path: str | Path, device: str = "cpu") -> nn.
     shell = replace(cfg, pretrained=False, weights_path=None)
     model = nn.Sequential(InputAdapter(cfg.in_channels, cfg.pretrained or bool(cfg.weights_path)),
                           build_model(shell.arch, in_channels=shell.in_channels))
-    model.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+    state = torch.load(path, map_location=device, weights_only=True)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return model.eval()
 
 
@@ -148,10 +149,10 @@ def trajectory_settings(cfg: TrainConfig) -> dict:
     """The training settings that shape the sequence of weights, epoch by epoch.
 
     ``epochs`` is left out (more epochs continue the same trajectory), and so are settings that
-    change where or how fast it runs but not what it computes (``device``, ``num_threads``,
-    ``keep_resume_state``).
+    change where or how fast it runs, or what is kept of it, but not the trajectory (``device``,
+    ``num_threads``, ``keep_resume_state``, ``checkpoint_dtype``).
     """
     d = asdict(cfg)
-    for k in ("epochs", "device", "num_threads", "keep_resume_state"):
+    for k in ("epochs", "device", "num_threads", "keep_resume_state", "checkpoint_dtype"):
         d.pop(k)
     return d

@@ -72,16 +72,19 @@ class Context:
             return step(self.paths, self.cfg, *args, progress=log, **kwargs)
 
 
-def start(namespace: dict[str, Any], before: set[str], spec: dict[str, type]) -> Context:
+def start(namespace: dict[str, Any], before: set[str], spec: dict[str, type], *,
+          prepare_if_missing: bool = True) -> Context:
     """Validate the notebook's parameters and return its run context.
 
     Args:
         namespace: the notebook's ``globals()``.
         before: names that existed before the parameters cell.
         spec: declared parameter name -> type.
+        prepare_if_missing: prepare a phantom run when ``run_dir`` has no ``run.json``.
 
     Raises:
         ConfigError: an undeclared parameter was injected, or one has the wrong type.
+        RunRecordMissing: no ``run.json`` and ``prepare_if_missing`` is false.
     """
     new = {k: v for k, v in namespace.items()
            if k not in before and not k.startswith("_") and k not in ("In", "Out")}
@@ -91,6 +94,8 @@ def start(namespace: dict[str, Any], before: set[str], spec: dict[str, type]) ->
         raise ConfigError(f"parameters {missing} are not defined in the parameters cell")
     run_dir = (Path.cwd() / Path(new["run_dir"]).expanduser()).resolve()
     paths = RunPaths(run_dir)
+    if not record.exists(run_dir) and not prepare_if_missing:
+        record.read(run_dir)  # raises RunRecordMissing with what to do
     if not record.exists(run_dir):
         from .phantom import ensure_phantom
         from .run.steps import prepare

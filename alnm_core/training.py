@@ -140,14 +140,16 @@ def split_crops(crops: SequenceCrops, roles: pd.DataFrame, device: torch.device,
     label = np.zeros(len(crops.patient_id), dtype=np.int64)
     part[present] = lab.loc[crops.patient_id[present], col].to_numpy()
     label[present] = lab.loc[crops.patient_id[present], "label"].to_numpy().astype(np.int64)
-    order = list(FIT_ROLES) + [r for r in dict.fromkeys(lab[col]) if r not in FIT_ROLES]
+    roles_present = set(lab[col])
+    if "train" not in roles_present:
+        raise TrainingError(f"{crops.sequence}: no patient has the train role")
+    order = [r for r in FIT_ROLES if r in roles_present] + [r for r in dict.fromkeys(lab[col])
+                                                            if r not in FIT_ROLES]
     out = {}
     for name in order:
         sel = (part == name) & present
         if not sel.any():
-            if name in FIT_ROLES or name in set(lab[col]):
-                raise TrainingError(f"{crops.sequence}: the {name} split has no crops")
-            continue
+            raise TrainingError(f"{crops.sequence}: the {name} split has no crops")
         classes = set(label[sel].tolist())
         if name in FIT_ROLES and classes != {0, 1}:
             raise TrainingError(f"{crops.sequence}: the {name} split holds only class {classes}; "
@@ -233,6 +235,13 @@ def _new_fit(cfg: TrainConfig, y_train: torch.Tensor, device: torch.device, seed
         counts = torch.bincount(y_train, minlength=2).float()
         weight = (counts.sum() / (2 * counts)).to(device)
     return _Fit(model, opt, nn.CrossEntropyLoss(weight=weight), torch.Generator().manual_seed(seed))
+
+
+def stored_weights(state: dict, dtype: str) -> dict:
+    """The selected weights as saved: floating tensors in ``dtype`` (``float16`` or ``float32``)."""
+    if dtype == "float32":
+        return state
+    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
 
 
 def save_torch(obj, path: Path, *, what: str) -> None:
@@ -341,6 +350,7 @@ def train_unit(
     excluded: set[str] = frozenset(),
     progress: Callable[[str], None] | None = None,
     stop_after_epoch: int | None = None,
+    predict_roles: tuple[str, ...] | None = None,
 ) -> TrainResult:
     """Train one network, select on ``val``, predict every role.
 
@@ -357,11 +367,15 @@ def train_unit(
         excluded: patients to leave out (listed exclusions).
         progress: called with one line per epoch.
         stop_after_epoch: stop (as if interrupted) after this epoch; for resume tests.
+        predict_roles: roles predicted after training (default: every role).
 
     Raises:
         TrainingError: a role with one class, NaN loss, out of memory — with what to change.
     """
     say = progress or (lambda s: None)
+    if cfg.selection == "best_val_auc" and "val" not in set(roles.get("role", roles.get("split"))):
+        raise TrainingError(f"{crops.sequence}: train.selection=best_val_auc needs validation "
+                            "patients (role val); none were given")
     device = resolve_device(cfg.device)
     if device.type == "cpu" and cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
@@ -377,7 +391,8 @@ def train_unit(
         t0 = time.time()
         train_loss, seen = _train_epoch(fit, data["train"], cfg, device, bs, epoch, crops.sequence)
         trained += len(seen)
-        va_auc, va_loss = _validate(fit, data["val"], cfg, device, bs)
+        va_auc, va_loss = (_validate(fit, data["val"], cfg, device, bs) if "val" in data
+                           else (float("nan"), float("nan")))
         secs = time.time() - t0
         fit.history.append(dict(epoch=epoch, train_loss=train_loss,
                                 train_auc=_patient_auc(seen, cfg.aggregation),
@@ -387,21 +402,25 @@ def train_unit(
             fit.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in fit.model.state_dict().items()})
         fit.epoch = epoch
         left = (cfg.epochs - epoch) * np.mean([h["seconds"] for h in fit.history[-3:]])
+        val = f"val AUC {va_auc:.3f}, " if "val" in data else ""
         say(f"{crops.sequence} epoch {epoch}/{cfg.epochs}: loss {train_loss:.3f}, "
-            f"val AUC {va_auc:.3f}, {secs:.1f} s, ~{left:.0f} s left")
+            f"{val}{secs:.1f} s, ~{left:.0f} s left")
         _save_resume(fit, key, files.resume_state)
         if stop_after_epoch is not None and stop_after_epoch <= epoch < cfg.epochs:
             raise KeyboardInterrupt(f"stopped after epoch {epoch} (stop_after_epoch)")
     seconds = time.time() - t_start
     if fit.best_state is None:
         raise TrainingError(f"{crops.sequence}: no epoch was trained (train.epochs={cfg.epochs})")
-    fit.model.load_state_dict(fit.best_state)
-    save_torch(fit.best_state, files.checkpoint, what="the selected weights (checkpoint.pt)")
+    kept = stored_weights(fit.best_state, cfg.checkpoint_dtype)
+    # predict with exactly what is saved (float16 weights are rounded first)
+    fit.model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in kept.items()})
+    save_torch(kept, files.checkpoint, what="the selected weights (checkpoint.pt)")
     hist = pd.DataFrame(fit.history)
     hist["selected"] = hist["epoch"] == fit.best_epoch
     write_csv(hist, files.history, what="the training history")
     slices = pd.concat([_slice_frame(cs, role, predict_probs(fit.model, cs.x, max(bs, 64), device))
-                        for role, cs in data.items()], ignore_index=True)
+                        for role, cs in data.items()
+                        if predict_roles is None or role in predict_roles], ignore_index=True)
     if not cfg.keep_resume_state:
         files.resume_state.unlink(missing_ok=True)
     rate = trained / seconds if seconds > 0 and trained else float("nan")

@@ -29,10 +29,10 @@ LAYERS = {
     1: ["volume", "dicom", "jpeg_lossless", "imaging", "cohort", "splits", "phantom"],
     2: ["roi", "models", "aggregation"],
     3: ["training", "gradcam", "ensemble", "evaluation"],
-    4: ["run", "run.paths", "run.record", "run.lock", "run.executor"],
+    4: ["run", "run.paths", "run.record", "run.lock", "run.executor", "bundle"],
     5: ["run.steps"],
     6: ["report"],
-    7: ["run.pipeline"],
+    7: ["run.pipeline", "run.external"],
     8: ["notebook", "bench"],
     9: ["cli"],
 }
@@ -136,7 +136,7 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_ships_notebooks_and_profiles(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     for stem in ("01_cohort_statistics", "02_roi_cropping", "03_train_sequence",
-                 "04_ensemble_fusion", "05_roc_delong"):
+                 "04_ensemble_fusion", "05_roc_delong", "06_external_validation"):
         assert f"alnm_core/notebooks/{stem}.py" in names
     assert {"alnm_core/profiles/smoke.yaml", "alnm_core/profiles/demo.yaml",
             "alnm_core/profiles/paper.yaml"} <= set(names)

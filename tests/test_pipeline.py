@@ -26,17 +26,20 @@ def test_run_folder_has_every_artifact(smoke_run):
                 "exclusions", "cohort", "training"):
         assert key in info
     assert info["status"] == "ok" and info["profile"] == "smoke"
+    assert (p.bundle / "checksums.sha256").is_file() and "bundle" in info["steps"]
     assert info["versions"]["torch"] != "not installed"
     assert set(info["training"]) == set(SEQS)
     assert all(v["status"] == "ok" for v in info["notebooks"].values()) and len(info["notebooks"]) == 7
     splits = pd.read_csv(p.splits)
     assert list(splits.columns) == ["patient_id", "label", "split", "fold"]
-    assert splits.patient_id.is_unique and set(splits.split) == {"train", "val", "test"}
+    assert splits.patient_id.is_unique and set(splits.split) == {"dev", "test"}  # smoke: 2-fold
+    assert set(splits.fold[splits.split == "dev"]) == {0, 1} and p.folds.is_file()
     assert p.table1.is_file()
     for s in SEQS:
         assert p.roi(s).is_file()
-        assert p.checkpoint(s, "holdout").is_file() and p.history(s, "holdout").is_file()
-        assert not p.resume_state(s, "holdout").exists()  # removed once training finished
+        for u in ("r0-f0", "r0-f1"):
+            assert p.checkpoint(s, u).is_file() and p.history(s, u).is_file()
+            assert not p.resume_state(s, u).exists()  # removed once training finished
         pat = pd.read_csv(p.predictions(s))
         assert list(pat.columns) == ["patient_id", "split", "label", "prob", "n_slices"]
         assert set(pat.patient_id) == set(splits.patient_id)
@@ -59,7 +62,9 @@ def test_table3_and_delong_tables(smoke_run):
     for col in ("model", "acc", "sen", "spe", "ppv", "npv", "acc_low", "npv_high", "auc", "auc_low", "auc_high"):
         assert col in t3.columns
     assert {"T2WI", "DWI", "DCE", "Multiparametric MRI"} <= set(t3.model)
-    assert set(t3.threshold_from) == {"fixed 0.5", "Youden on validation"}
+    assert set(t3.threshold_from) == {"fixed 0.5", "Youden on out-of-fold"}
+    cv = pd.read_csv(smoke_run.cv_summary)
+    assert set(cv.model) >= {"T2WI", "Multiparametric MRI"} and (cv.fold_n[cv.model == "T2WI"] == 2).all()
     d = pd.read_csv(smoke_run.delong)
     assert list(d.columns[:7]) == ["model_a", "model_b", "auc_a", "auc_b", "z", "p_value", "diff"]
     assert d.p_value.between(0, 1).all()
@@ -191,6 +196,6 @@ def test_last_notebook_runs_on_its_own(tmp_path, smoke_cohort):
     assert check_figures(tmp_path / "05.ipynb")
     info = json.loads(paths.run_json.read_text())
     for s in SEQS:  # trained in the notebook's own kernel, recorded like a pipeline run
-        assert paths.checkpoint(s, "holdout").is_file()
-        assert info["training"][s]["holdout"]["epochs"] == 1
+        assert paths.checkpoint(s, "r0-f1").is_file()
+        assert {u["epochs"] for u in info["training"][s].values()} == {1}
     assert not paths.lock.exists()  # the notebook released the folder

@@ -17,7 +17,7 @@ from alnm_core.run import record, steps
 from alnm_core.run.paths import RunPaths
 from conftest import link_copy
 
-BASE = ["train.epochs=1", "stats.bootstrap_n=100"]
+BASE = ["train.epochs=1", "stats.bootstrap_n=100", "split.scheme=holdout", "train.selection=best_val_auc"]
 
 
 def _files(root: Path) -> dict[str, int]:
@@ -45,9 +45,10 @@ def test_each_step_alone_writes_only_its_artifacts(smoke_cohort, tmp_path):
         (lambda: steps.extract_rois(paths, cfg, sequences=("T2WI",)), {"artifacts/roi/T2WI.npz"}),
         (lambda: steps.train_unit(paths, cfg, steps.Unit("T2WI")),
          {f"artifacts/models/T2WI/holdout/{f}" for f in
-          ("checkpoint.pt", "history.csv", "predictions.csv", "unit.json")}),
+          ("checkpoint.pt", "history.csv", "predictions.csv", "roles.csv", "unit.json")}),
         (lambda: steps.train(paths, cfg, "T2WI"),
-         {"artifacts/predictions/T2WI.csv", "artifacts/predictions/T2WI_slices.csv"}),
+         {"artifacts/predictions/T2WI.csv", "artifacts/predictions/T2WI_slices.csv",
+          "artifacts/predictions/T2WI_units.csv"}),
     ]
     for call, new in expected:
         before = _files(paths.root) if paths.root.exists() else {}
@@ -110,7 +111,10 @@ FLIPS = {
     "sequences": ([], "[T2WI, DWI]", "fuse", _csv(lambda p: p.ensemble_weights)),
     "split.test_size": ([], "8", "prepare", _csv(lambda p: p.splits)),
     "split.val_fraction": ([], "0.4", "prepare", _csv(lambda p: p.splits)),
-    "split.n_folds": ([], "2", "prepare", _csv(lambda p: p.splits)),
+    "split.n_folds": (["split.scheme=kfold"], "3", "prepare", _csv(lambda p: p.splits)),
+    "split.scheme": ([], "kfold", "prepare", _csv(lambda p: p.splits)),
+    "split.repeats": (["split.scheme=kfold"], "2", "prepare", _csv(lambda p: p.folds)),
+    "split.test_where": ([], "field_strength=3T", "prepare", _csv(lambda p: p.splits)),
     "roi.size": ([], "24", "roi", _roi("T2WI")),
     "roi.margin_mm": ([], "3.0", "roi", _roi("T2WI")),
     "roi.keep_aspect": ([], "false", "roi", _roi("T2WI")),
@@ -131,6 +135,7 @@ FLIPS = {
     "train.aggregation": ([], "max", "train", _pred("T2WI")),
     "train.num_threads": ([], "1", "train", _unit("num_threads")),
     "train.keep_resume_state": ([], "true", "train", lambda p: p.resume_state("T2WI", "holdout").exists()),
+    "train.checkpoint_dtype": ([], "float32", "train", lambda p: p.checkpoint("T2WI", "holdout").stat().st_size),
     "ensemble.weights_from": ([], "test", "fuse", lambda p: pd.read_csv(p.predictions("ensemble")).weighted_vote.to_numpy()),
     "stats.alpha": (["stats.alpha=0.0001"], "0.99", "table1", _csv(lambda p: p.table1)),
     "stats.categorical_test": ([], "chi2", "table1", _csv(lambda p: p.table1)),

@@ -28,8 +28,12 @@
 # chosen, whether data were augmented or how the 78 / 124 class imbalance was handled; this run's
 # answers are in the table below, and every one is a configuration key.
 #
-# **No peeking.** The checkpoint is chosen on the validation patients only. The test patients are
-# predicted once, after the model is frozen.
+# **No peeking.** With the hold-out design, one model per sequence chooses its checkpoint on the
+# validation patients only. With k-fold cross-validation (`split.scheme=kfold`), one model per fold
+# trains on the other folds (choosing its checkpoint on a validation part of them, or taking the
+# last epoch) and predicts its own fold: every development patient gets a prediction from a model
+# that never saw it. The test patients are predicted once, after the models are frozen, by every
+# fold model together (mean probability).
 
 # %% tags=["remove-from-report"]
 # %matplotlib inline
@@ -75,7 +79,10 @@ settings = pd.DataFrame([
     ("batch size / epochs", f"{t.batch_size} / {t.epochs}", "paper: 64 / 300"),
     ("augmentation", "flips, transposition, gamma 0.85-1.15" if t.augment else "none", "paper: not stated"),
     ("class imbalance", "loss weighted by inverse class frequency" if t.class_weighting == "balanced" else "none", "paper: not stated"),
-    ("checkpoint", "best validation AUC" if t.selection == "best_val_auc" else "last epoch", "paper: not stated"),
+    ("validation", f"{cfg.split.n_folds}-fold cross-validation x {cfg.split.repeats} (one model per fold)"
+     if cfg.split.scheme == "kfold" else f"hold-out validation part ({cfg.split.val_fraction:.0%})", "paper: not stated"),
+    ("checkpoint", ("best AUC on the model's validation patients" if t.selection == "best_val_auc"
+                    else "last epoch (a fixed epoch count)"), "paper: not stated"),
     ("slice -> patient", t.aggregation, "paper: not stated"),
     ("device", f"{device.type}" + (" (bf16 autocast, channels-last)" if device.type == "cuda" else ""), "paper: GPU"),
 ], columns=["setting", "this run", "paper"])
@@ -91,13 +98,16 @@ display(Markdown(f"{len(crops.crops)} crops of {len(n)} patients: " + ", ".join(
 # ## Training
 
 # %%
-for u in result.units:
-    i = u.info
-    display(Markdown(f"Unit **{u.unit.id}**: {len(u.history)} epochs in {i['seconds']:.0f} s on "
-                     f"**{i['device']}** ({i['train_crops_per_s']:.0f} training crops/s); kept epoch "
-                     f"**{i['best_epoch']}**" + (f"; resumed after epoch {i['resumed_from_epoch']}"
-                                                 if i["resumed_from_epoch"] else "") + "."))
-display(plots.learning_curves(result.units[0].history))
+units = pd.DataFrame([{"unit": u.unit.id, "patients fitted": u.info["n_roles"].get("train", 0),
+                       "validation": u.info["n_roles"].get("val", 0),
+                       "predicted out of fold": u.info["n_roles"].get("oof", 0),
+                       "epochs": len(u.history), "kept epoch": u.info["best_epoch"],
+                       "seconds": round(u.info["seconds"]), "device": u.info["device"],
+                       "crops/s": u.info["train_crops_per_s"],
+                       "resumed after epoch": u.info["resumed_from_epoch"] or ""} for u in result.units])
+display(Markdown(f"{len(units)} training unit(s):"))
+display(units.style.format(precision=1).hide(axis="index"))
+display(plots.learning_curves_units({u.unit.id: u.history for u in result.units}))
 
 # %% [markdown]
 # The training AUC is computed from the predictions made while training (with augmentation, weights
@@ -106,8 +116,10 @@ display(plots.learning_curves(result.units[0].history))
 #
 # ## Patient-level results
 #
-# AUC with the exact binomial 95% CI (as the paper, MedCalc) and the DeLong CI; accuracy,
-# sensitivity and specificity at the paper's threshold of 0.5 with Clopper–Pearson CIs.
+# AUC with the DeLong 95% CI (as pROC) and, for comparison with the paper, the exact binomial CI
+# (MedCalc); accuracy, sensitivity and specificity at the paper's threshold of 0.5 with
+# Clopper–Pearson CIs. With k-fold, `dev` rows are the out-of-fold predictions (each development
+# patient predicted by the fold model that did not see it, averaged over repeats).
 
 # %%
 rows = []
@@ -118,13 +130,18 @@ for split_name in ("train", "val", "dev", "test"):
         continue
     ex, dl = auc_ci(p.label, p.prob, method="exact"), auc_ci(p.label, p.prob, method="delong")
     m = diagnostic_metrics(p.label, (p.prob >= cfg.stats.threshold).astype(int))
-    rows.append({"split": split_name, "patients": len(p), "AUC": f"{ex.auc:.3f}",
-                 "exact CI": f"{ex.low:.3f}-{ex.high:.3f}", "DeLong CI": f"{dl.low:.3f}-{dl.high:.3f}",
+    rows.append({"split": split_name + (" (out-of-fold)" if split_name == "dev" else ""),
+                 "patients": len(p), "AUC": f"{dl.auc:.3f}",
+                 "DeLong CI": f"{dl.low:.3f}-{dl.high:.3f}", "exact CI (MedCalc)": f"{ex.low:.3f}-{ex.high:.3f}",
                  **{k.upper(): f"{m[k].estimate:.3f} ({m[k].low:.3f}-{m[k].high:.3f})" for k in ("acc", "sen", "spe")}})
 display(pd.DataFrame(rows).style.format(precision=3).hide(axis="index"))
 
 # %%
-for split_name in ("val", "test"):
+if cfg.split.scheme == "kfold":
+    display(Markdown("**Spread over the fold models**: each fold model's AUC on the fold it did not "
+                     "see, and on the test set."))
+    display(plots.fold_spread_figure(result.unit_patients, sequence))
+for split_name in ("val", "dev", "test"):
     p = patients[patients.split == split_name]
     if p.empty:
         continue
@@ -137,8 +154,9 @@ for split_name in ("val", "test"):
 #
 # Grad-CAM weighs the last residual stage's feature maps by the gradient of the ALNM score and
 # shows where in the crop the evidence for ALNM lies (warm colours). One crop per test patient
-# (its largest tumour slice): correctly classified patients first, then misclassified ones. With
-# the phantom, a T2WI model that has learnt the intended signal looks at the oedema rim around the
+# (its largest tumour slice): correctly classified patients first, then misclassified ones; the
+# maps are those of the first training unit (with k-fold, the first fold model). With the
+# phantom, a T2WI model that has learnt the intended signal looks at the oedema rim around the
 # tumour.
 
 # %%
@@ -168,6 +186,6 @@ for correct in (True, False):
 # ## Files written
 #
 # `artifacts/models/<SEQ>/<unit>/checkpoint.pt` (selected weights), `history.csv`,
-# `predictions.csv` and `unit.json` per training unit (`last.pt`, the resume state, only while
-# training or with `train.keep_resume_state=true`); `artifacts/predictions/<SEQ>.csv` (patient
-# level) and `<SEQ>_slices.csv`.
+# `predictions.csv`, `roles.csv` and `unit.json` per training unit (`last.pt`, the resume state,
+# only while training or with `train.keep_resume_state=true`); `artifacts/predictions/<SEQ>.csv`
+# (patient level), `<SEQ>_units.csv` (each unit) and `<SEQ>_slices.csv`.

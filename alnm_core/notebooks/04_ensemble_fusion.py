@@ -56,8 +56,12 @@ res = ctx.run(steps.fuse)  # trains and fuses what is missing (a pipeline run ha
 fused, weights = res.ensemble, res.weights
 fit_value, fit_name = steps.fit_split(cfg)
 names = steps.model_names(cfg)
+multi = len(cfg.sequences) > 1
 
 # %%
+if not multi:
+    display(Markdown(f"**One sequence ({cfg.sequences[0]}): nothing to fuse.** The headline model is "
+                     f"{cfg.sequences[0]}'s own; the sections below are left out."))
 display(Markdown("## Weights"))
 display(Markdown(
     f"Accuracy of each base model at the {cfg.stats.threshold:g} threshold on the {fit_name} and test "
@@ -75,13 +79,14 @@ display(Markdown(f"{n_fused} patients have a prediction from every model and are
 # hᵢ, the weighted sum H(x), the threshold Σwᵢ / 2 and the decision.
 
 # %%
-used = "acc_validation" if cfg.ensemble.weights_from == "validation" else "acc_test"
-w = weights.set_index("model")[used].to_dict()
-test = fused[fused.split == "test"].head(6)
-vote = ensemble.weighted_vote(test[list(cfg.sequences)], w)
-example = test[["patient_id", "label", *cfg.sequences]].assign(
-    **{"H(x)": vote.H.round(3), "Σw/2": round(vote.threshold, 3), "decision": vote.decision})
-display(example.round(3).style.format(precision=3).hide(axis="index"))
+if multi:
+    used = "acc_validation" if cfg.ensemble.weights_from == "validation" else "acc_test"
+    w = weights.set_index("model")[used].to_dict()
+    test = fused[fused.split == "test"].head(6)
+    vote = ensemble.weighted_vote(test[list(cfg.sequences)], w)
+    example = test[["patient_id", "label", *cfg.sequences]].assign(
+        **{"H(x)": vote.H.round(3), "Σw/2": round(vote.threshold, 3), "decision": vote.decision})
+    display(example.round(3).style.format(precision=3).hide(axis="index"))
 
 # %% [markdown]
 # ## Fused scores by method
@@ -91,7 +96,7 @@ display(example.round(3).style.format(precision=3).hide(axis="index"))
 
 # %%
 rows = []
-for c in list(cfg.sequences) + [k for k in names if k in fused.columns and k not in cfg.sequences]:
+for c in steps.base_models(cfg) + [k for k in names if k in fused.columns and k not in cfg.sequences]:
     rows.append({"model": names.get(c, c),
                  **{f"AUC {s}": round(auc(fused[fused.split == v].label, fused[fused.split == v][c]), 3)
                     for s, v in ((fit_name, fit_value), ("test", "test"))}})

@@ -85,11 +85,32 @@ if phantom is not None:
         "real patients."))
 
 # %% [markdown]
+# ## Development vs test
+#
+# With k-fold cross-validation, every development patient has an out-of-fold prediction, so the
+# development set gives a second estimate of each model's AUC beside the test set's, and the
+# fold models show how much a model depends on which patients it was trained on.
+
+# %%
+if res.cv_summary is not None:
+    cv = res.cv_summary
+    view_cv = cv.assign(**{
+        "AUC out-of-fold (95% CI)": [f"{a:.3f} ({lo:.3f}-{hi:.3f})" for a, lo, hi in zip(cv.auc_oof, cv.auc_oof_low, cv.auc_oof_high)],
+        "AUC test (95% CI)": [f"{a:.3f} ({lo:.3f}-{hi:.3f})" for a, lo, hi in zip(cv.auc_test, cv.auc_test_low, cv.auc_test_high)],
+        "fold AUC mean ± SD (n)": [f"{m:.3f} ± {sd:.3f} ({n})" if n > 1 else "—" for m, sd, n in zip(cv.fold_auc_mean, cv.fold_auc_sd, cv.fold_n)],
+        "fold models' test AUC mean ± SD": [f"{m:.3f} ± {sd:.3f}" if n > 1 else "—" for m, sd, n in zip(cv.unit_test_auc_mean, cv.unit_test_auc_sd, cv.unit_test_n)]})
+    display(view_cv[["model", "AUC out-of-fold (95% CI)", "AUC test (95% CI)", "fold AUC mean ± SD (n)",
+                     "fold models' test AUC mean ± SD"]].style.hide(axis="index"))
+else:
+    display(Markdown("Hold-out design (`split.scheme=holdout`): the validation patients chose the "
+                     "checkpoints and thresholds; `split.scheme=kfold` gives an out-of-fold estimate."))
+
+# %% [markdown]
 # ## ROC curves (the paper's Figure 5)
 
 # %%
 curves = {}
-for col in list(cfg.sequences) + [steps.HEADLINE, "clinical"]:
+for col in steps.base_models(cfg) + [steps.HEADLINE, "clinical"]:
     c = S.roc_curve(test.label, test[col])
     curves[names[col]] = (c.fpr[::-1], c.sensitivity[::-1], S.auc(test.label, test[col]))
 display(plots.roc_figure(curves, "Test set"))
@@ -128,7 +149,7 @@ display(allp[allp.p_value < cfg.stats.alpha].assign(model_a=lambda d: d.model_a.
 cal = res.calibration
 display(cal[["model", "brier", "intercept", "slope", "note"]].rename(columns={"brier": "Brier"})
         .style.format(precision=3, na_rep="—").hide(axis="index"))
-shown = [names[steps.HEADLINE], cfg.sequences[0], names["clinical"]]
+shown = [names[c] for c in [steps.HEADLINE] + steps.base_models(cfg)[:1] + ["clinical"]]
 rel = {m: g for m, g in res.reliability.groupby("model", sort=False) if m in shown}
 display(plots.reliability_figure(rel))
 

@@ -40,14 +40,32 @@ def methods_paragraph(cfg: StudyConfig, info: dict, *, n_test: int, n_test_pos: 
                f"a stratified percentile bootstrap 95% CI ({s.bootstrap_n} replicates, seed {cfg.seed})")
     other_ci = (f"a stratified percentile bootstrap CI ({s.bootstrap_n} replicates, seed {cfg.seed})"
                 if s.auc_ci == "delong" else "the DeLong CI (as pROC)")
-    weights = ("validation accuracies" if cfg.ensemble.weights_from == "validation"
+    fit_name = "validation" if cfg.split.scheme == "holdout" else "out-of-fold"
+    weights = (f"{fit_name} accuracies" if cfg.ensemble.weights_from == "validation"
                else "test accuracies (the paper's choice; optimistic)")
+    sp = cfg.split
+    test_rule = (f"the patients with `{sp.test_where}`" if sp.test_where else _test_size(cfg))
+    if sp.scheme == "kfold":
+        design = (f"a development set split into {sp.n_folds} patient-level stratified folds "
+                  f"({sp.repeats} repeat(s) with new folds). For each sequence, one model per fold "
+                  "was trained on the other folds and predicted its own fold, so that every "
+                  "development patient has an out-of-fold prediction from a model that never saw "
+                  "it (averaged over repeats); thresholds, ensemble weights and stacking were "
+                  "fitted on these, and the test set was scored by the mean of the fold models")
+        ckpt = ("the best patient-level AUC on a validation part "
+                f"({sp.val_fraction:.0%}) of each fold model's training patients"
+                if cfg.train.selection == "best_val_auc" else "taking the last epoch (a fixed epoch count)")
+    else:
+        design = (f"a development set from which {sp.val_fraction:.0%} were held out for validation "
+                  "(checkpoints, thresholds, ensemble weights and stacking)")
+        ckpt = ("the best patient-level validation AUC" if cfg.train.selection == "best_val_auc"
+                else "taking the last epoch")
     return f"""
 **Cohort and split.** {info.get('n_patients')} patients (profile `{cfg.profile}`, seed {cfg.seed}).
 Patients were split once, by patient and stratified by ALNM status, into a test set
-({_test_size(cfg)}; here {n_test} patients, {n_test_pos} with ALNM) and a development set from
-which {cfg.split.val_fraction:.0%} were held out for validation (fixed `split` column of
-`cohort.csv` used when present). Exclusions: {len(excl) or 'none'}.
+({test_rule}; here {n_test} patients, {n_test_pos} with ALNM; a fixed `split` column of
+`cohort.csv` used when present) and {design}. Exclusions: {len(excl) or 'none'} (a patient
+excluded in one sequence is left out of every model).
 
 **Images.** For each sequence, every axial slice whose tumour area was at least
 {r.min_area_mm2:g} mm² ({r.slices} slices) was cropped around the mask's bounding box enlarged by
@@ -59,7 +77,7 @@ DCE used {'the phase of peak relative enhancement of the tumour ROI' if r.dce_ph
 **Models.** One torchvision {t.arch} per sequence ({'ImageNet-initialised' if t.pretrained or t.weights_path else 'randomly initialised'},
 two-class softmax head), trained with Adam (learning rate {t.lr:g}, batch {t.batch_size},
 {t.epochs} epochs{', inverse-frequency class weights' if t.class_weighting == 'balanced' else ''}{', flip/transpose/gamma augmentation' if t.augment else ''}).
-The checkpoint was chosen by {'the best patient-level validation AUC' if t.selection == 'best_val_auc' else 'taking the last epoch'};
+The checkpoint was chosen by {ckpt};
 slice probabilities were aggregated per patient by their {t.aggregation}. The multiparametric
 model is the paper's weighted vote (eq. 2–3, read as wᵢ = ACCᵢ) with weights from the {weights},
 positive when H(x) ≥ Σwᵢ/2.

@@ -153,6 +153,60 @@ def learning_curves(history: pd.DataFrame) -> Figure:
     return fig
 
 
+def learning_curves_units(histories: dict[str, pd.DataFrame]) -> Figure:
+    """Loss and AUC per epoch of every training unit of a sequence, in one figure.
+
+    Args:
+        histories: unit id -> ``history.csv`` (``epoch, train_loss, train_auc, val_auc,
+            selected``); a unit without validation (``val_auc`` all NaN) shows its training AUC.
+    """
+    if len(histories) == 1:
+        return learning_curves(next(iter(histories.values())))
+    fig = Figure(figsize=(10, 3.4), layout="constrained")
+    a0, a1 = fig.subplots(1, 2)
+    for (uid, h), c in zip(histories.items(), MODEL_COLORS * 10):
+        a0.plot(h["epoch"], h["train_loss"], color=c, lw=1.2, label=uid)
+        has_val = "val_auc" in h and h["val_auc"].notna().any()
+        a1.plot(h["epoch"], h["val_auc"] if has_val else h["train_auc"], color=c, lw=1.2,
+                ls="-" if has_val else "--", label=uid)
+        if "selected" in h and h["selected"].any():
+            best = h.loc[h["selected"].astype(bool), "epoch"].iloc[0]
+            a1.plot([best], [h.loc[h.epoch == best, "val_auc" if has_val else "train_auc"].iloc[0]],
+                    "o", color=c, ms=4)
+    a0.set_xlabel("epoch")
+    a0.set_ylabel("training loss")
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("AUC (patients): validation, or training when dashed")
+    a1.set_ylim(0, 1.02)
+    a1.legend(frameon=False, fontsize=7, ncol=2)
+    return fig
+
+
+def fold_spread_figure(unit_patients: pd.DataFrame, sequence: str) -> Figure:
+    """AUC of each fold model on its held-out fold and on the test set (one dot per unit)."""
+    from ..stats import auc
+
+    rows = []
+    for (rep, fold), g in unit_patients.groupby(["repeat", "fold"]):
+        for part in ("oof", "test"):
+            d = g[g.split == part]
+            if d.label.nunique() == 2:
+                rows.append((part, auc(d.label, d.prob), f"r{rep}-f{fold}"))
+    fig = Figure(figsize=(5, 3), layout="constrained")
+    ax = fig.subplots()
+    for i, part in enumerate(("oof", "test")):
+        v = [a for p, a, _ in rows if p == part]
+        ax.scatter(np.full(len(v), i) + np.linspace(-0.08, 0.08, max(len(v), 1))[:len(v)], v,
+                   color=MODEL_COLORS[i], zorder=3)
+        if v:
+            ax.hlines(np.mean(v), i - 0.2, i + 0.2, color="black", lw=1)
+    ax.set_xticks([0, 1], ["held-out fold", "test set"])
+    ax.set_ylabel("AUC")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"{sequence}: one dot per fold model (line: mean)", fontsize=9)
+    return fig
+
+
 def confusion_matrix_figure(tp: int, fp: int, fn: int, tn: int, title: str = "") -> Figure:
     fig = Figure(figsize=(2.6, 2.4), layout="constrained")
     ax = fig.subplots()

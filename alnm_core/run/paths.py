@@ -51,6 +51,11 @@ class RunPaths:
         """``patient_id, label, split, fold`` (step ``prepare``)."""
         return self.artifacts / "splits.csv"
 
+    @property
+    def folds(self) -> Path:
+        """``patient_id, repeat, fold`` of the development patients, k-fold only (step ``prepare``)."""
+        return self.artifacts / "folds.csv"
+
     # ---------------------------------------------------------------- step: describe_cohort
     @property
     def table1(self) -> Path:
@@ -88,6 +93,11 @@ class RunPaths:
         """Slice-level predictions of a unit for every patient it predicts (step ``train_unit``)."""
         return self.unit_dir(seq, unit) / "predictions.csv"
 
+    def unit_roles(self, seq: str, unit: str) -> Path:
+        """``patient_id, label, role`` of a unit: whom it fitted, selected on, predicted (step
+        ``train_unit``)."""
+        return self.unit_dir(seq, unit) / "roles.csv"
+
     def unit_record(self, seq: str, unit: str) -> Path:
         """Key, selected epoch, timing and device of a unit (step ``train_unit``)."""
         return self.unit_dir(seq, unit) / "unit.json"
@@ -99,8 +109,13 @@ class RunPaths:
         return self.artifacts / "predictions" / f"{name}.csv"
 
     def slice_predictions(self, seq: str) -> Path:
-        """Slice-level predictions of a sequence (step ``train``)."""
+        """Slice-level predictions of a sequence, every unit (step ``train``)."""
         return self.artifacts / "predictions" / f"{seq}_slices.csv"
+
+    def unit_patient_predictions(self, seq: str) -> Path:
+        """Patient-level predictions of each unit of a sequence, long form with ``repeat`` and
+        ``fold`` (step ``train``): the fold spread comes from here."""
+        return self.artifacts / "predictions" / f"{seq}_units.csv"
 
     # ---------------------------------------------------------------- step: fuse
     @property
@@ -133,6 +148,17 @@ class RunPaths:
     def subgroups(self) -> Path:
         """Test AUCs per field strength with the unpaired DeLong test (step ``evaluate``)."""
         return self.artifacts / "subgroups.csv"
+
+    @property
+    def cv_summary(self) -> Path:
+        """Out-of-fold vs test AUC and the spread over folds and repeats (step ``evaluate``)."""
+        return self.artifacts / "cv_summary.csv"
+
+    # ---------------------------------------------------------------- step: bundle
+    @property
+    def bundle(self) -> Path:
+        """The trained study as a model bundle (step ``bundle``; see :mod:`alnm_core.bundle`)."""
+        return self.root / "model"
 
     def make(self) -> "RunPaths":
         """Create the run's folders (idempotent)."""

@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -213,7 +214,7 @@ def notebook_jobs(cfg: StudyConfig) -> list[tuple[NotebookSpec, str, dict]]:
 def expected_steps(cfg: StudyConfig) -> list[str]:
     """Names of the steps a complete run records in ``run.json``."""
     return (["prepare", "describe_cohort"] + [f"roi:{s}" for s in cfg.sequences]
-            + [f"train:{s}" for s in cfg.sequences] + ["fuse", "evaluate"])
+            + [f"train:{s}" for s in cfg.sequences] + ["fuse", "evaluate", "bundle"])
 
 
 def _section(spec: NotebookSpec, params: dict) -> tuple[str, str]:
@@ -289,6 +290,7 @@ class _Runner:
         self.notebooks("04_ensemble_fusion")
         self.stage("evaluate", lambda: steps.evaluate(p, c, progress=say, executor=self.executor))
         self.notebooks("05_roc_delong")
+        self.stage("bundle", lambda: steps.bundle(p, c, progress=say, executor=self.executor))
 
     def missing(self) -> list[str]:
         """What a complete run has and this one lacks (steps, their outputs, notebooks)."""
@@ -324,10 +326,18 @@ def run_study(cohort_dir: str | Path, cfg: StudyConfig, run_dir: str | Path, *,
     say = progress or (lambda s: None)
     t0 = time.time()
     paths = RunPaths(Path(run_dir).resolve())
-    before = os.environ.get(PIPELINE_ENV)
-    os.environ[PIPELINE_ENV] = str(paths.root)  # the kernels run their steps without the lock
-    try:
+    with kernels_inside(paths):
         return _run_study(paths, Path(cohort_dir), cfg, say, notebook_dir, t0)
+
+
+@contextmanager
+def kernels_inside(paths: RunPaths):
+    """Tell the kernels this process starts that they run inside its ownership of the run
+    folder: their steps do not take the lock the caller holds."""
+    before = os.environ.get(PIPELINE_ENV)
+    os.environ[PIPELINE_ENV] = str(paths.root)
+    try:
+        yield
     finally:
         if before is None:
             os.environ.pop(PIPELINE_ENV, None)

@@ -19,6 +19,7 @@ step                      writes                                        key from
 ``train``                 predictions/<SEQ>.csv, <SEQ>_slices.csv       its units
 ``fuse``                  predictions/ensemble.csv, ensemble_weights    train, ensemble, stats
 ``evaluate``              table3, delong, calibration, subgroups, ...   fuse, prepare, stats
+``bundle``                model/ (weights, bundle.json, model card)     evaluate
 ========================  ============================================  ======================
 
 Example:
@@ -37,6 +38,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
+import numpy as np
 import pandas as pd
 
 from .. import ensemble as E
@@ -44,7 +46,7 @@ from .. import evaluation as EV
 from ..cohort import load_cohort
 from ..config import StatsConfig, StudyConfig
 from ..roi import RoiError, SequenceCrops, extract_sequence
-from ..splits import make_splits
+from ..splits import fold_table, make_splits, stratified_pick
 from ..stats import build_table1
 from ..storage import atomic_write_text, sha256_file, write_csv
 from . import record
@@ -55,7 +57,7 @@ Progress = Callable[[str], None]
 
 #: bumped when a step's computation changes, so that older results are recomputed
 STEP_VERSION = {"prepare": 1, "describe_cohort": 2, "extract_rois": 1, "train_unit": 1,
-                "train": 1, "fuse": 1, "evaluate": 2}
+                "train": 2, "fuse": 1, "evaluate": 3, "bundle": 1}
 
 
 class StepError(RuntimeError):
@@ -117,14 +119,19 @@ def prepare(paths: RunPaths, cfg: StudyConfig, cohort_dir: str | Path | None = N
     paths.make()
     if not record.exists(paths.root) or record.read(paths.root).get("config") != cfg.to_dict():
         record.create(paths, cfg, cohort_dir=cohort_dir, n_patients=len(cohort))
-    if _current(paths, "prepare", key, [paths.splits]):
-        return Prepared(cohort, pd.read_csv(paths.splits), cohort_dir, key)
+    outputs = [paths.splits] + ([paths.folds] if cfg.split.scheme == "kfold" else [])
+    if _current(paths, "prepare", key, outputs):
+        return Prepared(cohort, pd.read_csv(paths.splits, dtype={"patient_id": str}), cohort_dir, key)
     t0 = time.time()
-    splits = make_splits(cohort, test_size=cfg.split.test_size, val_fraction=cfg.split.val_fraction,
-                         n_folds=cfg.split.n_folds, seed=cfg.seed,
-                         use_manifest_split=cfg.split.use_manifest_split)
+    s = cfg.split
+    splits = make_splits(cohort, test_size=s.test_size, val_fraction=s.val_fraction,
+                         n_folds=s.n_folds, seed=cfg.seed, use_manifest_split=s.use_manifest_split,
+                         scheme=s.scheme, test_where=s.test_where)
     write_csv(splits, paths.splits, what="the patient-level split")
-    _finish(paths, "prepare", key, [paths.splits], t0, say)
+    if s.scheme == "kfold":
+        write_csv(fold_table(splits, n_folds=s.n_folds, repeats=s.repeats, seed=cfg.seed),
+                  paths.folds, what="the folds of every repeat")
+    _finish(paths, "prepare", key, outputs, t0, say)
     return Prepared(cohort, splits, cohort_dir, key)
 
 
@@ -259,19 +266,65 @@ class Unit:
 
 
 def grid(cfg: StudyConfig, sequences: Sequence[str] | None = None) -> list[Unit]:
-    """Every training unit of the study, in the order they are run locally."""
-    return [Unit(s) for s in (sequences or cfg.sequences)]
+    """Every training unit of the study, in the order they are run locally: one per sequence
+    (hold-out), or one per sequence, repeat and fold (k-fold)."""
+    seqs = sequences or cfg.sequences
+    if cfg.split.scheme == "holdout":
+        return [Unit(s) for s in seqs]
+    return [Unit(s, r, k) for s in seqs for r in range(cfg.split.repeats)
+            for k in range(cfg.split.n_folds)]
 
 
-def unit_roles(splits: pd.DataFrame, unit: Unit) -> pd.DataFrame:
+class LeakageError(StepError):
+    """A patient would be predicted by a model that saw it (a bug, never a user error)."""
+
+
+def unit_roles(splits: pd.DataFrame, unit: Unit, cfg: StudyConfig,
+               folds: pd.DataFrame | None = None) -> pd.DataFrame:
     """``patient_id, label, role`` of a unit: ``train`` (fitted), ``val`` (checkpoint choice),
-    and the predicted roles."""
-    return splits[["patient_id", "label", "split"]].rename(columns={"split": "role"})
+    and the predicted roles (``test``; ``oof`` = the unit's held-out fold).
+
+    Hold-out: the roles are the split. K-fold: the development patients of fold ``unit.fold``
+    in repeat ``unit.repeat`` are ``oof``; the other development patients are ``train``, with a
+    stratified ``val`` part carved from them when ``train.selection=best_val_auc``.
+    """
+    if unit.fold is None:
+        return splits[["patient_id", "label", "split"]].rename(columns={"split": "role"})
+    if folds is None:
+        raise StepError(f"{unit}: k-fold units need the folds table (folds.csv)")
+    fold = folds[folds["repeat"] == unit.repeat].set_index("patient_id")["fold"]
+    roles = splits[["patient_id", "label"]].copy()
+    f = roles.patient_id.map(fold)
+    roles["role"] = np.where(splits.split == "test", "test", np.where(f == unit.fold, "oof", "train"))
+    if cfg.train.selection == "best_val_auc":
+        tr = roles[roles.role == "train"]
+        n_val = max(2, int(round(cfg.split.val_fraction * len(tr))))
+        rng = np.random.default_rng([cfg.seed, unit.repeat, unit.fold, 7])
+        val = stratified_pick(tr.patient_id.to_numpy(dtype=object), tr.label.to_numpy(), n_val, rng)
+        roles.loc[roles.patient_id.isin(val), "role"] = "val"
+    check_roles(roles, unit)
+    return roles
+
+
+def check_roles(roles: pd.DataFrame, unit: Unit) -> None:
+    """Assert that no patient the unit predicts out of fold is fitted or used for selection.
+
+    Raises:
+        LeakageError: naming the patients.
+    """
+    seen = set(roles.loc[roles.role.isin(["train", "val"]), "patient_id"])
+    held = set(roles.loc[roles.role.isin(["oof", "test"]), "patient_id"])
+    both = sorted(seen & held)
+    if both or roles.patient_id.duplicated().any():
+        raise LeakageError(f"{unit}: patients both fitted and predicted out of sample: {both[:5]}")
 
 
 def unit_seed(cfg: StudyConfig, unit: Unit) -> int:
-    """The seed of a unit's training (the run's seed for the hold-out design)."""
-    return cfg.seed
+    """The seed of a unit's training: the run's seed for the hold-out design, and
+    ``seed + 1000 * (repeat + 1) + fold`` for k-fold units."""
+    if unit.fold is None:
+        return cfg.seed
+    return cfg.seed + 1000 * (unit.repeat + 1) + unit.fold
 
 
 class UnitResult(NamedTuple):
@@ -283,6 +336,7 @@ class UnitResult(NamedTuple):
     slices: pd.DataFrame  # patient_id, split (role), label, slice_index, area_mm2, prob
     info: dict  # best_epoch, seconds, device, crops_per_s, resumed_from_epoch, ...
     skipped: bool
+    roles: pd.DataFrame  # patient_id, label, role: what the unit fitted, selected on, predicted
 
 
 def _unit_key(paths: RunPaths, cfg: StudyConfig, unit: Unit, roles: pd.DataFrame) -> str:
@@ -295,16 +349,22 @@ def _unit_key(paths: RunPaths, cfg: StudyConfig, unit: Unit, roles: pd.DataFrame
 
 
 def _load_unit(paths: RunPaths, unit: Unit, key: str) -> UnitResult | None:
-    rec = paths.unit_record(unit.sequence, unit.id)
-    files = [rec, paths.checkpoint(unit.sequence, unit.id), paths.history(unit.sequence, unit.id),
-             paths.unit_predictions(unit.sequence, unit.id)]
+    s, u = unit.sequence, unit.id
+    files = [paths.unit_record(s, u), paths.checkpoint(s, u), paths.history(s, u),
+             paths.unit_predictions(s, u), paths.unit_roles(s, u)]
     if not all(f.is_file() for f in files):
         return None
-    info = json.loads(rec.read_text())
+    info = json.loads(files[0].read_text())
     if info.get("key") != key:
         return None
-    return UnitResult(unit, key, pd.read_csv(files[2]), pd.read_csv(files[3], dtype={"patient_id": str}),
-                      info, True)
+    read = functools.partial(pd.read_csv, dtype={"patient_id": str})
+    return UnitResult(unit, key, pd.read_csv(files[2]), read(files[3]), info, True, read(files[4]))
+
+
+def _read_splits(paths: RunPaths) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    splits = pd.read_csv(paths.splits, dtype={"patient_id": str})
+    folds = pd.read_csv(paths.folds, dtype={"patient_id": str}) if paths.folds.is_file() else None
+    return splits, folds
 
 
 def train_unit(paths: RunPaths, cfg: StudyConfig, unit: Unit, *,
@@ -316,30 +376,35 @@ def train_unit(paths: RunPaths, cfg: StudyConfig, unit: Unit, *,
     run it on a shared file system. The driver records the results in ``run.json``.
     """
     say = progress or _quiet
-    splits = pd.read_csv(paths.splits, dtype={"patient_id": str})
-    roles = unit_roles(splits, unit)
+    splits, folds = _read_splits(paths)
+    roles = unit_roles(splits, unit, cfg, folds)
     key = _unit_key(paths, cfg, unit, roles)
     loaded = _load_unit(paths, unit, key)
     if loaded is not None:
         return loaded
     from ..training import UnitFiles  # torch is imported only when something is trained
     from ..training import train_unit as fit_unit
+
     crops = SequenceCrops.load(paths.roi(unit.sequence))
     s, u = unit.sequence, unit.id
     files = UnitFiles(paths.checkpoint(s, u), paths.resume_state(s, u), paths.history(s, u))
-    res = fit_unit(crops, roles, cfg.train, files, seed=unit_seed(cfg, unit),
-                   excluded=excluded_patients(paths), progress=say,
-                   stop_after_epoch=stop_after_epoch)
+    excluded = excluded_patients(paths)
+    # k-fold units predict their held-out fold and the test set only
+    predict = None if unit.fold is None else ("oof", "test")
+    res = fit_unit(crops, roles, cfg.train, files, seed=unit_seed(cfg, unit), excluded=excluded,
+                   progress=say, stop_after_epoch=stop_after_epoch, predict_roles=predict)
+    write_csv(roles, paths.unit_roles(s, u), what=f"the roles of {unit}")
     write_csv(res.slices, paths.unit_predictions(s, u), what=f"the {unit} predictions")
     info = {"key": key, "unit": u, "sequence": s, "repeat": unit.repeat, "fold": unit.fold,
             "best_epoch": int(res.best_epoch), "epochs": cfg.train.epochs,
-            "selection": cfg.train.selection,
+            "selection": cfg.train.selection, "seed": unit_seed(cfg, unit),
+            "n_roles": {k: int(v) for k, v in roles.role.value_counts().items()},
             "seconds": round(res.seconds, 2), "device": res.device, "num_threads": res.threads,
             "train_crops_per_s": round(res.crops_per_s, 1), "resumed_from_epoch": res.resumed_from,
             "finished": record.now()}
     atomic_write_text(paths.unit_record(s, u), json.dumps(info, indent=1),
                       what=f"the record of {unit}")
-    return UnitResult(unit, key, res.history, res.slices, info, False)
+    return UnitResult(unit, key, res.history, res.slices, info, False, roles)
 
 
 # ============================================================================ train (a sequence)
@@ -350,14 +415,58 @@ class SequenceResult(NamedTuple):
     units: list[UnitResult]
     patients: pd.DataFrame  # predictions/<SEQ>.csv
     slices: pd.DataFrame  # predictions/<SEQ>_slices.csv
+    unit_patients: pd.DataFrame  # predictions/<SEQ>_units.csv
 
 
-def _collect(cfg: StudyConfig, results: list[UnitResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Patient and slice predictions of a sequence from its units."""
+def _collect(cfg: StudyConfig, results: list[UnitResult], splits: pd.DataFrame,
+             excluded: set[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Patient, slice and per-unit predictions of a sequence from its units.
+
+    Hold-out: the one unit's predictions. K-fold: a development patient's probability is the
+    mean over repeats of its out-of-fold prediction (``split = dev``); a test patient's is the
+    mean over every fold model (``split = test``).
+
+    Raises:
+        LeakageError: an out-of-fold prediction from a unit that fitted or selected on the
+            patient, or a development patient without exactly one out-of-fold prediction per
+            repeat.
+    """
     from ..aggregation import aggregate
 
-    slices = results[0].slices
-    return aggregate(slices, cfg.train.aggregation), slices
+    how = cfg.train.aggregation
+    slices, units = [], []
+    for r in results:
+        sl = r.slices.assign(repeat=r.unit.repeat, fold=-1 if r.unit.fold is None else r.unit.fold)
+        slices.append(sl)
+        pat = aggregate(r.slices, how).assign(repeat=sl["repeat"].iloc[0], fold=sl["fold"].iloc[0])
+        seen = set(r.roles.loc[r.roles.role.isin(["train", "val"]), "patient_id"])
+        leaked = sorted(set(pat.loc[pat.split.isin(["oof", "test"]), "patient_id"]) & seen)
+        if leaked:
+            raise LeakageError(f"{r.unit}: predicted patients it was fitted on: {leaked[:5]}")
+        units.append(pat)
+    slices_df, units_df = pd.concat(slices, ignore_index=True), pd.concat(units, ignore_index=True)
+    if results[0].unit.fold is None:
+        return aggregate(results[0].slices, how), slices_df, units_df
+    dev = set(splits.loc[splits.split == "dev", "patient_id"]) - excluded
+    oof = units_df[units_df.split == "oof"]
+    for rep, g in oof.groupby("repeat"):
+        counts = g.patient_id.value_counts()
+        if set(counts.index) != dev or (counts != 1).any():
+            bad = sorted((dev - set(counts.index)) | set(counts.index[counts != 1]))
+            raise LeakageError(f"{results[0].unit.sequence}, repeat {rep}: development patients "
+                               f"without exactly one out-of-fold prediction: {bad[:5]}")
+    lab = splits.set_index("patient_id").label
+    rows = []
+    for part, frame in (("dev", oof), ("test", units_df[units_df.split == "test"])):
+        g = frame.groupby("patient_id", sort=False)
+        rows.append(pd.DataFrame({"patient_id": g.prob.mean().index, "split": part,
+                                  "label": lab.reindex(g.prob.mean().index).to_numpy(),
+                                  "prob": g.prob.mean().to_numpy(),
+                                  "n_slices": g.n_slices.first().to_numpy()}))
+    order = {p: i for i, p in enumerate(splits.patient_id)}
+    patients = pd.concat(rows, ignore_index=True)
+    patients = patients.iloc[np.argsort([order[p] for p in patients.patient_id])].reset_index(drop=True)
+    return patients, slices_df, units_df
 
 
 def train(paths: RunPaths, cfg: StudyConfig, sequence: str, *, progress: Progress | None = None,
@@ -379,33 +488,33 @@ def train_all(paths: RunPaths, cfg: StudyConfig, *, sequences: Sequence[str] | N
     units = grid(cfg, seqs)
     work = functools.partial(train_unit, paths, cfg, progress=say)
     results = (executor or LocalExecutor()).run(work, units, progress=say)
+    splits, _ = _read_splits(paths)
+    read = functools.partial(pd.read_csv, dtype={"patient_id": str})
     out = {}
     for seq in seqs:
         mine = [r for r in results if r.unit.sequence == seq]
         name = f"train:{seq}"
         key = make_key("train", STEP_VERSION["train"], [r.key for r in mine], cfg.train.aggregation)
-        outputs = [paths.predictions(seq), paths.slice_predictions(seq)]
-        if _current(paths, name, key, outputs):
-            out[seq] = SequenceResult(seq, mine, pd.read_csv(outputs[0], dtype={"patient_id": str}),
-                                      pd.read_csv(outputs[1], dtype={"patient_id": str}))
-            continue
-        t0 = time.time()
-        patients, slices = _collect(cfg, mine)
-        write_csv(slices, outputs[1], what=f"the {seq} slice predictions")
-        write_csv(patients, outputs[0], what=f"the {seq} predictions")
-        record.update(paths, training={seq: {r.unit.id: {k: v for k, v in r.info.items() if k != "key"}
-                                             for r in mine}})
-        _finish(paths, name, key, outputs, t0, say)
-        out[seq] = SequenceResult(seq, mine, pd.read_csv(outputs[0], dtype={"patient_id": str}),
-                                  pd.read_csv(outputs[1], dtype={"patient_id": str}))
+        outputs = [paths.predictions(seq), paths.slice_predictions(seq), paths.unit_patient_predictions(seq)]
+        if not _current(paths, name, key, outputs):
+            t0 = time.time()
+            patients, slices, unit_patients = _collect(cfg, mine, splits, excluded_patients(paths))
+            write_csv(slices, outputs[1], what=f"the {seq} slice predictions")
+            write_csv(unit_patients, outputs[2], what=f"the {seq} predictions of each unit")
+            write_csv(patients, outputs[0], what=f"the {seq} predictions")
+            record.update(paths, training={seq: {r.unit.id: {k: v for k, v in r.info.items() if k != "key"}
+                                                 for r in mine}})
+            _finish(paths, name, key, outputs, t0, say)
+        out[seq] = SequenceResult(seq, mine, *(read(o) for o in outputs))
     return out
 
 
 # ============================================================================ fuse
 def fit_split(cfg: StudyConfig) -> tuple[str, str]:
     """``(split value, name)`` of the development predictions that thresholds, ensemble weights
-    and stacking are fitted on."""
-    return "val", "validation"
+    and stacking are fitted on: the validation patients (hold-out) or every development patient's
+    out-of-fold prediction (k-fold)."""
+    return ("val", "validation") if cfg.split.scheme == "holdout" else ("dev", "out-of-fold")
 
 
 def fuse(paths: RunPaths, cfg: StudyConfig, *, progress: Progress | None = None,
@@ -422,8 +531,6 @@ def fuse(paths: RunPaths, cfg: StudyConfig, *, progress: Progress | None = None,
     if _current(paths, "fuse", key, outputs):
         return E.FusionResult(pd.read_csv(outputs[0], dtype={"patient_id": str}), pd.read_csv(outputs[1]))
     t0 = time.time()
-    if len(cfg.sequences) < 2:
-        raise StepError("fuse: fusion needs at least two sequences")
     res = E.fuse({s: trained[s].patients for s in cfg.sequences}, fit_split=split_value,
                  weights_from=cfg.ensemble.weights_from, threshold=cfg.stats.threshold)
     write_csv(res.ensemble, outputs[0], what="the fused predictions")
@@ -441,12 +548,16 @@ HEADLINE = "weighted_vote"
 def model_names(cfg: StudyConfig) -> dict[str, str]:
     """Prediction column -> display name, in table order."""
     _, fit_name = fit_split(cfg)
-    labels = E.method_labels(cfg.ensemble.weights_from, fit_name)
-    alt = "weighted_vote_test_weights" if cfg.ensemble.weights_from == "validation" else "weighted_vote_fit_weights"
     names = {s: s for s in cfg.sequences}
-    names[HEADLINE] = "Multiparametric MRI"
-    for k in (alt, "soft_vote", "majority_vote", "stacking"):
-        names[k] = labels[k]
+    if len(cfg.sequences) == 1:
+        names[HEADLINE] = f"{cfg.sequences[0]} (one sequence: no fusion)"
+    else:
+        labels = E.method_labels(cfg.ensemble.weights_from, fit_name)
+        alt = ("weighted_vote_test_weights" if cfg.ensemble.weights_from == "validation"
+               else "weighted_vote_fit_weights")
+        names[HEADLINE] = "Multiparametric MRI"
+        for k in (alt, "soft_vote", "majority_vote", "stacking"):
+            names[k] = labels[k]
     names["clinical"] = "Clinical baseline (logistic: age, size, margin, TIC)"
     return names
 
@@ -463,14 +574,18 @@ class EvaluationResult(NamedTuple):
     reliability: pd.DataFrame
     decision_curve: pd.DataFrame
     subgroups: pd.DataFrame
+    cv_summary: pd.DataFrame | None  # k-fold only
 
 
-def _evaluation_outputs(paths: RunPaths) -> dict[str, Path]:
+def _evaluation_outputs(paths: RunPaths, cfg: StudyConfig) -> dict[str, Path]:
     a = paths.artifacts
-    return {"clinical": paths.predictions("clinical"), "table3": paths.table3, "delong": paths.delong,
-            "delong_fusion": paths.delong_fusion, "calibration": paths.calibration,
-            "reliability": a / "reliability.csv", "decision_curve": a / "decision_curve.csv",
-            "subgroups": paths.subgroups}
+    out = {"clinical": paths.predictions("clinical"), "table3": paths.table3, "delong": paths.delong,
+           "delong_fusion": paths.delong_fusion, "calibration": paths.calibration,
+           "reliability": a / "reliability.csv", "decision_curve": a / "decision_curve.csv",
+           "subgroups": paths.subgroups}
+    if cfg.split.scheme == "kfold":
+        out["cv_summary"] = paths.cv_summary
+    return out
 
 
 def _read_evaluation(cfg: StudyConfig, fused: pd.DataFrame, files: dict[str, Path]) -> EvaluationResult:
@@ -478,55 +593,192 @@ def _read_evaluation(cfg: StudyConfig, fused: pd.DataFrame, files: dict[str, Pat
     preds = fused.merge(clin[["patient_id", "prob"]].rename(columns={"prob": "clinical"}), on="patient_id")
     t = {k: pd.read_csv(v) for k, v in files.items() if k != "clinical"}
     return EvaluationResult(preds, model_names(cfg), t["table3"], t["delong"], t["delong_fusion"],
-                            t["calibration"], t["reliability"], t["decision_curve"], t["subgroups"])
+                            t["calibration"], t["reliability"], t["decision_curve"], t["subgroups"],
+                            t.get("cv_summary"))
+
+
+def base_models(cfg: StudyConfig) -> list[str]:
+    """The sequences' own columns shown beside the headline (none with one sequence: the
+    headline is that sequence)."""
+    return list(cfg.sequences) if len(cfg.sequences) > 1 else []
+
+
+def table_models(cfg: StudyConfig, names: dict[str, str]) -> dict[str, str]:
+    """The models of Table 3 and the DeLong matrix, in order."""
+    return {c: n for c, n in names.items() if c not in cfg.sequences or len(cfg.sequences) > 1}
 
 
 def evaluate(paths: RunPaths, cfg: StudyConfig, *, progress: Progress | None = None,
              executor=None) -> EvaluationResult:
     """Table 3, DeLong tests, calibration, decision curves, subgroups and the clinical baseline,
-    all on the test patients with thresholds frozen on the development predictions."""
+    all on the test patients with thresholds frozen on the development predictions; with
+    k-fold, the out-of-fold estimate beside the test estimate and the spread over folds."""
     say = progress or _quiet
     fused = fuse(paths, cfg, progress=say, executor=executor).ensemble
     prep = prepare(paths, cfg, progress=say)
     split_value, fit_name = fit_split(cfg)
-    files = _evaluation_outputs(paths)
+    files = _evaluation_outputs(paths, cfg)
     key = make_key("evaluate", STEP_VERSION["evaluate"], record.step_state(paths, "fuse")["key"],
                    prep.key, asdict(cfg.stats), cfg.ensemble.weights_from, split_value)
     if _current(paths, "evaluate", key, list(files.values())):
         return _read_evaluation(cfg, fused, files)
     t0 = time.time()
     names = model_names(cfg)
-    clin = EV.clinical_baseline(prep.cohort, prep.splits)
+    shown_cols = table_models(cfg, names)
+    _, folds = _read_splits(paths)
+    clin = EV.clinical_baseline(prep.cohort, prep.splits, folds)
     write_csv(clin, files["clinical"], what="the clinical baseline's predictions")
     preds = fused.merge(clin[["patient_id", "prob"]].rename(columns={"prob": "clinical"}), on="patient_id")
     test = preds[preds.split == "test"]
     s = cfg.stats
-    t3 = EV.build_table3(preds, names, threshold=s.threshold, ppv_npv_method=s.ppv_npv_method,
+    t3 = EV.build_table3(preds, shown_cols, threshold=s.threshold, ppv_npv_method=s.ppv_npv_method,
                          auc_ci_method=s.auc_ci, n_boot=s.bootstrap_n, seed=cfg.seed,
                          fit_split=split_value, fit_name=fit_name)
     write_csv(t3, files["table3"], what="Table 3")
     from ..stats import delong_matrix
 
-    dm = delong_matrix(test.label.to_numpy(), {c: test[c].to_numpy() for c in names})
+    dm = delong_matrix(test.label.to_numpy(), {c: test[c].to_numpy() for c in shown_cols})
     write_csv(dm, files["delong"], what="the DeLong tests")
-    versus = EV.delong_against(preds, HEADLINE, list(cfg.sequences) + ["clinical"])
+    versus = EV.delong_against(preds, HEADLINE, base_models(cfg) + ["clinical"])
     write_csv(versus, files["delong_fusion"], what="the DeLong tests of the fusion")
-    shown = {c: names[c] for c in list(cfg.sequences) + [HEADLINE, "clinical"]}
-    write_csv(EV.calibration_table(test, shown), files["calibration"], what="the calibration table")
-    write_csv(EV.reliability_long(test, shown), files["reliability"], what="the reliability bins")
-    write_csv(EV.decision_curves(test, {c: names[c] for c in (HEADLINE, cfg.sequences[0], "clinical")}),
-              files["decision_curve"], what="the decision curves")
-    sub = EV.subgroup_auc(preds, prep.cohort, {c: names[c] for c in list(cfg.sequences) + [HEADLINE]},
+    main = {c: names[c] for c in base_models(cfg) + [HEADLINE, "clinical"]}
+    write_csv(EV.calibration_table(test, main), files["calibration"], what="the calibration table")
+    write_csv(EV.reliability_long(test, main), files["reliability"], what="the reliability bins")
+    dca = [HEADLINE] + base_models(cfg)[:1] + ["clinical"]
+    write_csv(EV.decision_curves(test, {c: names[c] for c in dca}), files["decision_curve"],
+              what="the decision curves")
+    sub = EV.subgroup_auc(preds, prep.cohort, {c: names[c] for c in base_models(cfg) + [HEADLINE]},
                           ci_method=s.auc_ci, n_boot=s.bootstrap_n, seed=cfg.seed)
     write_csv(sub, files["subgroups"], what="the subgroup table")
+    if "cv_summary" in files:
+        units = {q: pd.read_csv(paths.unit_patient_predictions(q), dtype={"patient_id": str})
+                 for q in cfg.sequences}
+        w = pd.read_csv(paths.ensemble_weights).set_index("model").weight_used.to_dict()
+        cv = EV.cv_summary(preds, units if len(cfg.sequences) > 1 else {}, w, main)
+        write_csv(cv, files["cv_summary"], what="the cross-validation summary")
     _finish(paths, "evaluate", key, list(files.values()), t0, say)
     return _read_evaluation(cfg, fused, files)
 
 
-#: the steps in pipeline order (the notebooks narrate them in this order)
-ORDER = ("prepare", "describe_cohort", "extract_rois", "train", "fuse", "evaluate")
+# ============================================================================ bundle
+def _model_card(cfg: StudyConfig, info: dict, summary: dict, validation: dict,
+                phantom: bool) -> str:
+    rows = "\n".join(f"| {m['model']} | {m['threshold_from']} | {m['auc']:.3f} ({m['auc_low']:.3f}-"
+                     f"{m['auc_high']:.3f}) | {m['sen']:.3f} | {m['spe']:.3f} | {m['ppv']:.3f} | {m['npv']:.3f} |"
+                     for m in validation["test"])
+    cal = "\n".join(f"| {c['model']} | {c['brier']:.3f} | {c['intercept']:.3f} | {c['slope']:.3f} |"
+                    for c in validation["calibration"])
+    oof = "".join(f"\n- {m['model']}: out-of-fold AUC {m['auc_oof']:.3f} ({m['auc_oof_low']:.3f}-"
+                  f"{m['auc_oof_high']:.3f})" + (f"; fold AUCs {m['fold_auc_mean']:.3f} ± "
+                                                 f"{m['fold_auc_sd']:.3f} over {m['fold_n']} folds"
+                                                 if m["fold_n"] else "")
+                  for m in validation.get("cv", []))
+    design = (f"patient-level stratified {cfg.split.n_folds}-fold cross-validation "
+              f"({cfg.split.repeats} repeat(s)); each sequence's test probability is the mean of "
+              "its fold models" if cfg.split.scheme == "kfold" else
+              f"a validation part ({cfg.split.val_fraction:.0%} of the development set) chose each "
+              "model's checkpoint")
+    warn = ("\n\n**Trained on the synthetic phantom.** These weights learnt a designed signal in "
+            "synthetic images; they have no clinical meaning and must not be applied to patients.\n"
+            if phantom else "")
+    return f"""# Model card — ALNM prediction from multiparametric breast MRI
 
-__all__ = ["CohortResult", "EvaluationResult", "Prepared", "RoiResult", "SequenceResult",
+Run `{info.get('run_name')}`, created {info.get('created')}, alnm {__import__('alnm_core').__version__},
+git commit `{info.get('git_commit')}`. Sequences: {', '.join(cfg.sequences)}; fusion: the paper's
+weighted vote with weights from the {'test (paper-literal, optimistic)' if cfg.ensemble.weights_from == 'test' else fit_split(cfg)[1]}
+accuracies.{warn}
+
+## Intended use
+Research on predicting axillary lymph node metastasis (pN1a or worse vs pN0) in invasive breast
+cancer from preoperative axial T2WI, DWI and DCE-MRI with a tumour mask per series, reproducing
+Zhang et al., Front. Oncol. 2022. Output: a probability per sequence and fused, and a decision at
+frozen thresholds.
+
+## Not intended for
+Clinical decisions about an individual patient; patients unlike the training cohort (other
+scanners, protocols, field strengths, populations, or after neoadjuvant therapy) without an
+external validation (`alnm evaluate`); images without a reviewed tumour mask.
+
+## Data
+{summary['n_patients']} patients ({summary['n_alnm']} with ALNM, {summary['prevalence']:.1%}); development
+set {summary['n_development']}, test set {summary['n_test']}. Field strength: {summary['field_strength']}.
+Age {summary['age_mean']:.1f} ± {summary['age_sd']:.1f} years; tumour size {summary['size_mean']:.2f} ±
+{summary['size_sd']:.2f} cm. Crops: {cfg.roi.size} × {cfg.roi.size} px, {cfg.roi.margin_mm:g} mm margin,
+min-max normalised; DWI b = {'highest' if cfg.roi.dwi_b_value is None else cfg.roi.dwi_b_value};
+DCE phase {cfg.roi.dce_phase}.
+
+## How it was validated
+The test set was fixed before training and used once. Inside the development set, {design}.
+Thresholds, ensemble weights and stacking were fitted on the development predictions and frozen.{oof}
+
+## Test-set performance (95% CIs: {validation['ci_method']})
+| model | threshold | AUC | SEN | SPE | PPV | NPV |
+| --- | --- | --- | --- | --- | --- | --- |
+{rows}
+
+## Calibration (test set)
+| model | Brier | intercept | slope |
+| --- | --- | --- | --- |
+{cal}
+
+## Limitations
+Small samples give wide CIs; probabilities may be miscalibrated on another cohort (check the
+calibration there); the model sees 2D crops around a given mask and inherits the mask's quality;
+no prospective or external validation unless one was run with `alnm evaluate`.
+"""
+
+
+def bundle(paths: RunPaths, cfg: StudyConfig, *, progress: Progress | None = None,
+           executor=None) -> Path:
+    """Write the trained study as a model bundle (``RUN/model/``, :mod:`alnm_core.bundle`)."""
+    from ..bundle import CHECKSUMS, write_bundle
+    from ..phantom import phantom_settings
+
+    say = progress or _quiet
+    ev = evaluate(paths, cfg, progress=say, executor=executor)
+    prep = prepare(paths, cfg, progress=say)
+    key = make_key("bundle", STEP_VERSION["bundle"], record.step_state(paths, "evaluate")["key"])
+    outputs = [paths.bundle / CHECKSUMS]
+    if _current(paths, "bundle", key, outputs):
+        return paths.bundle
+    t0 = time.time()
+    names = ev.names
+    label = {v: k for k, v in names.items()}
+    t3 = ev.table3
+    youden = {label[m]: float(g.threshold.iloc[0]) for m, g in t3[t3.threshold_from.str.startswith("Youden")]
+              .groupby("model")}
+    models = list(cfg.sequences) + [HEADLINE]
+    thresholds = {c: {"fixed": cfg.stats.threshold, **({"youden": youden[c]} if c in youden else {})}
+                  for c in models}
+    test = ev.predictions[ev.predictions.split == "test"]
+    c = prep.cohort
+    summary = {"n_patients": int(len(c)), "n_alnm": int(c.alnm.sum()), "prevalence": float(c.alnm.mean()),
+               "n_development": int((prep.splits.split != "test").sum()), "n_test": int(len(test)),
+               "field_strength": c.field_strength.value_counts().to_dict(),
+               "age_mean": float(c.age.mean()), "age_sd": float(c.age.std()),
+               "size_mean": float(c.tumor_size_cm.mean()), "size_sd": float(c.tumor_size_cm.std())}
+    shown = {names[m] for m in base_models(cfg) + [HEADLINE]}
+    cols = ["model", "threshold", "threshold_from", "auc", "auc_low", "auc_high", "acc", "sen", "spe", "ppv", "npv"]
+    validation = {"scheme": cfg.split.scheme, "ci_method": str(t3.auc_ci_method.iloc[0]),
+                  "test": t3[t3.model.isin(shown)][cols].to_dict("records"),
+                  "calibration": ev.calibration[["model", "brier", "intercept", "slope"]].to_dict("records"),
+                  "cv": [] if ev.cv_summary is None else ev.cv_summary.to_dict("records")}
+    units = {s: [(u.id, paths.checkpoint(s, u.id)) for u in grid(cfg, (s,))] for s in cfg.sequences}
+    weights = pd.read_csv(paths.ensemble_weights).set_index("model").weight_used.astype(float).to_dict()
+    card = _model_card(cfg, record.read(paths.root), summary, validation,
+                       phantom_settings(prep.cohort_dir) is not None)
+    write_bundle(paths.bundle, cfg=cfg, units=units, weights=weights, thresholds=thresholds,
+                 internal_test=test[["label"] + models].reset_index(drop=True),
+                 cohort_summary=summary, validation=validation, model_card=card,
+                 run_name=paths.root.name)
+    _finish(paths, "bundle", key, outputs, t0, say)
+    return paths.bundle
+
+
+#: the steps in pipeline order (the notebooks narrate them in this order)
+ORDER = ("prepare", "describe_cohort", "extract_rois", "train", "fuse", "evaluate", "bundle")
+
+__all__ = ["bundle", "base_models", "table_models", "LeakageError", "check_roles", "CohortResult", "EvaluationResult", "Prepared", "RoiResult", "SequenceResult",
            "StepError", "Unit", "UnitResult", "describe_cohort", "evaluate", "excluded_patients",
            "extract_rois", "fit_split", "fuse", "grid", "make_key", "model_names", "prepare",
            "table1_pair", "train", "train_all", "train_unit", "unit_roles", "unit_seed", "RoiError"]
