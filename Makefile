@@ -8,7 +8,7 @@ STAMP := $(VENV)/.alnm-installed
 # pyproject keeps a range so GPU users can bring their own build.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test smoke bench clean install
+.PHONY: demo test smoke bench lab clean install
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ test: $(STAMP)
 
 smoke: $(STAMP)
 	$(VENV)/bin/alnm demo --profile smoke --out reports --data data
+
+# the third way in, for exploring and teaching: JupyterLab on notebooks/ with the kernel "alnm"
+lab: $(STAMP)
+	$(VENV)/bin/alnm lab notebooks
 
 bench: $(STAMP)
 	$(VENV)/bin/alnm bench

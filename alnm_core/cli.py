@@ -1,4 +1,4 @@
-"""The ``alnm`` command: demo, run, predict, evaluate, phantom, validate, bench.
+"""The ``alnm`` command: demo, run, predict, evaluate, report, lab, phantom, validate, bench.
 
 Every command has ``--help``. Errors a user can fix (an invalid cohort, an unknown config key,
 a run folder in use or holding another run) are one clear message and exit code 2; a failing
@@ -192,6 +192,32 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Print a run's report to PDF (the HTML report is written by every run)."""
+    from .report.pdf import html_to_pdf
+
+    run_dir = Path(args.run)
+    html = run_dir / "report.html" if run_dir.is_dir() else run_dir
+    if not args.pdf:
+        print(html.resolve())
+        return 0
+    t0 = time.time()
+    pdf = html_to_pdf(html, args.out or html.with_suffix(".pdf"), browser=args.browser)
+    _say(f"PDF written in {time.time() - t0:.1f} s")
+    print(pdf)
+    return 0
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from .lab import launch, register_kernel, write_lab_settings
+
+    if args.register_only:
+        print(register_kernel())
+        print(write_lab_settings())
+        return 0
+    return launch(args.root, port=args.port, open_browser=not args.no_browser)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_benchmarks
 
@@ -284,6 +310,28 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--name", help="run folder name (default: external-<timestamp>, never an existing folder)")
     ev.set_defaults(func=cmd_evaluate)
 
+    rp = sub.add_parser("report", help="a run's report, printed to PDF with --pdf",
+                        description="Print RUN/report.html to PDF through headless Chromium "
+                                    "(A4; each section starts a page, tables and figures are not "
+                                    "cut); without --pdf prints the HTML report's path.")
+    rp.add_argument("run", help="a run folder (or its report.html)")
+    rp.add_argument("--pdf", action="store_true", help="write report.pdf beside report.html")
+    rp.add_argument("--out", help="PDF path (default: RUN/report.pdf)")
+    rp.add_argument("--browser", help="Chromium/Chrome executable (default: chromium on PATH)")
+    rp.set_defaults(func=cmd_report)
+
+    lb = sub.add_parser("lab", help="open the notebooks in JupyterLab with the project's kernel",
+                        description="Register this environment's interpreter as the Jupyter kernel "
+                                    "'alnm' (the name papermill uses too), make JupyterLab open the "
+                                    "jupytext .py notebooks as notebooks, and start JupyterLab.")
+    lb.add_argument("root", nargs="?", help="folder to serve (default: ./notebooks, else the "
+                                            "package's notebooks)")
+    lb.add_argument("--port", type=int, help="port (default: JupyterLab's, 8888 or the next free)")
+    lb.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    lb.add_argument("--register-only", action="store_true",
+                    help="register the kernel and the Lab settings, then exit")
+    lb.set_defaults(func=cmd_lab)
+
     b = sub.add_parser("bench", help="print throughput figures (phantom, reading, statistics, ROI, training)",
                        description="Benchmarks; numbers go to stdout, nothing is asserted.")
     b.add_argument("--only", help="comma-separated subset: phantom,read,delong,roi,train,coverage")
@@ -295,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from .bundle import BundleError
+    from .report.pdf import PdfError
     from .roi import RoiError
     from .run.lock import RunRefused
     from .storage import StorageError
@@ -305,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CohortError, SplitError, RunRefused, BundleError, RoiError) as exc:
         print(f"alnm {args.command}: {exc}", file=sys.stderr)
         return 2
-    except StorageError as exc:
+    except (StorageError, PdfError) as exc:
         print(f"alnm {args.command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

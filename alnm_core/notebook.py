@@ -74,7 +74,8 @@ class Context:
 
 def start(namespace: dict[str, Any], before: set[str], spec: dict[str, type], *,
           prepare_if_missing: bool = True) -> Context:
-    """Validate the notebook's parameters and return its run context.
+    """Validate the notebook's parameters, apply the report's figure theme and return the run
+    context.
 
     Args:
         namespace: the notebook's ``globals()``.
@@ -86,6 +87,9 @@ def start(namespace: dict[str, Any], before: set[str], spec: dict[str, type], *,
         ConfigError: an undeclared parameter was injected, or one has the wrong type.
         RunRecordMissing: no ``run.json`` and ``prepare_if_missing`` is false.
     """
+    from .report.plots import use_theme
+
+    use_theme()  # one look across the report's figures
     new = {k: v for k, v in namespace.items()
            if k not in before and not k.startswith("_") and k not in ("In", "Out")}
     check_notebook_parameters(new, spec)

@@ -31,9 +31,9 @@ LAYERS = {
     3: ["training", "gradcam", "ensemble", "evaluation"],
     4: ["run", "run.paths", "run.record", "run.lock", "run.executor", "bundle"],
     5: ["run.steps"],
-    6: ["report"],
+    6: ["report", "crosscheck"],
     7: ["run.pipeline", "run.external"],
-    8: ["notebook", "bench"],
+    8: ["notebook", "lab", "bench"],
     9: ["cli"],
 }
 
@@ -136,7 +136,7 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_ships_notebooks_and_profiles(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     for stem in ("01_cohort_statistics", "02_roi_cropping", "03_train_sequence",
-                 "04_ensemble_fusion", "05_roc_delong", "06_external_validation"):
+                 "04_ensemble_fusion", "05_roc_delong", "06_reviewer_crosscheck", "07_external_validation"):
         assert f"alnm_core/notebooks/{stem}.py" in names
     assert {"alnm_core/profiles/smoke.yaml", "alnm_core/profiles/demo.yaml",
             "alnm_core/profiles/paper.yaml"} <= set(names)
@@ -181,7 +181,7 @@ def test_non_editable_install_runs_the_study_from_any_directory(wheel, smoke_coh
                        cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     info = json.loads((cwd / "out" / "smoke" / "run.json").read_text())
-    assert info["status"] == "ok" and len(info["notebooks"]) == 6
+    assert info["status"] == "ok" and len(info["notebooks"]) == 7
     assert (cwd / "out" / "smoke" / "report.html").is_file()
     assert (cached / "cohort.csv").stat().st_mtime_ns == stamp  # the cache was used, not rewritten
     assert not list(Path(where).parent.rglob("phantom-*"))

@@ -29,7 +29,7 @@ def test_run_folder_has_every_artifact(smoke_run):
     assert (p.bundle / "checksums.sha256").is_file() and "bundle" in info["steps"]
     assert info["versions"]["torch"] != "not installed"
     assert set(info["training"]) == set(SEQS)
-    assert all(v["status"] == "ok" for v in info["notebooks"].values()) and len(info["notebooks"]) == 7
+    assert all(v["status"] == "ok" for v in info["notebooks"].values()) and len(info["notebooks"]) == 8
     splits = pd.read_csv(p.splits)
     assert list(splits.columns) == ["patient_id", "label", "split", "fold"]
     assert splits.patient_id.is_unique and set(splits.split) == {"dev", "test"}  # smoke: 2-fold
@@ -98,7 +98,7 @@ def test_one_numbering_in_banners_headings_contents_and_checklist(smoke_run):
     toc = re.findall(r'(\d) · <a href="#section-\d+">', html)
     assert toc == ["1", "2", "3", "3", "3", "4", "5"]
     for ref in re.findall(r"Section (\d)", html.split("Reviewer checklist", 1)[1]):
-        assert ref in {"1", "2", "3", "4", "5"}
+        assert ref in {"1", "2", "3", "4", "5", "6"}
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium not installed")
@@ -114,6 +114,19 @@ def test_report_renders_in_headless_chromium(smoke_run, tmp_path):
 
     img = np.asarray(Image.open(shot).convert("L"))
     assert img.shape[0] >= 3000 and img.std() > 20   # a rendered page, not a blank one
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium not installed")
+def test_report_prints_to_pdf(smoke_run, tmp_path, capsys):
+    pdf = tmp_path / "report.pdf"
+    assert main(["report", str(smoke_run.root), "--pdf", "--out", str(pdf)]) == 0
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF-")
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", data))
+    sections = smoke_run.report.read_text().count('class="alnm-section')
+    assert sections >= 6 and pages >= sections  # each section starts on a new page
+    assert main(["report", str(tmp_path / "no-such-run"), "--pdf"]) == 1
+    assert "does not exist" in capsys.readouterr().err
 
 
 def test_rerun_with_nothing_changed_does_no_work(smoke_run, smoke_cohort, capsys):

@@ -6,9 +6,9 @@
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (alnm)
 #     language: python
-#     name: python3
+#     name: alnm
 # ---
 
 # %% [markdown]
@@ -169,4 +169,4 @@ if "DCE" in res.crops:
 # %% tags=["remove-from-report"]
 if interactive:
     from alnm_core.report.widgets import slice_viewer
-    slice_viewer(cohort, ctx.cohort_dir, cfg.sequences)
+    slice_viewer(cohort, ctx.cohort_dir, cfg.sequences, roi_cfg=cfg.roi)

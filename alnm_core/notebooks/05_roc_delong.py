@@ -6,9 +6,9 @@
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (alnm)
 #     language: python
-#     name: python3
+#     name: alnm
 # ---
 
 # %% [markdown]
@@ -116,6 +116,17 @@ for col in steps.base_models(cfg) + [steps.HEADLINE, "clinical"]:
 display(plots.roc_figure(curves, "Test set"))
 
 # %% [markdown]
+# The same test predictions as points: each model's predicted probability for the patients with
+# and without ALNM, with the threshold frozen on the development predictions (Youden) dashed.
+# Overlap between the two boxes is what an AUC below 1 looks like.
+
+# %%
+_frozen = t3[~t3.threshold_from.str.startswith("fixed")].set_index("model").threshold.to_dict()
+display(plots.probabilities_by_class(test, {c: names[c] for c in steps.base_models(cfg) + [steps.HEADLINE, "clinical"]
+                                            if c in test.columns},
+                                     thresholds=_frozen))
+
+# %% [markdown]
 # ## DeLong tests
 #
 # As the paper, the multiparametric model is compared with each base model (paired DeLong test,
@@ -182,7 +193,10 @@ display(sub[["model", "subgroup", "n", "n_pos", "AUC (95% CI)", "exact CI (MedCa
 # %% tags=["remove-from-report"]
 if interactive:
     from alnm_core.report.widgets import threshold_explorer
-    threshold_explorer({names[c]: test[["label"]].assign(prob=test[c]) for c in names})
+    youden = t3[~t3.threshold_from.str.startswith("fixed")].set_index("model").threshold
+    order = [steps.HEADLINE] + [c for c in names if c != steps.HEADLINE]  # the headline first
+    threshold_explorer({names[c]: test[["label"]].assign(prob=test[c]) for c in order},
+                       frozen={n: float(youden[n]) for n in names.values() if n in youden.index})
 
 # %% [markdown]
 # ## Reviewer checklist

@@ -37,6 +37,10 @@ table.dataframe, .jp-RenderedHTMLCommon table{font-size:0.9em}
   .jp-Cell, .jp-OutputArea-output, table, figure, img, svg{break-inside:avoid;page-break-inside:avoid}
   h1, h2, h3{break-after:avoid;page-break-after:avoid}
   .alnm-section{break-before:page}
+  /* nothing scrolls on paper: wide tables shrink instead of being cut at the page edge */
+  .jp-OutputArea-output, .jp-RenderedHTMLCommon{overflow:visible!important}
+  table{font-size:8pt;max-width:100%}
+  img{max-width:100%!important;height:auto}
 }
 </style>
 """
@@ -124,7 +128,7 @@ def assemble_report(paths: RunPaths, sections: Sequence[Section], *, problem: st
     header += "## Contents\n\n" + "<br>\n".join(toc) + "\n"
     merged.cells = [nbformat.v4.new_markdown_cell(header, id="report-head"), *body,
                     nbformat.v4.new_markdown_cell(_provenance(info), id="provenance")]
-    merged.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    merged.metadata["kernelspec"] = {"name": "alnm", "display_name": "Python (alnm)", "language": "python"}
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True)
     page, _ = exporter.from_notebook_node(merged)

@@ -113,6 +113,7 @@ CHECKLIST = [
     ("TRIPOD+AI 12 / CLAIM 32", "Subgroups (scanner / field strength)", "Section 5 (subgroups by field strength)"),
     ("CLAIM 33", "Explainability (saliency)", "Section 3 (Grad-CAM gallery)"),
     ("TRIPOD+AI 18 / CLAIM 41", "Code, software versions, reproducibility", "Provenance footer (git commit, versions, seed, run.json)"),
+    ("Statistical review", "Every headline number re-derived by independent code", "Section 6 (reviewer's cross-check: Table 1 p, Table 3 cells, AUC CIs, DeLong)"),
 ]
 
 

@@ -1,5 +1,10 @@
 """Figures. Every function returns a :class:`matplotlib.figure.Figure` built without pyplot,
 so nothing here touches the backend (never ``matplotlib.use``); notebooks ``display`` them.
+
+One theme for the whole report: :func:`use_theme` (seaborn's ``whitegrid`` style in the
+``notebook`` context, the model palette below), applied by every notebook's first call
+(:func:`alnm_core.notebook.start`). Distributions by group, predicted probabilities per class
+and fold spreads are drawn with seaborn, which is the natural tool for them.
 """
 from __future__ import annotations
 
@@ -15,21 +20,79 @@ MODEL_COLORS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02"
                 "#666666"]
 
 
+def use_theme() -> None:
+    """Apply the report's theme (seaborn ``whitegrid``, ``notebook`` context, model palette)."""
+    import seaborn as sns
+
+    sns.set_theme(context="notebook", style="whitegrid", palette=MODEL_COLORS,
+                  rc={"figure.dpi": 100, "savefig.dpi": 100, "axes.titlesize": 10,
+                      "axes.labelsize": 9, "xtick.labelsize": 8, "ytick.labelsize": 8,
+                      "legend.fontsize": 8, "legend.frameon": False})
+
+
+def _group_palette() -> dict[str, str]:
+    return {GROUP_NAMES[g]: GROUP_COLORS[g] for g in (0, 1)}
+
+
 def distributions_by_group(df: pd.DataFrame, columns: Sequence[tuple[str, str]], *,
                            group: str = "alnm") -> Figure:
-    """Histogram + strip of each continuous column by group (ALNM vs non-ALNM)."""
-    fig = Figure(figsize=(5 * len(columns), 3.6), layout="constrained")
+    """Box + points of each continuous column by group (ALNM vs non-ALNM), n and mean ± SD
+    in the axis labels: the distributions behind Table 1's tests."""
+    import seaborn as sns
+
+    fig = Figure(figsize=(4.2 * len(columns), 3.6), layout="constrained")
     axes = fig.subplots(1, len(columns), squeeze=False)[0]
+    d = df.assign(_group=df[group].map(GROUP_NAMES))
+    order = [GROUP_NAMES[0], GROUP_NAMES[1]]
     for ax, (col, label) in zip(axes, columns):
-        lo, hi = df[col].min(), df[col].max()
-        bins = np.linspace(lo, hi, 16)
+        sns.boxplot(data=d, x="_group", y=col, hue="_group", order=order, palette=_group_palette(),
+                    ax=ax, width=0.5, fliersize=0, boxprops={"alpha": 0.35}, legend=False)
+        sns.stripplot(data=d, x="_group", y=col, hue="_group", order=order, palette=_group_palette(),
+                      ax=ax, size=3.5, jitter=0.18, alpha=0.8, legend=False)
+        ticks = []
         for g in (0, 1):
             x = df.loc[df[group] == g, col]
-            ax.hist(x, bins=bins, alpha=0.55, color=GROUP_COLORS[g],
-                    label=f"{GROUP_NAMES[g]} (n={len(x)}, {x.mean():.1f} ± {x.std(ddof=1):.1f})")
-        ax.set_xlabel(label)
-        ax.set_ylabel("patients")
-        ax.legend(fontsize=8, frameon=False)
+            ticks.append(f"{GROUP_NAMES[g]}\nn={len(x)}, {x.mean():.1f} ± {x.std(ddof=1):.1f}")
+        ax.set_xticks([0, 1], ticks)
+        ax.set_xlabel("")
+        ax.set_ylabel(label)
+    return fig
+
+
+def probabilities_by_class(frame: pd.DataFrame, models: dict[str, str], *,
+                           thresholds: dict[str, float] | None = None) -> Figure:
+    """Predicted probability per model and true class (box + points), the frozen threshold of
+    each model as a tick mark: where the models separate the classes and where they do not.
+
+    Args:
+        frame: one row per patient with ``label`` and one probability column per model.
+        models: column -> display name.
+        thresholds: display name -> frozen threshold (optional).
+    """
+    import seaborn as sns
+
+    long = (frame.melt(id_vars="label", value_vars=list(models), var_name="model", value_name="prob")
+            .assign(model=lambda t: t.model.map(models), truth=lambda t: t.label.map(GROUP_NAMES)))
+    fig = Figure(figsize=(max(6.0, 1.1 * len(models) + 2), 3.8), layout="constrained")
+    ax = fig.subplots()
+    order = list(models.values())
+    hue_order = [GROUP_NAMES[0], GROUP_NAMES[1]]
+    sns.boxplot(data=long, x="model", y="prob", hue="truth", order=order, hue_order=hue_order,
+                palette=_group_palette(), ax=ax, fliersize=0, boxprops={"alpha": 0.35}, width=0.7)
+    sns.stripplot(data=long, x="model", y="prob", hue="truth", order=order, hue_order=hue_order,
+                  palette=_group_palette(), ax=ax, dodge=True, size=3, alpha=0.8, legend=False)
+    for i, name in enumerate(order):
+        t = (thresholds or {}).get(name)
+        if t is not None and np.isfinite(t):
+            ax.hlines(t, i - 0.42, i + 0.42, color="black", lw=1.2, ls="--")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("")
+    ax.set_ylabel("predicted probability (test set)")
+    ax.tick_params(axis="x", labelrotation=20)
+    for lab in ax.get_xticklabels():
+        lab.set_horizontalalignment("right")
+    ax.legend(title="", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_title("Predicted probability by true class (dashed: frozen threshold)")
     return fig
 
 
@@ -183,27 +246,31 @@ def learning_curves_units(histories: dict[str, pd.DataFrame]) -> Figure:
 
 
 def fold_spread_figure(unit_patients: pd.DataFrame, sequence: str) -> Figure:
-    """AUC of each fold model on its held-out fold and on the test set (one dot per unit)."""
+    """AUC of each fold model on its held-out fold and on the test set (one dot per unit,
+    coloured by repeat; bar: mean with SD)."""
+    import seaborn as sns
+
     from ..stats import auc
 
     rows = []
     for (rep, fold), g in unit_patients.groupby(["repeat", "fold"]):
-        for part in ("oof", "test"):
+        for part, name in (("oof", "held-out fold"), ("test", "test set")):
             d = g[g.split == part]
             if d.label.nunique() == 2:
-                rows.append((part, auc(d.label, d.prob), f"r{rep}-f{fold}"))
+                rows.append({"part": name, "AUC": auc(d.label, d.prob), "repeat": f"repeat {rep}"})
     fig = Figure(figsize=(5, 3), layout="constrained")
     ax = fig.subplots()
-    for i, part in enumerate(("oof", "test")):
-        v = [a for p, a, _ in rows if p == part]
-        ax.scatter(np.full(len(v), i) + np.linspace(-0.08, 0.08, max(len(v), 1))[:len(v)], v,
-                   color=MODEL_COLORS[i], zorder=3)
-        if v:
-            ax.hlines(np.mean(v), i - 0.2, i + 0.2, color="black", lw=1)
-    ax.set_xticks([0, 1], ["held-out fold", "test set"])
-    ax.set_ylabel("AUC")
+    if rows:
+        t = pd.DataFrame(rows)
+        order = [p for p in ("held-out fold", "test set") if p in set(t.part)]
+        sns.pointplot(data=t, x="part", y="AUC", order=order, errorbar="sd", color="black",
+                      linestyle="none", marker="_", markersize=14, capsize=0.1,
+                      err_kws={"linewidth": 1.2}, ax=ax)
+        sns.stripplot(data=t, x="part", y="AUC", order=order, hue="repeat", ax=ax, size=6,
+                      jitter=0.12, legend=t.repeat.nunique() > 1)
+    ax.set_xlabel("")
     ax.set_ylim(0, 1.02)
-    ax.set_title(f"{sequence}: one dot per fold model (line: mean)", fontsize=9)
+    ax.set_title(f"{sequence}: one dot per fold model (bar: mean ± SD)")
     return fig
 
 

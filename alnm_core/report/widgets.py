@@ -9,14 +9,18 @@ import numpy as np
 import pandas as pd
 
 
-def slice_viewer(cohort: pd.DataFrame, cohort_dir: str | Path, sequences: tuple[str, ...]):
-    """Scroll the slices of any patient and sequence with the ROI outline overlaid."""
+def slice_viewer(cohort: pd.DataFrame, cohort_dir: str | Path, sequences: tuple[str, ...],
+                 roi_cfg=None):
+    """Scroll the slices of any patient and sequence with the ROI outline overlaid and, given
+    the run's ROI settings (``cfg.roi``), the crop box the CNN's crop is cut from."""
     import ipywidgets as w
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
     from IPython.display import display
 
     from ..cohort import series_rule
     from ..imaging import read_image, read_mask
+    from ..roi import bbox_2d, expand_box
 
     cohort_dir = Path(cohort_dir)
     cache: dict = {}
@@ -42,9 +46,16 @@ def slice_viewer(cohort: pd.DataFrame, cohort_dir: str | Path, sequences: tuple[
             out.clear_output(wait=True)
             fig, ax = plt.subplots(figsize=(5, 5))
             ax.imshow(arr[z_w.value], cmap="gray", aspect=sp[1] / sp[2])
-            if mask[z_w.value].any():
-                ax.contour(mask[z_w.value].astype(float), levels=[0.5], colors="r")
-            ax.set_title(f"{pid_w.value} {seq_w.value} slice {z_w.value}/{arr.shape[0] - 1}")
+            m = mask[z_w.value]
+            if m.any():
+                ax.contour(m.astype(float), levels=[0.5], colors="r")
+                if roi_cfg is not None:
+                    r0, r1, c0, c1 = expand_box(bbox_2d(m), (sp[1], sp[2]), margin_mm=roi_cfg.margin_mm,
+                                                keep_aspect=roi_cfg.keep_aspect)
+                    ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0, r1 - r0, fill=False,
+                                           edgecolor="#f2c12e", linewidth=1.5, linestyle="--"))
+            ax.set_title(f"{pid_w.value} {seq_w.value} slice {z_w.value}/{arr.shape[0] - 1}"
+                         + ("" if m.any() else " (no tumour)"))
             ax.axis("off")
             plt.show()
 
@@ -61,28 +72,63 @@ def slice_viewer(cohort: pd.DataFrame, cohort_dir: str | Path, sequences: tuple[
     display(w.VBox([w.HBox([pid_w, seq_w]), z_w, out]))
 
 
-def threshold_explorer(predictions: dict[str, pd.DataFrame]):
-    """A slider over the threshold that updates a model's confusion matrix and metrics."""
+def threshold_explorer(predictions: dict[str, pd.DataFrame], frozen: dict[str, float] | None = None):
+    """A threshold slider over each model's test predictions: the confusion matrix, accuracy,
+    sensitivity, specificity, PPV and NPV (95% CIs as in Table 3) at the chosen threshold, and
+    the predicted probabilities per class with the chosen and the frozen (Youden on the
+    development predictions) thresholds marked.
+
+    Args:
+        predictions: model name -> frame with ``label`` (0/1) and ``prob``.
+        frozen: model name -> its frozen threshold (drawn as a solid line; the slider starts there).
+    """
     import ipywidgets as w
-    from IPython.display import display
+    import matplotlib.pyplot as plt
+    from IPython.display import HTML, display
 
     from ..stats import diagnostic_metrics
 
+    frozen = frozen or {}
+    first = next(iter(predictions))
     model_w = w.Dropdown(options=list(predictions), description="model")
-    thr_w = w.FloatSlider(value=0.5, min=0.01, max=0.99, step=0.01, description="threshold")
+    thr_w = w.FloatSlider(value=round(float(frozen.get(first, 0.5)), 2), min=0.01, max=0.99, step=0.01,
+                          description="threshold", continuous_update=False, readout_format=".2f")
     out = w.Output()
 
     def redraw(*_):
         d = predictions[model_w.value]
-        pred = (d["prob"].to_numpy() >= thr_w.value).astype(int)
-        m = diagnostic_metrics(d["label"].to_numpy(), pred)
-        tab = pd.DataFrame({k: [f"{v.estimate:.3f} ({v.low:.3f}-{v.high:.3f})"] for k, v in m.items()
-                            if k in ("acc", "sen", "spe", "ppv", "npv")})
-        cm = pd.crosstab(pd.Series(d["label"].to_numpy(), name="truth"),
-                         pd.Series(pred, name="predicted"))
+        y, p, t = d["label"].to_numpy().astype(int), d["prob"].to_numpy(float), thr_w.value
+        pred = (p >= t).astype(int)
+        m = diagnostic_metrics(y, pred)
+        names = {"acc": "accuracy", "sen": "sensitivity", "spe": "specificity", "ppv": "PPV", "npv": "NPV"}
+        tab = pd.DataFrame({"metric": list(names.values()),
+                            "estimate (95% CI)": [f"{m[k].estimate:.3f} ({m[k].low:.3f}-{m[k].high:.3f})"
+                                                  if np.isfinite(m[k].estimate) else "undefined (0 cases)"
+                                                  for k in names]})
+        cm = pd.DataFrame([[int(((y == 1) & (pred == 1)).sum()), int(((y == 1) & (pred == 0)).sum())],
+                           [int(((y == 0) & (pred == 1)).sum()), int(((y == 0) & (pred == 0)).sum())]],
+                          index=["ALNM (truth)", "no ALNM (truth)"],
+                          columns=["predicted ALNM", "predicted no ALNM"])
+        f = frozen.get(model_w.value)
         with out:
             out.clear_output(wait=True)
-            display(cm, tab)
+            head = f"<b>{model_w.value}</b> at threshold <b>{t:.2f}</b>"
+            if f is not None:
+                head += f" (frozen threshold {f:.3f})"
+            display(HTML(f"<div class='alnm-threshold'>{head}</div>"))
+            display(HTML(cm.to_html(classes="alnm-confusion")), HTML(tab.to_html(index=False, classes="alnm-metrics")))
+            fig, ax = plt.subplots(figsize=(6, 1.8))
+            rng = np.random.default_rng(0)
+            for lab, colour in ((0, "#4c72b0"), (1, "#dd8452")):
+                sel = y == lab
+                ax.scatter(p[sel], lab + rng.uniform(-0.15, 0.15, sel.sum()), s=14, color=colour)
+            ax.axvline(t, color="k", linestyle="--", label=f"chosen {t:.2f}")
+            if f is not None:
+                ax.axvline(f, color="#c44e52", label=f"frozen {f:.3f}")
+            ax.set(xlim=(0, 1), yticks=[0, 1], yticklabels=["no ALNM", "ALNM"], xlabel="predicted probability")
+            ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+            fig.tight_layout()
+            plt.show()
 
     model_w.observe(redraw, "value")
     thr_w.observe(redraw, "value")

@@ -3,7 +3,7 @@
 ``alnm evaluate --model RUN/model --cohort OTHER`` writes its own run folder: the same ROI
 settings, the fold models, the frozen ensemble weights and thresholds; nothing is refit. The
 step :func:`evaluate_external` writes the predictions and every table; the notebook
-``06_external_validation`` narrates them; the report is assembled like a study's.
+``07_external_validation`` narrates them; the report is assembled like a study's.
 
 Artifacts (one writer: :func:`evaluate_external`)::
 
@@ -167,14 +167,14 @@ def run_external(bundle_dir: str | Path, cohort_dir: str | Path, run_dir: str | 
     _, cfg = start(paths, Path(bundle_dir), Path(cohort_dir))
     say("step evaluate_external")
     evaluate_external(paths, cfg, progress=say)
-    out = paths.notebooks / "06_external_validation.ipynb"
+    out = paths.notebooks / "07_external_validation.ipynb"
     with kernels_inside(paths):
-        res = execute_notebook(notebook_source("06_external_validation"), out,
+        res = execute_notebook(notebook_source("07_external_validation"), out,
                                {"run_dir": str(paths.root)}, cwd=paths.notebooks, progress=say)
     record.update(paths, notebooks={out.name: {"status": "ok" if res.ok else "failed",
                                                "error": res.error, "seconds": round(res.seconds, 2)}},
                   status="ok" if res.ok else "failed")
-    assemble_report(paths, [Section("6", "External validation", out)] if out.is_file() else [],
+    assemble_report(paths, [Section("7", "External validation", out)] if out.is_file() else [],
                     problem="" if res.ok else res.error)
     if not res.ok:
         raise PipelineError(f"{res.error} (report: {paths.report})")

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -38,7 +39,11 @@ from .lock import PIPELINE_ENV
 from .paths import RunPaths
 
 Progress = Callable[[str], None]
-KERNEL_NAME = "python3"
+#: The kernel every notebook of the suite names and papermill starts. The pipeline resolves it to
+#: the interpreter running the pipeline (never to another environment's "alnm" or "python3");
+#: ``alnm lab`` registers the same name for JupyterLab (:mod:`alnm_core.lab`).
+KERNEL_NAME = "alnm"
+KERNEL_DISPLAY_NAME = "Python (alnm)"
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,8 @@ NOTEBOOKS = (
     NotebookSpec("04_ensemble_fusion", "4", "Ensemble fusion", ("train:*", "fuse"),
                  needs_figures=False),
     NotebookSpec("05_roc_delong", "5", "Evaluation: Table 3, ROC, DeLong", ("prepare", "fuse", "evaluate")),
+    NotebookSpec("06_reviewer_crosscheck", "6", "Reviewer's cross-check", ("prepare", "describe_cohort", "fuse", "evaluate"),
+                 needs_figures=False),
 )
 
 
@@ -97,7 +104,11 @@ def load_notebook(path: Path) -> nbformat.NotebookNode:
     import jupytext
 
     nb = jupytext.read(path)
-    nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
+    # an executed notebook is not paired with the source: with the pairing kept, JupyterLab's
+    # jupytext extension refuses to open it ("matches none of the export formats")
+    nb.metadata.pop("jupytext", None)
+    nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": KERNEL_DISPLAY_NAME,
+                                 "language": "python"}
     return nb
 
 
@@ -118,11 +129,24 @@ class _StreamToProgress(logging.Handler):
 def _kernel_manager_class(log_path: Path):
     """A kernel manager whose kernels talk over Unix sockets (IPC), not plain TCP, and write
     their own diagnostics (stderr) to ``log_path`` rather than to the user's terminal."""
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
+
+    class ThisInterpreter(KernelSpecManager):
+        """``alnm`` is always this interpreter, whatever kernels the machine has registered."""
+
+        def get_kernel_spec(self, kernel_name):
+            if kernel_name == KERNEL_NAME:
+                return KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher", "-f",
+                                        "{connection_file}"],
+                                  display_name=KERNEL_DISPLAY_NAME, language="python",
+                                  metadata={"debugger": False})
+            return super().get_kernel_spec(kernel_name)
 
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kw):
             self._ipc_dir = tempfile.mkdtemp(prefix="alnm-k-")
+            kw.setdefault("kernel_spec_manager", ThisInterpreter())
             kw.setdefault("transport", "ipc")
             kw.setdefault("ip", os.path.join(self._ipc_dir, "k"))
             super().__init__(**kw)
@@ -290,6 +314,7 @@ class _Runner:
         self.notebooks("04_ensemble_fusion")
         self.stage("evaluate", lambda: steps.evaluate(p, c, progress=say, executor=self.executor))
         self.notebooks("05_roc_delong")
+        self.notebooks("06_reviewer_crosscheck")
         self.stage("bundle", lambda: steps.bundle(p, c, progress=say, executor=self.executor))
 
     def missing(self) -> list[str]:

@@ -6,13 +6,13 @@
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (alnm)
 #     language: python
-#     name: python3
+#     name: alnm
 # ---
 
 # %% [markdown]
-# # 6 · External validation
+# # 7 · External validation
 #
 # A study trained elsewhere (its model bundle) applied, frozen, to another cohort: the same ROI
 # settings and crops, the same fold models, the same ensemble weights and the same thresholds.

@@ -1,0 +1,218 @@
+"""The interactive notebooks in a real JupyterLab, driven by a real browser.
+
+A Jupyter server (127.0.0.1, a token) serves notebook 05 and notebook 02 parameterised with a
+smoke run and ``interactive=True``; playwright drives Debian's ``/usr/bin/chromium`` (no browser
+download). The test runs each notebook, moves a widget and asserts that what is displayed
+changes as it should: the confusion matrix must equal the one computed here from the run's
+predictions at the new threshold; the slice viewer's image must change with the slice. The same
+check on a notebook whose slider callback is broken must fail, so the test cannot pass on a
+page that merely renders.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (apt-get install chromium)"),
+]
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright not installed (dev extra)")
+
+BREAK_CALLBACK = ("import ipywidgets\n"
+                  "ipywidgets.FloatSlider.observe = lambda self, *a, **k: None  # the callback is lost\n")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _notebook(stem: str, run_dir: Path, out: Path, *, prepend: str = "") -> Path:
+    from papermill.parameterize import parameterize_notebook
+
+    from alnm_core.run.pipeline import load_notebook, notebook_source
+
+    nb = load_notebook(notebook_source(stem))
+    for cell in nb.cells:  # as papermill's loader does
+        cell.metadata.setdefault("tags", [])
+    nb.metadata.setdefault("papermill", {})
+    nb = parameterize_notebook(nb, {"run_dir": str(run_dir), "interactive": True})
+    if prepend:
+        nb.cells.insert(0, nbformat.v4.new_code_cell(prepend))
+    nbformat.write(nb, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server with the ``alnm`` kernel registered in a private Jupyter path."""
+    from alnm_core.lab import lab_command, register_kernel
+
+    root = tmp_path_factory.mktemp("lab")
+    (root / "nb").mkdir()
+    register_kernel(root / "prefix")
+    env = {**os.environ, "JUPYTER_PATH": str(root / "prefix" / "share" / "jupyter"),
+           "JUPYTER_CONFIG_DIR": str(root / "config"), "JUPYTER_DATA_DIR": str(root / "data"),
+           "JUPYTER_RUNTIME_DIR": str(root / "runtime"), "JUPYTERLAB_WORKSPACES_DIR": str(root / "ws")}
+    port, token = _free_port(), "alnm-test-token"
+    cmd = lab_command(root / "nb", port=port, token=token, open_browser=False) + [
+        "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=", "--ServerApp.disable_check_xsrf=False"]
+    log = open(root / "server.log", "w")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    pytest.fail("JupyterLab did not start:\n" + (root / "server.log").read_text()[-2000:])
+                time.sleep(0.5)
+        yield {"url": url, "token": token, "dir": root / "nb", "log": root / "server.log"}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        yield b
+        b.close()
+
+
+def _open_and_run(browser, lab, name: str):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{lab['url']}/lab/tree/{name}?token={lab['token']}")
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel",
+                           timeout=60_000)
+    kernel = page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.name")
+    assert kernel == "alnm"  # the notebook's kernel, registered under the fixed name
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    return page
+
+
+def _set_slider(page, slider, value: str) -> None:
+    """Type a value into an ipywidgets slider's readout, as a user would."""
+    readout = slider.locator(".widget-readout")
+    readout.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type(value)
+    page.keyboard.press("Enter")
+
+
+def _confusion(page) -> list[int]:
+    cells = page.locator("table.alnm-confusion td").all_inner_texts()
+    return [int(c) for c in cells]
+
+
+def _move_threshold(page, value: float, timeout_s: float = 20) -> bool:
+    """Set the threshold; True when the display shows it (i.e. the callback redrew)."""
+    slider = page.locator(".widget-slider", has_text="threshold").first
+    _set_slider(page, slider, f"{value:.2f}")
+    try:
+        page.wait_for_function("(v) => { const e = document.querySelector('.alnm-threshold');"
+                               " return e && e.innerText.includes('threshold ' + v); }",
+                               arg=f"{value:.2f}", timeout=timeout_s * 1000)
+        return True
+    except playwright.TimeoutError:
+        return False
+
+
+def _expected_confusion(run_dir: Path, model_col: str, t: float) -> list[int]:
+    from alnm_core.run.paths import RunPaths
+
+    pred = pd.read_csv(RunPaths(run_dir).predictions("ensemble"))
+    test = pred[pred.split == "test"]
+    y, p = test.label.to_numpy(int), (test[model_col].to_numpy(float) >= t).astype(int)
+    return [int(((y == 1) & (p == 1)).sum()), int(((y == 1) & (p == 0)).sum()),
+            int(((y == 0) & (p == 1)).sum()), int(((y == 0) & (p == 0)).sum())]
+
+
+def _threshold_that_changes(run_dir: Path, model_col: str, start: float) -> float:
+    """A threshold on the slider's grid whose confusion matrix differs from ``start``'s."""
+    before = _expected_confusion(run_dir, model_col, start)
+    for t in np.round(np.arange(0.05, 0.96, 0.05), 2):
+        if _expected_confusion(run_dir, model_col, t) != before:
+            return float(t)
+    pytest.skip("every threshold gives the same confusion matrix on this run")
+
+
+def test_threshold_slider_updates_the_metrics(smoke_run, lab, browser, tmp_path):
+    from alnm_core.run.steps import HEADLINE
+
+    _notebook("05_roc_delong", smoke_run.root, lab["dir"] / "05_interactive.ipynb")
+    page = _open_and_run(browser, lab, "05_interactive.ipynb")
+    page.wait_for_selector("table.alnm-confusion", timeout=300_000)
+    page.locator("table.alnm-confusion").scroll_into_view_if_needed()
+    shown = page.locator(".alnm-threshold").inner_text()
+    start = float(shown.split("threshold ")[1].split()[0])
+    assert "frozen threshold" in shown  # the frozen (Youden) threshold is marked
+    assert shown.startswith("Multiparametric MRI")  # the headline model comes first
+    assert _confusion(page) == _expected_confusion(smoke_run.root, HEADLINE, start)
+    metrics_before = page.locator("table.alnm-metrics").inner_text()
+
+    target = _threshold_that_changes(smoke_run.root, HEADLINE, start)
+    assert _move_threshold(page, target), "the threshold display did not follow the slider"
+    assert _confusion(page) == _expected_confusion(smoke_run.root, HEADLINE, target)
+    assert page.locator("table.alnm-metrics").inner_text() != metrics_before
+    page.screenshot(path=str(tmp_path / "threshold_slider.png"), full_page=False)
+    assert (tmp_path / "threshold_slider.png").stat().st_size > 10_000
+    page.close()
+
+
+def test_a_broken_callback_fails_the_check(smoke_run, lab, browser):
+    """The check above is not satisfied by a page that renders but does not respond."""
+    from alnm_core.run.steps import HEADLINE
+
+    _notebook("05_roc_delong", smoke_run.root, lab["dir"] / "05_broken.ipynb", prepend=BREAK_CALLBACK)
+    page = _open_and_run(browser, lab, "05_broken.ipynb")
+    page.wait_for_selector("table.alnm-confusion", timeout=300_000)
+    shown = page.locator(".alnm-threshold").inner_text()
+    start = float(shown.split("threshold ")[1].split()[0])
+    target = _threshold_that_changes(smoke_run.root, HEADLINE, start)
+    assert not _move_threshold(page, target, timeout_s=6)
+    assert _confusion(page) == _expected_confusion(smoke_run.root, HEADLINE, start)
+    page.close()
+
+
+def test_slice_viewer_scrolls_slices(smoke_run, lab, browser, tmp_path):
+    _notebook("02_roi_cropping", smoke_run.root, lab["dir"] / "02_interactive.ipynb")
+    page = _open_and_run(browser, lab, "02_interactive.ipynb")
+    slider = page.locator(".widget-slider", has_text="slice").first
+    slider.wait_for(timeout=300_000)
+    slider.scroll_into_view_if_needed()
+    viewer_img = page.locator(".widget-vbox .jp-OutputArea-output img").last
+    viewer_img.wait_for(timeout=60_000)
+    before = viewer_img.get_attribute("src")
+    current = int(slider.locator(".widget-readout").inner_text())
+    _set_slider(page, slider, str(current - 1 if current > 0 else current + 1))
+    page.wait_for_function("(b) => { const imgs = document.querySelectorAll('.widget-vbox .jp-OutputArea-output img');"
+                           " return imgs.length && imgs[imgs.length - 1].src !== b; }", arg=before, timeout=30_000)
+    page.screenshot(path=str(tmp_path / "slice_viewer.png"))
+    page.close()
