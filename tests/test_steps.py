@@ -138,9 +138,10 @@ FLIPS = {
     "train.checkpoint_dtype": ([], "float32", "train", lambda p: p.checkpoint("T2WI", "holdout").stat().st_size),
     "radiomics.enabled": ([], "false", "evaluate", _csv(lambda p: p.table3)),
     "radiomics.feature_classes": ([], "[shape, firstorder]", "radfeat", _csv(lambda p: p.radiomics_features("T2WI"))),
-    "radiomics.bin_width": ([], "3.0", "radfeat", _csv(lambda p: p.radiomics_features("T2WI"))),
+    # first order only: finer bins, or raw intensities (hundreds of grey levels), make texture slow
+    "radiomics.bin_width": (["radiomics.feature_classes=[firstorder]"], "20.0", "radfeat", _csv(lambda p: p.radiomics_features("T2WI"))),
     "radiomics.resample_mm": ([], "null", "radfeat", _csv(lambda p: p.radiomics_features("T2WI"))),
-    "radiomics.normalize": ([], "false", "radfeat", _csv(lambda p: p.radiomics_features("T2WI"))),
+    "radiomics.normalize": (["radiomics.feature_classes=[firstorder]"], "false", "radfeat", _csv(lambda p: p.radiomics_features("T2WI"))),
     "radiomics.penalty": ([], "elasticnet", "radiomics", _csv(lambda p: p.predictions("radiomics"))),
     "radiomics.corr_threshold": ([], "0.5", "radiomics", _csv(lambda p: p.radiomics_model)),
     "radiomics.inner_folds": ([], "2", "radiomics", _csv(lambda p: p.predictions("radiomics"))),
