@@ -2,9 +2,10 @@
 
 Sections: ``phantom`` (generation time per patient), ``read`` (cohort reading per patient),
 ``delong`` (fast vs naive DeLong at n = 100,000), ``roi`` (crops per second, demo and paper
-settings), ``train`` (training crops/s vs the raw forward+backward loop, demo and paper model
-sizes, on this machine's device), ``coverage`` (simulated coverage of the CIs offered; not in
-the default set: ``--only coverage``).
+settings), ``radiomics`` (feature extraction per patient and sequence), ``train`` (training
+crops/s vs the raw forward+backward loop, demo and paper model sizes, on this machine's
+device), ``coverage`` (simulated coverage of the CIs offered; not in the default set:
+``--only coverage``).
 """
 from __future__ import annotations
 
@@ -119,6 +120,31 @@ def bench_roi(tmp: Path, quick: bool) -> list[dict]:
     return rows
 
 
+def bench_radiomics(tmp: Path, quick: bool) -> list[dict]:
+    """Radiomics feature extraction per patient and sequence (reading and image selection
+    included; 1 process, cold cache), with the demo profile's settings and with every class on
+    the acquired grid."""
+    import dataclasses
+
+    import pandas as pd
+
+    from .config import resolve_config
+    from .radiomics_features import extract_sequence
+
+    root = tmp / "ph1"
+    df = pd.read_csv(root / "cohort.csv", dtype={"patient_id": str})
+    cfg = resolve_config("demo")
+    rows = []
+    for label, rc in (("demo settings (7 classes, 2 mm)", cfg.radiomics),
+                      ("no resampling", dataclasses.replace(cfg.radiomics, resample_mm=None))):
+        for s in DEFAULT_SEQUENCES:
+            t0 = time.perf_counter()
+            extract_sequence(df, root, s, cfg.roi, rc, cache_dir=tmp / f"rad-{label[:4]}", jobs=1)
+            dt = (time.perf_counter() - t0) / len(df)
+            rows.append(_row(f"radiomics {s}, {label}", dt, "s/patient", "1 process, cold cache, reading included"))
+    return rows
+
+
 def bench_train(quick: bool) -> list[dict]:
     import pandas as pd
     import torch
@@ -202,11 +228,11 @@ def bench_coverage(quick: bool) -> list[dict]:
 
 def run_benchmarks(only: list[str] | None = None, *, quick: bool = False, json_path: str | None = None) -> list[dict]:
     """Run the selected benchmark sections and print one line per figure."""
-    sections = only or ["phantom", "read", "delong", "roi", "train"]
+    sections = only or ["phantom", "read", "delong", "roi", "radiomics", "train"]
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        if any(s in sections for s in ("read", "roi")) and "phantom" not in sections:
+        if any(s in sections for s in ("read", "roi", "radiomics")) and "phantom" not in sections:
             sections = ["phantom", *sections]
         for s in sections:
             print(f"[{s}]", flush=True)
@@ -218,6 +244,8 @@ def run_benchmarks(only: list[str] | None = None, *, quick: bool = False, json_p
                 rows += bench_delong(quick)
             elif s == "roi":
                 rows += bench_roi(tmp, quick)
+            elif s == "radiomics":
+                rows += bench_radiomics(tmp, quick)
             elif s == "train":
                 rows += bench_train(quick)
             elif s == "coverage":

@@ -334,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="print throughput figures (phantom, reading, statistics, ROI, training)",
                        description="Benchmarks; numbers go to stdout, nothing is asserted.")
-    b.add_argument("--only", help="comma-separated subset: phantom,read,delong,roi,train,coverage")
+    b.add_argument("--only", help="comma-separated subset: phantom,read,delong,roi,radiomics,train,coverage")
     b.add_argument("--quick", action="store_true", help="smaller sizes (seconds)")
     b.add_argument("--json", help="also write the figures to this JSON file")
     b.set_defaults(func=cmd_bench)

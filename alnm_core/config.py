@@ -26,6 +26,8 @@ import yaml
 PROFILES = ("smoke", "demo", "paper")
 #: the paper's three sequences, the default of ``StudyConfig.sequences`` (defined once)
 DEFAULT_SEQUENCES = ("T2WI", "DWI", "DCE")
+#: the IBSI-oriented pyradiomics feature classes ``radiomics.feature_classes`` may name
+RADIOMICS_FEATURE_CLASSES = ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
 
 
 class ConfigError(ValueError):
@@ -181,6 +183,48 @@ class EnsembleConfig:
 
 
 @dataclass(frozen=True)
+class RadiomicsConfig:
+    """The radiomics and clinical-radiomics baselines (hand-crafted features from the same
+    image and tumour mask the CNN crops come from; penalised logistic models fitted inside the
+    development set exactly as the CNNs: out-of-fold and test predictions).
+
+    Attributes:
+        enabled: compute the baselines and show them beside the CNNs (Table 3, ROC, DeLong).
+        feature_classes: pyradiomics feature classes, computed in 3D on the whole mask:
+            ``shape``, ``firstorder``, ``glcm``, ``glrlm``, ``glszm``, ``gldm``, ``ngtdm``.
+        bin_width: intensity bin width for discretisation (fixed bin size, IBSI), in the units
+            of the image after normalisation (``normalize``: z-score x 100).
+        resample_mm: isotropic voxel size the image and mask are resampled to before
+            extraction (B-spline for the image, nearest neighbour for the mask); None keeps the
+            acquired grid.
+        normalize: z-score each image on all its voxels (scaled x 100) before discretisation
+            (MRI intensities have no absolute unit); false uses the stored intensities.
+        penalty: ``l1`` (lasso, liblinear) or ``elasticnet`` (saga, L1 ratio 0.2 / 0.5 / 0.8
+            chosen with the penalty) for the logistic models.
+        corr_threshold: robustness filter, fitted on each model's training patients only:
+            near-constant features are dropped, and of each pair with |Spearman r| above this
+            the later one (1.0: keep every non-constant feature).
+        inner_folds: stratified folds of the inner cross-validation that chooses the penalty
+            (AUC) inside each model's training patients.
+        on_error: a patient whose features cannot be computed (e.g. a one-voxel tumour on a
+            coarse DWI grid, which pyradiomics refuses): ``exclude`` lists it in ``run.json``
+            and the report, and each model imputes its features by its training patients'
+            medians (it keeps its CNN and clinical predictions); ``fail`` stops the run naming
+            the patient, sequence and file.
+    """
+
+    enabled: bool = False
+    feature_classes: tuple[str, ...] = RADIOMICS_FEATURE_CLASSES
+    bin_width: float = 10.0
+    resample_mm: float | None = 2.0
+    normalize: bool = True
+    penalty: Literal["l1", "elasticnet"] = "l1"
+    corr_threshold: float = 0.9
+    inner_folds: int = 5
+    on_error: Literal["fail", "exclude"] = "exclude"
+
+
+@dataclass(frozen=True)
 class StatsConfig:
     """Statistical choices used by Table 1 and Table 3.
 
@@ -224,6 +268,7 @@ class StudyConfig:
     roi: RoiConfig = field(default_factory=RoiConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    radiomics: RadiomicsConfig = field(default_factory=RadiomicsConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -422,6 +467,19 @@ def _check_ranges(cfg: StudyConfig) -> None:
         problems.append("train.in_channels: 1 or 3")
     if cfg.train.lr <= 0:
         problems.append("train.lr: must be > 0")
+    rc = cfg.radiomics
+    unknown = sorted(set(rc.feature_classes) - set(RADIOMICS_FEATURE_CLASSES))
+    if unknown or not rc.feature_classes:
+        problems.append(f"radiomics.feature_classes: {unknown or 'empty'}; choose from "
+                        f"{list(RADIOMICS_FEATURE_CLASSES)}")
+    if rc.bin_width <= 0:
+        problems.append("radiomics.bin_width: must be > 0")
+    if rc.resample_mm is not None and rc.resample_mm <= 0:
+        problems.append("radiomics.resample_mm: must be > 0 (or null: no resampling)")
+    if not 0 < rc.corr_threshold <= 1:
+        problems.append("radiomics.corr_threshold: must be in (0, 1]")
+    if rc.inner_folds < 2:
+        problems.append("radiomics.inner_folds: at least 2")
     if not 0 < cfg.stats.alpha < 1:
         problems.append("stats.alpha: must be in (0, 1)")
     if not 0 < cfg.stats.threshold < 1:

@@ -102,16 +102,23 @@ def format_table3(t3: pd.DataFrame) -> pd.DataFrame:
 def delong_against(preds: pd.DataFrame, reference: str, others: list[str]) -> pd.DataFrame:
     """Paired DeLong tests of ``reference`` against each model on the test split. The family
     for the adjusted p-values (``p_holm``, ``p_bh``) is exactly these comparisons (``family``)."""
+    return delong_pairs(preds, [(reference, o) for o in others],
+                        f"{reference} vs each of {len(others)} models")
+
+
+def delong_pairs(preds: pd.DataFrame, pairs: list[tuple[str, str]], family: str) -> pd.DataFrame:
+    """Paired DeLong tests of each ``(model_a, model_b)`` on the test split, with Holm and
+    Benjamini-Hochberg adjusted p-values over exactly these comparisons (named ``family``)."""
     test = preds[preds.split == "test"]
     rows = []
-    for o in others:
-        r = S.delong_test(test.label, test[reference], test[o])
-        rows.append(dict(model_a=reference, model_b=o, auc_a=r.auc_a, auc_b=r.auc_b, z=r.z,
+    for a, b in pairs:
+        r = S.delong_test(test.label, test[a], test[b])
+        rows.append(dict(model_a=a, model_b=b, auc_a=r.auc_a, auc_b=r.auc_b, z=r.z,
                          p_value=r.p_value, diff=r.diff, ci_low=r.ci_low, ci_high=r.ci_high))
     df = pd.DataFrame(rows)
     df["p_holm"] = S.holm(df.p_value.to_numpy())
     df["p_bh"] = S.benjamini_hochberg(df.p_value.to_numpy())
-    df["family"] = f"{reference} vs each of {len(others)} models"
+    df["family"] = family
     return df
 
 

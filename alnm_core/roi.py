@@ -274,8 +274,14 @@ def extract_patient(patient_id: str, sequence: str, image_path: Path, mask_path:
 # ----------------------------------------------------------------------------- cohort
 def content_key(rows: pd.DataFrame, sequence: str, cohort_dir: Path, cfg: RoiConfig) -> str:
     """Hash of the inputs' bytes and the settings: same key = same crops."""
+    return input_digest(rows, sequence, cohort_dir, {"v": CACHE_VERSION, "seq": sequence, "cfg": asdict(cfg)})
+
+
+def input_digest(rows: pd.DataFrame, sequence: str, cohort_dir: Path, settings: dict) -> str:
+    """Hash of ``settings`` (JSON) and of every image and mask byte of a sequence: the key of
+    a content-keyed cache (crops here, radiomics features in :mod:`alnm_core.radiomics_features`)."""
     h = hashlib.sha256()
-    h.update(json.dumps({"v": CACHE_VERSION, "seq": sequence, "cfg": asdict(cfg)}, sort_keys=True).encode())
+    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     for _, row in rows.sort_values("patient_id").iterrows():
         h.update(row["patient_id"].encode())
         rule = series_rule(row, sequence)  # which series of a study folder are read

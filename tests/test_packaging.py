@@ -27,8 +27,8 @@ PKG = REPO / "alnm_core"
 LAYERS = {
     0: ["config", "storage", "stats", "profiles"],
     1: ["volume", "dicom", "jpeg_lossless", "imaging", "cohort", "splits", "phantom"],
-    2: ["roi", "models", "aggregation"],
-    3: ["training", "gradcam", "ensemble", "evaluation"],
+    2: ["roi", "models", "aggregation", "radiomics_features"],
+    3: ["training", "gradcam", "ensemble", "evaluation", "radiomics_models"],
     4: ["run", "run.paths", "run.record", "run.lock", "run.executor", "bundle"],
     5: ["run.steps"],
     6: ["report", "crosscheck"],

@@ -136,6 +136,15 @@ FLIPS = {
     "train.num_threads": ([], "1", "train", _unit("num_threads")),
     "train.keep_resume_state": ([], "true", "train", lambda p: p.resume_state("T2WI", "holdout").exists()),
     "train.checkpoint_dtype": ([], "float32", "train", lambda p: p.checkpoint("T2WI", "holdout").stat().st_size),
+    "radiomics.enabled": ([], "false", "evaluate", _csv(lambda p: p.table3)),
+    "radiomics.feature_classes": ([], "[shape, firstorder]", "radfeat", _csv(lambda p: p.radiomics_features("T2WI"))),
+    # first order only: finer bins, or raw intensities (hundreds of grey levels), make texture slow
+    "radiomics.bin_width": (["radiomics.feature_classes=[firstorder]"], "20.0", "radfeat", _csv(lambda p: p.radiomics_features("T2WI"))),
+    "radiomics.resample_mm": ([], "null", "radfeat", _csv(lambda p: p.radiomics_features("T2WI"))),
+    "radiomics.normalize": (["radiomics.feature_classes=[firstorder]"], "false", "radfeat", _csv(lambda p: p.radiomics_features("T2WI"))),
+    "radiomics.penalty": ([], "elasticnet", "radiomics", _csv(lambda p: p.predictions("radiomics"))),
+    "radiomics.corr_threshold": ([], "0.5", "radiomics", _csv(lambda p: p.radiomics_model)),
+    "radiomics.inner_folds": ([], "2", "radiomics", _csv(lambda p: p.predictions("radiomics"))),
     "ensemble.weights_from": ([], "test", "fuse", lambda p: pd.read_csv(p.predictions("ensemble")).weighted_vote.to_numpy()),
     "stats.alpha": (["stats.alpha=0.0001"], "0.99", "table1", _csv(lambda p: p.table1)),
     "stats.categorical_test": ([], "chi2", "table1", _csv(lambda p: p.table1)),
@@ -163,6 +172,7 @@ ELSEWHERE = {
     "train.pretrained": "test_training.py::test_model_builders_and_weights (refused offline)",
     "train.weights_path": "test_refused_keys (missing file) and test_training.py (weights load)",
     "train.device": "test_refused_keys (cuda without a GPU)",
+    "radiomics.on_error": "test_radiomics.py::test_a_failing_patient_is_named_or_listed_and_results_are_cached",
 }
 
 RUN = {
@@ -173,6 +183,8 @@ RUN = {
     "roi_dce": lambda p, c: steps.extract_rois(p, c, sequences=("DCE",)),
     "train": lambda p, c: steps.train(p, c, "T2WI"),
     "fuse": lambda p, c: steps.fuse(p, c),
+    "radfeat": lambda p, c: steps.extract_radiomics(p, c, sequences=("T2WI",)),
+    "radiomics": lambda p, c: steps.radiomics(p, c),
     "evaluate": lambda p, c: steps.evaluate(p, c),
 }
 

@@ -177,5 +177,7 @@ def test_a_one_sequence_study_runs_end_to_end(smoke_cohort, tmp_path):
     ens = pd.read_csv(paths.predictions("ensemble"))
     np.testing.assert_array_equal(ens.weighted_vote, ens.DCE)
     t3 = pd.read_csv(paths.table3)
-    assert set(t3.model) == {"DCE (one sequence: no fusion)", "Clinical baseline (logistic: age, size, margin, TIC)"}
+    assert set(t3.model) == {"DCE (one sequence: no fusion)", "Clinical baseline (logistic: age, size, margin, TIC)",
+                             "Radiomics: DCE", "Clinical-radiomics (nomogram)"}  # smoke: radiomics on
+    assert len(pd.read_csv(paths.delong_radiomics)) == 4  # no per-sequence pairs, no "all sequences"
     assert load_bundle(paths.bundle).sequences == ("DCE",)

@@ -150,6 +150,100 @@ display(allp[allp.p_value < cfg.stats.alpha].assign(model_a=lambda d: d.model_a.
         .style.format(precision=3).hide(axis="index"))
 
 # %% [markdown]
+# ## Radiomics baseline
+#
+# Does the CNN beat a radiomics model on the same patients? Hand-crafted IBSI-oriented features
+# (pyradiomics: shape, first order, texture; 3D on the tumour mask) were computed from the same
+# image and mask the CNN crops come from, and fed to penalised logistic models fitted inside the
+# development set exactly as the CNNs were (out-of-fold predictions for thresholds, the fold
+# models' mean for the test set): one per sequence, one on every sequence together, and a
+# clinical-radiomics model adding age, tumour size, margin and TIC type to the all-sequence
+# model's rad-score. The settings are in the methods paragraph above.
+
+# %%
+rad = res.radiomics
+if rad is None:
+    display(Markdown("Not computed in this run (`radiomics.enabled=false`; on in the `demo` and "
+                     "`paper` profiles)."))
+else:
+    rad_cols = steps.radiomics_models(cfg)
+    feat_info = pd.DataFrame([{"sequence": s_, "patients": len(f), "features": f.shape[1] - 1,
+                               "s / patient (1 process)": rad.seconds_per_patient.get(s_, np.nan),
+                               "not computed (imputed)": sum(e["sequence"] == s_ for e in rad.exclusions)}
+                              for s_, f in rad.features.items()])
+    display(Markdown("**Features per sequence**"))
+    display(feat_info.style.format(precision=3).hide(axis="index"))
+    if rad.exclusions:
+        display(Markdown("Patients whose features could not be computed (their features are "
+                         "imputed by each model's training medians; they keep their CNN and "
+                         "clinical predictions):"))
+        display(pd.DataFrame(rad.exclusions)[["patient_id", "sequence", "reason"]].style.hide(axis="index"))
+    display(Markdown(f"**Table 3 rows of the baselines** (test set; the full Table 3 above holds them too)"))
+    display(view[t3.model.isin([names[c] for c in rad_cols + ["clinical", steps.HEADLINE]])]
+            .style.format(precision=3).hide(axis="index"))
+
+# %% [markdown]
+# ### Selected features and coefficients
+#
+# Each model refitted on every development patient (never a test patient) for display: the
+# non-zero coefficients per standard deviation of the feature, and in brackets how many of the
+# fold models (those that made the predictions) selected the same feature.
+
+# %%
+if rad is not None:
+    coefs = rad.coefficients
+    summary = (coefs[coefs.term == "(intercept)"].assign(model=lambda d: d.model.map(names))
+               [["model", "n_features", "n_after_filter", "C", "l1_ratio"]]
+               .assign(selected=[int(((coefs.model == m) & (coefs.term != "(intercept)")).sum())
+                                 for m in coefs.model[coefs.term == "(intercept)"]])
+               .rename(columns={"n_features": "features", "n_after_filter": "after the robustness filter",
+                                "selected": "non-zero coefficients"}))
+    display(summary.style.format(precision=3, na_rep="—").hide(axis="index"))
+    display(plots.coefficient_figure(coefs[coefs.model == steps.radiomics_headline(cfg)],
+                                     names[steps.radiomics_headline(cfg)]))
+
+# %% [markdown]
+# ### Nomogram of the clinical-radiomics model
+#
+# Points for each predictor over its range in the development set; the total points read off as
+# the predicted probability of ALNM (the logistic model refitted on every development patient).
+
+# %%
+if rad is not None:
+    from alnm_core.radiomics_models import nomogram_points
+
+    pts = nomogram_points(rad.coefficients)
+    cr = rad.coefficients[rad.coefficients.model == "clinical_radiomics"]
+    display(cr[["term", "coef", "mean", "sd", "dev_min", "dev_max"]]
+            .rename(columns={"coef": "coefficient per SD"}).style.format(precision=3, na_rep="—").hide(axis="index"))
+    display(plots.nomogram_figure(pts))
+
+# %% [markdown]
+# ### ROC curves: CNNs beside the radiomics models, and DeLong tests
+#
+# The comparisons below form their own family (`delong_radiomics.csv`): the CNN fusion against
+# the radiomics and clinical-radiomics models, the clinical-radiomics model against radiomics
+# alone and against the clinical baseline, and each sequence's CNN against its radiomics model;
+# Holm- and Benjamini–Hochberg-adjusted p-values stand beside the raw ones, as above.
+
+# %%
+if rad is not None:
+    def _curve(col):
+        c = S.roc_curve(test.label, test[col])
+        return c.fpr[::-1], c.sensitivity[::-1], S.auc(test.label, test[col])
+
+    panels = {"Multiparametric": {names[c]: _curve(c) for c in
+                                  [steps.HEADLINE, steps.radiomics_headline(cfg), "clinical_radiomics", "clinical"]}}
+    if len(cfg.sequences) > 1:
+        panels.update({s_: {f"CNN {s_}": _curve(s_), f"radiomics {s_}": _curve(f"radiomics_{s_}")}
+                       for s_ in cfg.sequences})
+    display(plots.roc_panels(panels))
+    dr = res.delong_radiomics
+    display(Markdown(f"**Family: {dr.family.iloc[0]}** ({len(dr)} tests, test set)"))
+    display(dr.drop(columns="family").assign(model_a=dr.model_a.map(names), model_b=dr.model_b.map(names))
+            .style.format(precision=3).hide(axis="index"))
+
+# %% [markdown]
 # ## Calibration
 #
 # A model can rank patients well (high AUC) and still give probabilities that are too high or too

@@ -60,7 +60,7 @@ def methods_paragraph(cfg: StudyConfig, info: dict, *, n_test: int, n_test_pos: 
                   "(checkpoints, thresholds, ensemble weights and stacking)")
         ckpt = ("the best patient-level validation AUC" if cfg.train.selection == "best_val_auc"
                 else "taking the last epoch")
-    return f"""
+    return (f"""
 **Cohort and split.** {info.get('n_patients')} patients (profile `{cfg.profile}`, seed {cfg.seed}).
 Patients were split once, by patient and stratified by ALNM status, into a test set
 ({test_rule}; here {n_test} patients, {n_test_pos} with ALNM; a fixed `split` column of
@@ -96,7 +96,39 @@ clinical baseline (the paper's comparisons), and every pair of models (`delong.c
 AUC with the same CI, pROC's unpaired DeLong test between field strengths. Calibration: Brier
 score, calibration intercept (logit offset) and slope; decision curves by net benefit.
 Significance level {s.alpha:g}.
-""".strip()
+""".strip() + radiomics_paragraph(cfg, info))
+
+
+def radiomics_paragraph(cfg: StudyConfig, info: dict) -> str:
+    """The radiomics baselines' methods (empty unless ``radiomics.enabled``)."""
+    rc, r = cfg.radiomics, cfg.roi
+    if not rc.enabled:
+        return ""
+    n_excl = len(info.get("radiomics_exclusions", []))
+    fit = ("inside each fold's training patients (out-of-fold predictions for the development "
+           "set, the mean of the fold models for the test set), exactly as the CNNs"
+           if cfg.split.scheme == "kfold" else "on the training patients, as the CNNs")
+    penalty = ("an L1 (lasso) penalty (liblinear)" if rc.penalty == "l1" else
+               "an elastic-net penalty (saga; L1 ratio 0.2, 0.5 or 0.8 chosen with the strength)")
+    classes = ", ".join(rc.feature_classes)
+    dwi = "the highest b-value" if r.dwi_b_value is None else f"b = {r.dwi_b_value:g} s/mm²"
+    dce = "the phase of peak relative enhancement" if r.dce_phase == "peak" else f"phase {r.dce_phase}"
+    return f"""
+
+**Radiomics baselines.** From the same image and tumour mask the CNN crops come from (T2WI as
+acquired, DWI at {dwi}, DCE at {dce}), IBSI-oriented features were computed in 3D on the whole
+mask with pyradiomics (the maintained `pyradiomics-bhklab` fork): {('images z-score normalised on all voxels and scaled by 100, ' if rc.normalize else 'stored intensities, ')}{f'resampled to {rc.resample_mm:g} mm isotropic voxels (B-spline image, nearest-neighbour mask), ' if rc.resample_mm else 'on the acquired grid, '}grey levels discretised with a fixed bin width of {rc.bin_width:g}; feature classes {classes}.
+Patients whose features could not be computed: {n_excl or 'none'}{' (imputed by the training medians)' if n_excl else ''}.
+Models were fitted {fit}: median imputation, a robustness filter (near-constant features dropped;
+of each pair with |Spearman r| > {rc.corr_threshold:g} on the training patients, the later one),
+standardisation, and logistic regression with {penalty} whose strength was chosen by
+{rc.inner_folds}-fold stratified inner cross-validation on AUC. One model per sequence, one on
+every sequence's features together, and a clinical-radiomics model: logistic regression on age,
+tumour size, irregular margin, TIC type III and the rad-score (the all-sequence model's linear
+predictor; for its own training patients from an inner cross-fit). Coefficients and the nomogram
+are from each model refitted on every development patient. The CNN fusion was compared with the
+baselines by the paired DeLong test in its own family (Holm and Benjamini–Hochberg).
+"""
 
 
 CHECKLIST = [
@@ -108,6 +140,7 @@ CHECKLIST = [
     ("TRIPOD+AI 10a / CLAIM 22-24", "Model type, building, hyper-parameters", "Section 3 (settings table, learning curves)"),
     ("TRIPOD+AI 10b / CLAIM 25-27", "Data partitions, no leakage (patient-level split)", "Section 1 (split); Section 3 (validation-only selection)"),
     ("TRIPOD+AI 10c / CLAIM 28", "Ensembling", "Section 4 (weights, worked example)"),
+    ("TRIPOD+AI 10a / CLAIM 22", "Comparison with reference models (clinical, radiomics)", "Section 5 (clinical baseline; radiomics baseline, nomogram, DeLong family)"),
     ("TRIPOD+AI 10d / CLAIM 29-31", "Performance measures with uncertainty", "Section 5 (Table 3, CIs, methods paragraph)"),
     ("TRIPOD+AI 10e", "Calibration and clinical utility", "Section 5 (calibration, decision curve)"),
     ("TRIPOD+AI 12 / CLAIM 32", "Subgroups (scanner / field strength)", "Section 5 (subgroups by field strength)"),

@@ -340,3 +340,83 @@ def decision_curve_figure(curves: dict[str, pd.DataFrame]) -> Figure:
     ax.set_ylabel("net benefit")
     ax.legend(fontsize=8, frameon=False)
     return fig
+
+
+def roc_panels(panels: dict[str, dict[str, tuple[np.ndarray, np.ndarray, float]]]) -> Figure:
+    """Small multiples of ROC curves: panel title -> (name -> (fpr, tpr, auc))."""
+    n = len(panels)
+    fig = Figure(figsize=(3.6 * n, 3.9), layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    for ax, (title, curves) in zip(axes, panels.items()):
+        for (name, (fpr, tpr, a)), c in zip(curves.items(), MODEL_COLORS):
+            ax.plot(fpr, tpr, color=c, lw=1.6, label=f"{name} ({a:.3f})", drawstyle="steps-post")
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
+        ax.set_aspect("equal")
+        ax.set_xlabel("1 - specificity", fontsize=8)
+        ax.set_ylabel("sensitivity", fontsize=8)
+        ax.set_title(title, fontsize=9)
+        ax.legend(loc="lower right", fontsize=7, frameon=False)
+    return fig
+
+
+def coefficient_figure(coefs: pd.DataFrame, title: str = "") -> Figure:
+    """Horizontal bars of a model's non-zero coefficients (per standardised unit), labelled with
+    how many fold models selected each feature: ``term, coef, selected_in, n_fits``."""
+    c = coefs[coefs.term != "(intercept)"].sort_values("coef")
+    fig = Figure(figsize=(6.5, 0.32 * max(len(c), 3) + 1.0), layout="constrained")
+    ax = fig.subplots()
+    ax.barh(range(len(c)), c.coef, color=[GROUP_COLORS[1] if v > 0 else GROUP_COLORS[0] for v in c.coef])
+    ax.set_yticks(range(len(c)), [f"{t}  ({int(s)}/{int(n)})" if np.isfinite(s) else t
+                                  for t, s, n in zip(c.term, c.selected_in, c.n_fits)], fontsize=7)
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_xlabel("coefficient per SD (log-odds of ALNM)")
+    ax.set_title(title, fontsize=9)
+    return fig
+
+
+def nomogram_figure(points: pd.DataFrame) -> Figure:
+    """A points nomogram (logistic model): one axis per predictor over its development range,
+    a total-points axis and the predicted probability under it.
+
+    Args:
+        points: :func:`alnm_core.radiomics_models.nomogram_points` (with its ``attrs``).
+    """
+    n = len(points)
+    fig = Figure(figsize=(8, 0.55 * (n + 3) + 0.6), layout="constrained")
+    ax = fig.subplots()
+    rows = ["Points"] + list(points.label) + ["Total points", "P(ALNM)"]
+    y = {name: -i for i, name in enumerate(rows)}
+
+    def axis_line(yv, ticks, labels):
+        ax.plot([min(ticks), max(ticks)], [yv, yv], color="black", lw=0.8)
+        for t, lab in zip(ticks, labels):
+            ax.plot([t, t], [yv, yv + 0.12], color="black", lw=0.8)
+            ax.text(t, yv + 0.18, lab, ha="center", va="bottom", fontsize=7)
+
+    axis_line(y["Points"], np.linspace(0, 100, 11), [f"{v:.0f}" for v in np.linspace(0, 100, 11)])
+    for _, r in points.iterrows():
+        lo, hi = float(r.x_low), float(r.x_high)
+        binary = set(np.round([lo, hi], 6)) <= {0.0, 1.0}
+        xs = np.array([0.0, 1.0]) if binary else np.linspace(lo, hi, 5)
+        pts = r.points_low + (xs - lo) * r.points_per_unit
+        labels = ["no", "yes"] if binary else [f"{v:.3g}" for v in xs]
+        axis_line(y[r.label], pts, labels)
+    total_max = float(np.maximum(points.points_low, points.points_high).sum())
+    tt = np.linspace(0, total_max, 9)
+    scale = 100.0 / total_max if total_max > 0 else 1.0
+    axis_line(y["Total points"], tt * scale, [f"{v:.0f}" for v in tt])
+    lp = points.attrs["lp_at_zero"] + tt / points.attrs["points_per_lp"]
+    probs = [p for p in (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95)
+             if lp.min() <= np.log(p / (1 - p)) <= lp.max()]
+    if probs:
+        at = [(np.log(p / (1 - p)) - points.attrs["lp_at_zero"]) * points.attrs["points_per_lp"] * scale
+              for p in probs]
+        axis_line(y["P(ALNM)"], at, [f"{p:g}" for p in probs])
+    ax.set_yticks(list(y.values()), rows, fontsize=8)
+    ax.set_ylim(-len(rows) + 0.4, 0.8)
+    ax.set_xlim(-5, 105)
+    ax.set_xticks([])
+    for side in ("top", "right", "bottom", "left"):
+        ax.spines[side].set_visible(False)
+    ax.tick_params(axis="y", length=0)
+    return fig

@@ -105,7 +105,8 @@ class RunPaths:
     # ---------------------------------------------------------------- step: train (collect)
     def predictions(self, name: str) -> Path:
         """Patient-level predictions of a model (steps ``train``: a sequence; ``fuse``:
-        ``ensemble``; ``evaluate``: ``clinical``)."""
+        ``ensemble``; ``evaluate``: ``clinical``; ``radiomics``: ``radiomics``, one column per
+        radiomics model)."""
         return self.artifacts / "predictions" / f"{name}.csv"
 
     def slice_predictions(self, seq: str) -> Path:
@@ -116,6 +117,17 @@ class RunPaths:
         """Patient-level predictions of each unit of a sequence, long form with ``repeat`` and
         ``fold`` (step ``train``): the fold spread comes from here."""
         return self.artifacts / "predictions" / f"{seq}_units.csv"
+
+    # ---------------------------------------------------------------- step: radiomics
+    def radiomics_features(self, seq: str) -> Path:
+        """``patient_id`` and the radiomics features of one sequence (step ``radiomics_features``)."""
+        return self.artifacts / "radiomics" / f"{seq}.csv"
+
+    @property
+    def radiomics_model(self) -> Path:
+        """Selected features and coefficients of each radiomics model refitted on the development
+        set, with how often the fold models selected them (step ``radiomics``)."""
+        return self.artifacts / "radiomics_model.csv"
 
     # ---------------------------------------------------------------- step: fuse
     @property
@@ -138,6 +150,12 @@ class RunPaths:
     def delong_fusion(self) -> Path:
         """The fusion against each base model: the paper's family of comparisons (step ``evaluate``)."""
         return self.artifacts / "delong_fusion.csv"
+
+    @property
+    def delong_radiomics(self) -> Path:
+        """The CNNs against the radiomics and clinical-radiomics baselines: their own family of
+        comparisons (step ``evaluate``, with ``radiomics.enabled``)."""
+        return self.artifacts / "delong_radiomics.csv"
 
     @property
     def calibration(self) -> Path:

@@ -75,9 +75,10 @@ NOTEBOOKS = (
                  per_sequence=True),
     NotebookSpec("04_ensemble_fusion", "4", "Ensemble fusion", ("train:*", "fuse"),
                  needs_figures=False),
-    NotebookSpec("05_roc_delong", "5", "Evaluation: Table 3, ROC, DeLong", ("prepare", "fuse", "evaluate")),
-    NotebookSpec("06_reviewer_crosscheck", "6", "Reviewer's cross-check", ("prepare", "describe_cohort", "fuse", "evaluate"),
-                 needs_figures=False),
+    NotebookSpec("05_roc_delong", "5", "Evaluation: Table 3, ROC, DeLong", ("prepare", "fuse", "evaluate",
+                                                                          "radiomics_features:*", "radiomics")),
+    NotebookSpec("06_reviewer_crosscheck", "6", "Reviewer's cross-check",
+                 ("prepare", "describe_cohort", "fuse", "radiomics", "evaluate"), needs_figures=False),
 )
 
 
@@ -237,8 +238,10 @@ def notebook_jobs(cfg: StudyConfig) -> list[tuple[NotebookSpec, str, dict]]:
 
 def expected_steps(cfg: StudyConfig) -> list[str]:
     """Names of the steps a complete run records in ``run.json``."""
+    rad = ([f"radiomics_features:{s}" for s in cfg.sequences] + ["radiomics"]
+           if cfg.radiomics.enabled else [])
     return (["prepare", "describe_cohort"] + [f"roi:{s}" for s in cfg.sequences]
-            + [f"train:{s}" for s in cfg.sequences] + ["fuse", "evaluate", "bundle"])
+            + [f"train:{s}" for s in cfg.sequences] + ["fuse"] + rad + ["evaluate", "bundle"])
 
 
 def _section(spec: NotebookSpec, params: dict) -> tuple[str, str]:
@@ -312,6 +315,8 @@ class _Runner:
         self.notebooks("03_train_sequence")
         self.stage("fuse", lambda: steps.fuse(p, c, progress=say, executor=self.executor))
         self.notebooks("04_ensemble_fusion")
+        if c.radiomics.enabled:
+            self.stage("radiomics", lambda: steps.radiomics(p, c, progress=say))
         self.stage("evaluate", lambda: steps.evaluate(p, c, progress=say, executor=self.executor))
         self.notebooks("05_roc_delong")
         self.notebooks("06_reviewer_crosscheck")

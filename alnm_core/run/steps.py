@@ -18,7 +18,12 @@ step                      writes                                        key from
 ``train_unit``            models/<SEQ>/<unit>/*                         roi, roles, train, seed
 ``train``                 predictions/<SEQ>.csv, <SEQ>_slices.csv       its units
 ``fuse``                  predictions/ensemble.csv, ensemble_weights    train, ensemble, stats
-``evaluate``              table3, delong, calibration, subgroups, ...   fuse, prepare, stats
+``radiomics_features``    radiomics/<SEQ>.csv (features)                prepare, roi selection,
+                                                                        radiomics, files
+``radiomics``             predictions/radiomics.csv, radiomics_model    features, radiomics,
+                                                                        seed, exclusions
+``evaluate``              table3, delong, calibration, subgroups, ...   fuse, prepare, stats,
+                                                                        radiomics
 ``bundle``                model/ (weights, bundle.json, model card)     evaluate
 ========================  ============================================  ======================
 
@@ -57,7 +62,8 @@ Progress = Callable[[str], None]
 
 #: bumped when a step's computation changes, so that older results are recomputed
 STEP_VERSION = {"prepare": 1, "describe_cohort": 2, "extract_rois": 1, "train_unit": 1,
-                "train": 2, "fuse": 1, "evaluate": 3, "bundle": 1}
+                "train": 2, "fuse": 1, "radiomics_features": 1, "radiomics": 1, "evaluate": 4,
+                "bundle": 1}
 
 
 class StepError(RuntimeError):
@@ -541,6 +547,137 @@ def fuse(paths: RunPaths, cfg: StudyConfig, *, progress: Progress | None = None,
     return E.FusionResult(pd.read_csv(outputs[0], dtype={"patient_id": str}), pd.read_csv(outputs[1]))
 
 
+# ============================================================================ radiomics
+class RadiomicsResult(NamedTuple):
+    """The radiomics and clinical-radiomics baselines (``radiomics.enabled``)."""
+
+    features: dict[str, pd.DataFrame]  # radiomics/<SEQ>.csv
+    exclusions: list[dict]  # patient_id, sequence, reason, file: features not computed (imputed)
+    predictions: pd.DataFrame  # predictions/radiomics.csv: patient_id, split, label, one column per model
+    coefficients: pd.DataFrame  # radiomics_model.csv
+    seconds_per_patient: dict[str, float]  # extraction time per patient, per sequence (1 process)
+
+
+def _radiomics_feature_key(prep: Prepared, cfg: StudyConfig, seq: str) -> str:
+    r = cfg.radiomics
+    return make_key("radiomics_features", STEP_VERSION["radiomics_features"], seq,
+                    [r.feature_classes, r.bin_width, r.resample_mm, r.normalize, r.on_error],
+                    [cfg.roi.dwi_b_value, cfg.roi.dce_phase, cfg.roi.series_description],
+                    sha256_file(prep.cohort_dir / "cohort.csv"),
+                    _files_signature(prep.cohort, prep.cohort_dir, seq))
+
+
+def extract_radiomics(paths: RunPaths, cfg: StudyConfig, *, sequences: Sequence[str] | None = None,
+                      progress: Progress | None = None) -> dict[str, pd.DataFrame]:
+    """Radiomics features of every patient of each sequence, from the image and mask the crops
+    use; writes ``radiomics/<SEQ>.csv`` (step ``radiomics_features:<SEQ>``).
+
+    A patient whose features cannot be computed is listed (``radiomics_exclusions`` in
+    ``run.json``; ``radiomics.on_error=exclude``) or stops the step naming patient, sequence
+    and file (``fail``).
+    """
+    from ..radiomics_features import extract_sequence
+
+    say = progress or _quiet
+    prep = prepare(paths, cfg, progress=say)
+    out: dict[str, pd.DataFrame] = {}
+    excl: dict[str, list] = {}
+    for seq in sequences or cfg.sequences:
+        name = f"radiomics_features:{seq}"
+        key = _radiomics_feature_key(prep, cfg, seq)
+        target = paths.radiomics_features(seq)
+        if _current(paths, name, key, [target]):
+            out[seq] = pd.read_csv(target, dtype={"patient_id": str})
+            continue
+        t0 = time.time()
+
+        def prog(i: int, n: int, seq: str = seq) -> None:
+            if i == n or i % max(1, n // 4) == 0:
+                say(f"radiomics {seq}: {i}/{n} patients")
+
+        feats = extract_sequence(prep.cohort, prep.cohort_dir, seq, cfg.roi, cfg.radiomics, progress=prog)
+        write_csv(feats.features, target, what=f"the {seq} radiomics features")
+        out[seq] = pd.read_csv(target, dtype={"patient_id": str})
+        excl[seq] = feats.exclusions
+        _finish(paths, name, key, [target], t0, say, content_key=feats.key, exclusions=feats.exclusions,
+                seconds_per_patient=round(feats.seconds_per_patient, 4),
+                n_features=int(feats.features.shape[1] - 1))
+    if excl:
+        info = record.read(paths.root)
+        keep = [e for e in info.get("radiomics_exclusions", []) if e.get("sequence") not in excl]
+        record.update(paths, radiomics_exclusions=keep + [e for v in excl.values() for e in v])
+    return out
+
+
+def radiomics(paths: RunPaths, cfg: StudyConfig, *, progress: Progress | None = None) -> RadiomicsResult:
+    """The radiomics models (one per sequence, all sequences together) and the clinical-radiomics
+    model, fitted inside the development set like the CNNs (out-of-fold and test predictions;
+    :mod:`alnm_core.radiomics_models`); writes ``predictions/radiomics.csv`` and
+    ``radiomics_model.csv``.
+
+    Patients excluded from the CNNs (ROI exclusions recorded in ``run.json``) are left out here
+    too, so every model of Table 3 sees the same patients.
+
+    Raises:
+        StepError: ``radiomics.enabled`` is false.
+    """
+    from ..radiomics_models import fit_radiomics_models
+
+    if not cfg.radiomics.enabled:
+        raise StepError("radiomics: radiomics.enabled is false (set radiomics.enabled=true)")
+    say = progress or _quiet
+    prep = prepare(paths, cfg, progress=say)
+    feats = extract_radiomics(paths, cfg, progress=say)
+    excluded = sorted(excluded_patients(paths))
+    r = cfg.radiomics
+    key = make_key("radiomics", STEP_VERSION["radiomics"], prep.key,
+                   [record.step_state(paths, f"radiomics_features:{s}")["key"] for s in cfg.sequences],
+                   [r.penalty, r.corr_threshold, r.inner_folds], cfg.seed, excluded)
+    outputs = [paths.predictions("radiomics"), paths.radiomics_model]
+    info = record.read(paths.root)
+    seconds = {s: info["steps"][f"radiomics_features:{s}"].get("seconds_per_patient", float("nan"))
+               for s in cfg.sequences}
+    exclusions = info.get("radiomics_exclusions", [])
+    if not _current(paths, "radiomics", key, outputs):
+        t0 = time.time()
+        splits, folds = _read_splits(paths)
+        splits = splits[~splits.patient_id.isin(excluded)].reset_index(drop=True)
+        if folds is not None:
+            folds = folds[~folds.patient_id.isin(excluded)].reset_index(drop=True)
+        say("radiomics: fitting the models")
+        preds, coefs = fit_radiomics_models(feats, prep.cohort, splits, folds, r, seed=cfg.seed)
+        write_csv(preds, outputs[0], what="the radiomics models' predictions")
+        write_csv(coefs, outputs[1], what="the radiomics models' coefficients")
+        _finish(paths, "radiomics", key, outputs, t0, say)
+    read = functools.partial(pd.read_csv, dtype={"patient_id": str})
+    return RadiomicsResult(feats, exclusions, read(outputs[0]), read(outputs[1]), seconds)
+
+
+def radiomics_models(cfg: StudyConfig) -> list[str]:
+    """Prediction columns of the radiomics baselines (empty unless ``radiomics.enabled``)."""
+    if not cfg.radiomics.enabled:
+        return []
+    seqs = list(cfg.sequences)
+    return [f"radiomics_{s}" for s in seqs] + (["radiomics_all"] if len(seqs) > 1 else []) + ["clinical_radiomics"]
+
+
+def radiomics_headline(cfg: StudyConfig) -> str:
+    """The radiomics model on every sequence (the one sequence's model in a one-sequence study)."""
+    return "radiomics_all" if len(cfg.sequences) > 1 else f"radiomics_{cfg.sequences[0]}"
+
+
+def radiomics_comparisons(cfg: StudyConfig) -> list[tuple[str, str]]:
+    """The family of DeLong comparisons of ``delong_radiomics.csv``: the CNN fusion against the
+    radiomics and clinical-radiomics models, the clinical-radiomics model against radiomics alone
+    and against the clinical baseline, and each sequence's CNN against its own radiomics model."""
+    rad = radiomics_headline(cfg)
+    pairs = [(HEADLINE, rad), (HEADLINE, "clinical_radiomics"), ("clinical_radiomics", rad),
+             ("clinical_radiomics", "clinical")]
+    if len(cfg.sequences) > 1:
+        pairs += [(s, f"radiomics_{s}") for s in cfg.sequences]
+    return pairs
+
+
 # ============================================================================ evaluate
 HEADLINE = "weighted_vote"
 
@@ -559,6 +696,9 @@ def model_names(cfg: StudyConfig) -> dict[str, str]:
         for k in (alt, "soft_vote", "majority_vote", "stacking"):
             names[k] = labels[k]
     names["clinical"] = "Clinical baseline (logistic: age, size, margin, TIC)"
+    for c in radiomics_models(cfg):
+        names[c] = {"radiomics_all": "Radiomics: all sequences",
+                    "clinical_radiomics": "Clinical-radiomics (nomogram)"}.get(c, f"Radiomics: {c[10:]}")
     return names
 
 
@@ -575,6 +715,8 @@ class EvaluationResult(NamedTuple):
     decision_curve: pd.DataFrame
     subgroups: pd.DataFrame
     cv_summary: pd.DataFrame | None  # k-fold only
+    delong_radiomics: pd.DataFrame | None = None  # radiomics.enabled: CNNs vs radiomics baselines
+    radiomics: RadiomicsResult | None = None  # radiomics.enabled
 
 
 def _evaluation_outputs(paths: RunPaths, cfg: StudyConfig) -> dict[str, Path]:
@@ -585,16 +727,26 @@ def _evaluation_outputs(paths: RunPaths, cfg: StudyConfig) -> dict[str, Path]:
            "subgroups": paths.subgroups}
     if cfg.split.scheme == "kfold":
         out["cv_summary"] = paths.cv_summary
+    if cfg.radiomics.enabled:
+        out["delong_radiomics"] = paths.delong_radiomics
     return out
 
 
-def _read_evaluation(cfg: StudyConfig, fused: pd.DataFrame, files: dict[str, Path]) -> EvaluationResult:
-    clin = pd.read_csv(files["clinical"], dtype={"patient_id": str})
+def _with_baselines(fused: pd.DataFrame, clin: pd.DataFrame, rad: RadiomicsResult | None) -> pd.DataFrame:
     preds = fused.merge(clin[["patient_id", "prob"]].rename(columns={"prob": "clinical"}), on="patient_id")
+    if rad is not None:
+        preds = preds.merge(rad.predictions.drop(columns=["split", "label"]), on="patient_id")
+    return preds
+
+
+def _read_evaluation(cfg: StudyConfig, fused: pd.DataFrame, files: dict[str, Path],
+                     rad: RadiomicsResult | None) -> EvaluationResult:
+    clin = pd.read_csv(files["clinical"], dtype={"patient_id": str})
+    preds = _with_baselines(fused, clin, rad)
     t = {k: pd.read_csv(v) for k, v in files.items() if k != "clinical"}
     return EvaluationResult(preds, model_names(cfg), t["table3"], t["delong"], t["delong_fusion"],
                             t["calibration"], t["reliability"], t["decision_curve"], t["subgroups"],
-                            t.get("cv_summary"))
+                            t.get("cv_summary"), t.get("delong_radiomics"), rad)
 
 
 def base_models(cfg: StudyConfig) -> list[str]:
@@ -616,19 +768,21 @@ def evaluate(paths: RunPaths, cfg: StudyConfig, *, progress: Progress | None = N
     say = progress or _quiet
     fused = fuse(paths, cfg, progress=say, executor=executor).ensemble
     prep = prepare(paths, cfg, progress=say)
+    rad = radiomics(paths, cfg, progress=say) if cfg.radiomics.enabled else None
     split_value, fit_name = fit_split(cfg)
     files = _evaluation_outputs(paths, cfg)
     key = make_key("evaluate", STEP_VERSION["evaluate"], record.step_state(paths, "fuse")["key"],
-                   prep.key, asdict(cfg.stats), cfg.ensemble.weights_from, split_value)
+                   prep.key, asdict(cfg.stats), cfg.ensemble.weights_from, split_value,
+                   record.step_state(paths, "radiomics")["key"] if rad is not None else None)
     if _current(paths, "evaluate", key, list(files.values())):
-        return _read_evaluation(cfg, fused, files)
+        return _read_evaluation(cfg, fused, files, rad)
     t0 = time.time()
     names = model_names(cfg)
     shown_cols = table_models(cfg, names)
     _, folds = _read_splits(paths)
     clin = EV.clinical_baseline(prep.cohort, prep.splits, folds)
     write_csv(clin, files["clinical"], what="the clinical baseline's predictions")
-    preds = fused.merge(clin[["patient_id", "prob"]].rename(columns={"prob": "clinical"}), on="patient_id")
+    preds = _with_baselines(fused, clin, rad)
     test = preds[preds.split == "test"]
     s = cfg.stats
     t3 = EV.build_table3(preds, shown_cols, threshold=s.threshold, ppv_npv_method=s.ppv_npv_method,
@@ -641,7 +795,11 @@ def evaluate(paths: RunPaths, cfg: StudyConfig, *, progress: Progress | None = N
     write_csv(dm, files["delong"], what="the DeLong tests")
     versus = EV.delong_against(preds, HEADLINE, base_models(cfg) + ["clinical"])
     write_csv(versus, files["delong_fusion"], what="the DeLong tests of the fusion")
-    main = {c: names[c] for c in base_models(cfg) + [HEADLINE, "clinical"]}
+    if rad is not None:
+        write_csv(EV.delong_pairs(preds, radiomics_comparisons(cfg), "CNNs vs radiomics baselines"),
+                  files["delong_radiomics"], what="the DeLong tests of the radiomics baselines")
+    rad_main = [radiomics_headline(cfg), "clinical_radiomics"] if rad is not None else []
+    main = {c: names[c] for c in base_models(cfg) + [HEADLINE, "clinical"] + rad_main}
     write_csv(EV.calibration_table(test, main), files["calibration"], what="the calibration table")
     write_csv(EV.reliability_long(test, main), files["reliability"], what="the reliability bins")
     dca = [HEADLINE] + base_models(cfg)[:1] + ["clinical"]
@@ -657,7 +815,7 @@ def evaluate(paths: RunPaths, cfg: StudyConfig, *, progress: Progress | None = N
         cv = EV.cv_summary(preds, units if len(cfg.sequences) > 1 else {}, w, main)
         write_csv(cv, files["cv_summary"], what="the cross-validation summary")
     _finish(paths, "evaluate", key, list(files.values()), t0, say)
-    return _read_evaluation(cfg, fused, files)
+    return _read_evaluation(cfg, fused, files, rad)
 
 
 # ============================================================================ bundle
@@ -761,8 +919,10 @@ def bundle(paths: RunPaths, cfg: StudyConfig, *, progress: Progress | None = Non
     cols = ["model", "threshold", "threshold_from", "auc", "auc_low", "auc_high", "acc", "sen", "spe", "ppv", "npv"]
     validation = {"scheme": cfg.split.scheme, "ci_method": str(t3.auc_ci_method.iloc[0]),
                   "test": t3[t3.model.isin(shown)][cols].to_dict("records"),
-                  "calibration": ev.calibration[["model", "brier", "intercept", "slope"]].to_dict("records"),
-                  "cv": [] if ev.cv_summary is None else ev.cv_summary.to_dict("records")}
+                  "calibration": ev.calibration[ev.calibration.model.isin(shown)]
+                  [["model", "brier", "intercept", "slope"]].to_dict("records"),
+                  "cv": [] if ev.cv_summary is None else
+                  ev.cv_summary[ev.cv_summary.model.isin(shown)].to_dict("records")}
     units = {s: [(u.id, paths.checkpoint(s, u.id)) for u in grid(cfg, (s,))] for s in cfg.sequences}
     weights = pd.read_csv(paths.ensemble_weights).set_index("model").weight_used.astype(float).to_dict()
     card = _model_card(cfg, record.read(paths.root), summary, validation,
@@ -776,9 +936,10 @@ def bundle(paths: RunPaths, cfg: StudyConfig, *, progress: Progress | None = Non
 
 
 #: the steps in pipeline order (the notebooks narrate them in this order)
-ORDER = ("prepare", "describe_cohort", "extract_rois", "train", "fuse", "evaluate", "bundle")
+ORDER = ("prepare", "describe_cohort", "extract_rois", "train", "fuse", "radiomics", "evaluate", "bundle")
 
-__all__ = ["bundle", "base_models", "table_models", "LeakageError", "check_roles", "CohortResult", "EvaluationResult", "Prepared", "RoiResult", "SequenceResult",
+__all__ = ["extract_radiomics", "radiomics", "radiomics_models", "radiomics_headline",
+           "radiomics_comparisons", "RadiomicsResult", "bundle", "base_models", "table_models", "LeakageError", "check_roles", "CohortResult", "EvaluationResult", "Prepared", "RoiResult", "SequenceResult",
            "StepError", "Unit", "UnitResult", "describe_cohort", "evaluate", "excluded_patients",
            "extract_rois", "fit_split", "fuse", "grid", "make_key", "model_names", "prepare",
            "table1_pair", "train", "train_all", "train_unit", "unit_roles", "unit_seed", "RoiError"]
