@@ -109,8 +109,16 @@ def _run(cohort: Path, cfg, out: Path, name: str, *, fresh_name: bool, overwrite
     return 0
 
 
+def _check_executor(cfg) -> None:
+    """Refuse ``run.executor=ray`` without Ray before anything is generated or written."""
+    from .run.executor import for_config
+
+    for_config(cfg)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = resolve_config(args.profile, config_file=args.config, overrides=args.set or [])
+    _check_executor(cfg)
     if args.name:
         return _run(Path(args.cohort), cfg, Path(args.out), args.name, fresh_name=False,
                     overwrite=args.overwrite)
@@ -122,6 +130,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .phantom import ensure_phantom
 
     cfg = resolve_config(args.profile, overrides=args.set or [])
+    _check_executor(cfg)
     _say(f"demo: profile {cfg.profile}, phantom of {cfg.phantom.n_patients} patients")
     t0 = time.time()
     cohort = ensure_phantom(cfg.profile, cfg.phantom, args.data, progress=_phantom_progress)
