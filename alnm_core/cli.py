@@ -295,7 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="print throughput figures (phantom, reading, statistics, ROI, training)",
                        description="Benchmarks; numbers go to stdout, nothing is asserted.")
-    b.add_argument("--only", help="comma-separated subset: phantom,read,delong,roi,train,coverage")
+    b.add_argument("--only", help="comma-separated subset: phantom,read,delong,roi,train,coverage,"
+                                  "ray (smoke grid: local vs Ray), amp (fp32 vs bf16), pack (4 "
+                                  "trainings packed on one GPU by Ray)")
     b.add_argument("--quick", action="store_true", help="smaller sizes (seconds)")
     b.add_argument("--json", help="also write the figures to this JSON file")
     b.set_defaults(func=cmd_bench)
