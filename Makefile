@@ -1,5 +1,6 @@
 # Two commands for a new user: `make demo` and `make test`. Both create or reuse .venv and
-# install what they need once; a second run with nothing changed installs nothing.
+# install what they need once; a second run with nothing changed installs nothing. The dev set-up
+# includes the optional Ray extra, so that the tests of run.executor=ray run (in CI too).
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -17,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_PINS)
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,ray]"
 	@touch $(STAMP)
 
 # the demo's phantom cohort is cached in data/ (outside the repository it goes to ~/.cache/alnm)

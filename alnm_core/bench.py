@@ -3,13 +3,16 @@
 Sections: ``phantom`` (generation time per patient), ``read`` (cohort reading per patient),
 ``delong`` (fast vs naive DeLong at n = 100,000), ``roi`` (crops per second, demo and paper
 settings), ``radiomics`` (feature extraction per patient and sequence), ``train`` (training
-crops/s vs the raw forward+backward loop, demo and paper model sizes, on this machine's
-device), ``coverage`` (simulated coverage of the CIs offered; not in the default set:
-``--only coverage``).
+sizes, on this machine's device), ``coverage`` (simulated coverage of the CIs offered; not in
+the default set: ``--only coverage``). Scale-out, not in the default set: ``ray`` (the smoke grid
+on the local executor vs embedded Ray, start-up included), ``amp`` (ResNet50 224 x 224 batch 64,
+fp32 vs bf16 + channels-last, crops/s and GPU memory) and ``pack`` (four trainings one at a time
+vs packed on one GPU by Ray); ``tools/gpu_check.sh`` runs ``amp`` and ``pack`` on a GPU.
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -206,6 +209,190 @@ def bench_train(quick: bool) -> list[dict]:
     return rows
 
 
+# ----------------------------------------------------------------------------- scale-out
+def bench_ray(quick: bool) -> list[dict]:
+    """The smoke grid (3 sequences x 2 folds; ``--quick``: one sequence) trained by the local
+    executor and by embedded Ray, start-up included: Ray one unit at a time (the same work as
+    local: its overhead) and as many at once as the CPUs allow."""
+    import shutil as sh
+
+    from .config import resolve_config
+    from .phantom import ensure_phantom
+    from .run import steps
+    from .run.executor import LocalExecutor, RayExecutor, ray_available
+    from .run.paths import RunPaths
+
+    if not ray_available():
+        print("  (skipped: Ray is not installed; pip install 'alnm[ray]')")
+        return []
+    cfg = resolve_config("smoke", overrides=["sequences=[T2WI]"] if quick else [])
+    cohort = ensure_phantom("smoke", cfg.phantom)
+    with tempfile.TemporaryDirectory() as d:
+        base = RunPaths(Path(d) / "base")
+        steps.prepare(base, cfg, cohort)
+        steps.extract_rois(base, cfg)
+        n = len(steps.grid(cfg))
+        cpus = os.cpu_count() or 1
+        walls: dict = {}
+        # interleaved repetitions, best of each: a shared machine's load drifts
+        for rep in range(1 if quick else 2):
+            for label, ex in (("local", LocalExecutor()),
+                              ("ray, one unit at a time", RayExecutor(cpus_per_task=cpus)),
+                              (f"ray, {cpus} units at once", RayExecutor(cpus_per_task=1))):
+                run = RunPaths(Path(d) / f"{rep}-{label.replace(' ', '_').replace(',', '')}")
+                sh.copytree(base.root, run.root)
+                t0 = time.perf_counter()
+                steps.train_all(run, cfg, executor=ex)
+                wall = time.perf_counter() - t0
+                if label not in walls or wall < walls[label][0]:
+                    walls[label] = (wall, dict(getattr(ex, "timings", {})))
+                print(f"  ({label}, repetition {rep + 1}: {wall:.1f} s, load {os.getloadavg()[0]:.1f})",
+                      flush=True)
+    local = walls["local"][0]
+    serial, timings = walls["ray, one unit at a time"]
+    rows = [_row(f"smoke grid ({n} units), local executor", local, "s", "train step wall time")]
+    for label, (wall, t) in walls.items():
+        if label != "local":
+            rows.append(_row(f"smoke grid, {label}", wall, "s", f"Ray start-up {t.get('start', 0):.1f} s incl."))
+            rows.append(_row(f"ratio {label} / local", wall / local, "", "target <= 1.15"))
+    rows.append(_row("Ray start-up (embedded, no dashboard)", timings.get("start", float("nan")), "s"))
+    rows.append(_row("Ray overhead per unit (one at a time, start-up excluded)",
+                     (serial - timings.get("start", 0) - local) / n, "s/unit",
+                     "the difference of two noisy walls"))
+    # the overhead alone: tasks that do nothing, one at a time (a worker is started once)
+    ex = RayExecutor(cpus_per_task=cpus)
+    k = 20
+    t0 = time.perf_counter()
+    ex.run(_noop_unit, list(range(k)))
+    wall = time.perf_counter() - t0
+    rows.append(_row(f"Ray, {k} no-op tasks one at a time, start-up excluded", ex.timings["grid"] / k,
+                     "s/task", f"wall {wall:.1f} s incl. start-up {ex.timings['start']:.1f} s"))
+    return rows
+
+
+def _noop_unit(unit, progress=None):
+    return unit
+
+
+def _amp_step_rate(arch: str, size: int, bs: int, steps: int, device, fast: bool) -> tuple[float, float]:
+    """Raw fwd+bwd crops/s and peak GPU memory (GiB; nan on CPU): fp32 or bf16 + channels-last."""
+    import torch
+
+    from .config import TrainConfig
+    from .models import make_network
+
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    model = make_network(TrainConfig(arch=arch)).to(device)
+    fmt = torch.channels_last if fast and cuda else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    x = torch.rand(bs, 1, size, size, device=device).contiguous(memory_format=fmt)
+    y = torch.randint(0, 2, (bs,), device=device)
+
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
+            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for _ in range(2):
+        step()
+    if cuda:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if cuda:
+        torch.cuda.synchronize()
+    rate = steps * bs / (time.perf_counter() - t0)
+    mem = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
+    return rate, mem
+
+
+def bench_amp(quick: bool) -> list[dict]:
+    """The paper's model (ResNet50, 224 x 224, batch 64) forward+backward: fp32 vs bf16 autocast
+    with channels-last (what training uses on CUDA), crops/s and peak GPU memory. On a CPU (or
+    ``--quick``) a small stand-in (ResNet18, 64 x 64, batch 8) checks the path."""
+    from .training import resolve_device
+
+    device = resolve_device("auto")
+    big = device.type == "cuda" and not quick
+    arch, size, bs, steps = ("resnet50", 224, 64, 30) if big else ("resnet18", 32, 4, 1)
+    rows = []
+    rates = {}
+    for fast, label in ((False, "fp32"), (True, "bf16 + channels-last")):
+        rates[label], mem = _amp_step_rate(arch, size, bs, steps, device, fast)
+        rows.append(_row(f"raw fwd+bwd {arch} {size}x{size} b{bs} {label} ({device.type})", rates[label], "crops/s"))
+        rows.append(_row(f"peak GPU memory, {label}", mem, "GiB", "nan on CPU"))
+    rows.append(_row("speed-up bf16 + channels-last / fp32", rates["bf16 + channels-last"] / rates["fp32"], "x"))
+    return rows
+
+
+def pack_unit(spec: dict, progress=None) -> dict:
+    """One synthetic training unit (``training.train_unit`` on random crops): a packing task."""
+    import pandas as pd
+    import torch
+
+    from .config import TrainConfig
+    from .roi import SequenceCrops
+    from .training import UnitFiles, train_unit
+
+    n, size, bs = spec["n"], spec["size"], spec["batch"]
+    ids = [f"B{i}" for i in range(n + 2 * bs)]
+    crops = SequenceCrops("T2WI", np.random.default_rng(spec["seed"]).random((len(ids), size, size), dtype=np.float32),
+                          np.array(ids), np.zeros(len(ids), int), np.zeros((len(ids), 4)),
+                          np.ones(len(ids)), np.ones((len(ids), 3)), np.zeros((len(ids), 2)),
+                          pd.DataFrame({"patient_id": ids}), [], key=f"pack{spec['seed']}")
+    roles = pd.DataFrame({"patient_id": ids, "label": np.arange(len(ids)) % 2,
+                          "role": ["train"] * n + ["val"] * bs + ["test"] * bs})
+    cfg = TrainConfig(arch=spec["arch"], epochs=spec["epochs"], batch_size=bs, device="auto",
+                      num_threads=spec.get("threads", 0))
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    with tempfile.TemporaryDirectory() as d:
+        files = UnitFiles(Path(d) / "c.pt", Path(d) / "last.pt", Path(d) / "h.csv")
+        res = train_unit(crops, roles, cfg, files, seed=spec["seed"])
+    mem = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
+    return {"crops": n * spec["epochs"], "seconds": res.seconds, "device": res.device, "gib": mem}
+
+
+def bench_pack(quick: bool) -> list[dict]:
+    """Four trainings one at a time (local executor) vs packed by Ray on one GPU
+    (``run.gpus_per_task=0.25``): wall time, aggregate training crops/s, GPU memory per unit.
+    Without a GPU (or ``--quick``) small CPU units check the path."""
+    import torch
+
+    from .run.executor import LocalExecutor, RayExecutor, ray_available
+
+    if not ray_available():
+        print("  (skipped: Ray is not installed; pip install 'alnm[ray]')")
+        return []
+    gpu = torch.cuda.is_available() and not quick
+    base = (dict(arch="resnet50", size=224, batch=64, n=64 * 24, epochs=3) if gpu
+            else dict(arch="resnet18", size=16, batch=8, n=16, epochs=1, threads=1))
+    specs = [{**base, "seed": i} for i in range(4)]
+    rows = []
+    res = {}
+    for label, ex in (("one at a time", LocalExecutor()),
+                      ("4 packed by Ray", RayExecutor(cpus_per_task=1,
+                                                      gpus_per_task=0.25 if gpu else 0.0))):
+        t0 = time.perf_counter()
+        out = ex.run(pack_unit, specs)
+        wall = time.perf_counter() - t0
+        res[label] = sum(o["crops"] for o in out) / wall
+        what = f"{base['arch']} {base['size']}x{base['size']} b{base['batch']} on {out[0]['device']}"
+        rows.append(_row(f"4 trainings {label}, {what}", wall, "s",
+                         "Ray start-up included" if "Ray" in label else ""))
+        rows.append(_row(f"aggregate training throughput, {label}", res[label], "crops/s"))
+        rows.append(_row(f"peak GPU memory per training, {label}", max(o["gib"] for o in out), "GiB",
+                         "nan on CPU"))
+    rows.append(_row("packing gain (packed / one at a time)", res["4 packed by Ray"] / res["one at a time"], "x"))
+    return rows
+
+
 def bench_coverage(quick: bool) -> list[dict]:
     """Simulated coverage of the 95% CIs offered (binormal AUC 0.8; PPV/NPV at n = 50)."""
     from .stats.coverage import auc_ci_coverage, predictive_value_coverage
@@ -250,6 +437,12 @@ def run_benchmarks(only: list[str] | None = None, *, quick: bool = False, json_p
                 rows += bench_train(quick)
             elif s == "coverage":
                 rows += bench_coverage(quick)
+            elif s == "ray":
+                rows += bench_ray(quick)
+            elif s == "amp":
+                rows += bench_amp(quick)
+            elif s == "pack":
+                rows += bench_pack(quick)
             else:
                 raise ValueError(f"unknown benchmark {s!r}")
     if json_path:

@@ -109,8 +109,16 @@ def _run(cohort: Path, cfg, out: Path, name: str, *, fresh_name: bool, overwrite
     return 0
 
 
+def _check_executor(cfg) -> None:
+    """Refuse ``run.executor=ray`` without Ray before anything is generated or written."""
+    from .run.executor import for_config
+
+    for_config(cfg)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = resolve_config(args.profile, config_file=args.config, overrides=args.set or [])
+    _check_executor(cfg)
     if args.name:
         return _run(Path(args.cohort), cfg, Path(args.out), args.name, fresh_name=False,
                     overwrite=args.overwrite)
@@ -122,6 +130,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .phantom import ensure_phantom
 
     cfg = resolve_config(args.profile, overrides=args.set or [])
+    _check_executor(cfg)
     _say(f"demo: profile {cfg.profile}, phantom of {cfg.phantom.n_patients} patients")
     t0 = time.time()
     cohort = ensure_phantom(cfg.profile, cfg.phantom, args.data, progress=_phantom_progress)
@@ -334,7 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="print throughput figures (phantom, reading, statistics, ROI, training)",
                        description="Benchmarks; numbers go to stdout, nothing is asserted.")
-    b.add_argument("--only", help="comma-separated subset: phantom,read,delong,roi,radiomics,train,coverage")
+    b.add_argument("--only", help="comma-separated subset: phantom,read,delong,roi,radiomics,train,coverage,"
+                                  "ray (smoke grid: local vs Ray), amp (fp32 vs bf16), pack (4 "
+                                  "trainings packed on one GPU by Ray)")
     b.add_argument("--quick", action="store_true", help="smaller sizes (seconds)")
     b.add_argument("--json", help="also write the figures to this JSON file")
     b.set_defaults(func=cmd_bench)

@@ -257,6 +257,36 @@ class StatsConfig:
 
 
 @dataclass(frozen=True)
+class RunConfig:
+    """Where and how the grid of training units runs; never what it computes.
+
+    The same seeds give the same predictions with either executor (to 1e-6), so these keys are
+    not part of any step's key, and a run folder may be resumed with other values (a run
+    started locally can be finished on a cluster).
+
+    Attributes:
+        executor: ``local`` trains the units one after the other in this process; ``ray``
+            submits each unit as a Ray task (``pip install 'alnm[ray]'``).
+        ray_address: empty: Ray starts embedded on this machine for the run and stops with it;
+            ``auto`` or ``HOST:PORT``: join a running cluster (``ray start --head``). Every
+            node needs the same alnm installed and the run folder at the same path (a shared
+            file system): workers read the crops from it and write their unit's folder.
+        cpus_per_task: CPUs the scheduler reserves for one unit (fractions allowed).
+        gpus_per_task: GPUs reserved for one unit; fractions pack units on one GPU (0.25: four
+            trainings share a card). A Ray task with 0 sees no GPU and trains on the CPU.
+        max_retries: how often a unit whose worker died (killed, out of memory, node lost) is
+            started again; it resumes from its resume state. An error raised by the training
+            itself is not retried: it stops the run.
+    """
+
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str = ""
+    cpus_per_task: float = 1.0
+    gpus_per_task: float = 0.0
+    max_retries: int = 2
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """The whole study's configuration, as resolved once per run."""
 
@@ -270,6 +300,7 @@ class StudyConfig:
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     radiomics: RadiomicsConfig = field(default_factory=RadiomicsConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
+    run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-serialisable dict (tuples become lists)."""
@@ -486,6 +517,21 @@ def _check_ranges(cfg: StudyConfig) -> None:
         problems.append("stats.threshold: must be in (0, 1)")
     if cfg.stats.bootstrap_n < 100:
         problems.append("stats.bootstrap_n: at least 100")
+    r = cfg.run
+    if r.cpus_per_task <= 0:
+        problems.append(f"run.cpus_per_task: must be > 0 (got {r.cpus_per_task:g})")
+    if r.gpus_per_task < 0:
+        problems.append(f"run.gpus_per_task: must be >= 0 (got {r.gpus_per_task:g}; 0.25 packs four "
+                        "units on one GPU)")
+    elif r.gpus_per_task > 1 and not float(r.gpus_per_task).is_integer():
+        problems.append("run.gpus_per_task: a fraction below 1 or a whole number of GPUs")
+    if r.max_retries < 0:
+        problems.append("run.max_retries: must be >= 0")
+    if r.ray_address and r.ray_address != "auto" and not re.fullmatch(r"(ray://)?[^\s:]+:\d+", r.ray_address):
+        problems.append(f"run.ray_address: {r.ray_address!r} is not empty, 'auto' or HOST:PORT")
+    if r.executor == "ray" and r.gpus_per_task == 0 and cfg.train.device == "cuda":
+        problems.append("train.device=cuda with run.executor=ray needs run.gpus_per_task > 0 (a Ray "
+                        "task that reserves no GPU sees none)")
     if problems:
         raise ConfigError("; ".join(problems))
 

@@ -351,6 +351,7 @@ def train_unit(
     progress: Callable[[str], None] | None = None,
     stop_after_epoch: int | None = None,
     predict_roles: tuple[str, ...] | None = None,
+    after_epoch: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Train one network, select on ``val``, predict every role.
 
@@ -368,6 +369,8 @@ def train_unit(
         progress: called with one line per epoch.
         stop_after_epoch: stop (as if interrupted) after this epoch; for resume tests.
         predict_roles: roles predicted after training (default: every role).
+        after_epoch: called with the epoch number once its resume state is saved (the
+            step layer's fault-injection test hook).
 
     Raises:
         TrainingError: a role with one class, NaN loss, out of memory — with what to change.
@@ -406,6 +409,8 @@ def train_unit(
         say(f"{crops.sequence} epoch {epoch}/{cfg.epochs}: loss {train_loss:.3f}, "
             f"{val}{secs:.1f} s, ~{left:.0f} s left")
         _save_resume(fit, key, files.resume_state)
+        if after_epoch is not None:
+            after_epoch(epoch)
         if stop_after_epoch is not None and stop_after_epoch <= epoch < cfg.epochs:
             raise KeyboardInterrupt(f"stopped after epoch {epoch} (stop_after_epoch)")
     seconds = time.time() - t_start

@@ -173,6 +173,14 @@ ELSEWHERE = {
     "train.weights_path": "test_refused_keys (missing file) and test_training.py (weights load)",
     "train.device": "test_refused_keys (cuda without a GPU)",
     "radiomics.on_error": "test_radiomics.py::test_a_failing_patient_is_named_or_listed_and_results_are_cached",
+    # run.*: where the units train, never what they compute (same predictions, test_ray.py)
+    "run.executor": "test_ray.py::test_ray_grid_equals_local_and_survives_a_killed_worker (units "
+                    "train in Ray workers: unit.json names another process)",
+    "run.max_retries": "test_ray.py::test_ray_grid_equals_local_and_survives_a_killed_worker "
+                       "(retried) and test_a_unit_that_fails_for_good_stops_the_run (0: not retried)",
+    "run.ray_address": "test_ray.py::test_joining_a_cluster_packs_units_by_their_resources",
+    "run.cpus_per_task": "test_ray.py::test_joining_a_cluster_packs_units_by_their_resources",
+    "run.gpus_per_task": "test_ray.py::test_joining_a_cluster_packs_units_by_their_resources",
 }
 
 RUN = {

@@ -3,5 +3,6 @@ of the training grid and the pipeline that runs the steps and renders the report
 
 Layering (``docs/architecture.md``): ``paths`` and ``record`` know the folder; ``steps`` call the
 domain modules (``cohort``, ``roi``, ``training``, ``ensemble``, ``evaluation``...) and never the
-reverse; ``executor`` runs ``steps.train_unit``; ``pipeline`` calls the steps and papermill.
+reverse; ``executor`` runs ``steps.train_unit`` (in process, or as Ray tasks); ``pipeline``
+calls the steps and papermill.
 """

@@ -122,6 +122,10 @@ def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "
     return out
 
 
+#: configuration keys that may differ between invocations of one run (how, not what)
+EXECUTION_KEYS = ("run.", "run:")
+
+
 def check_reuse(run_dir: Path, config: dict[str, Any], cohort_dir: Path) -> None:
     """Refuse to run into a folder that holds a different run.
 
@@ -142,7 +146,10 @@ def check_reuse(run_dir: Path, config: dict[str, Any], cohort_dir: Path) -> None
     except ValueError:
         raise RunRefused(f"{rj} cannot be read; choose another --name, or --overwrite to move "
                          "that folder aside") from None
-    diffs = config_differences(old.get("config", {}), config)
+    # run.* says where the units train (local, Ray), never what they compute: a run started
+    # locally may be resumed on a cluster
+    diffs = [d for d in config_differences(old.get("config", {}), config)
+             if not d.startswith(EXECUTION_KEYS)]
     if str(Path(old.get("cohort", "")).resolve()) != str(Path(cohort_dir).resolve()):
         diffs.append(f"cohort: {old.get('cohort')} -> {Path(cohort_dir).resolve()}")
     if diffs:

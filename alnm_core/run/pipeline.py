@@ -266,7 +266,7 @@ class _Runner:
     def __init__(self, paths: RunPaths, cfg: StudyConfig, progress: Progress, nb_dir: Path | None):
         self.paths, self.cfg, self.say, self.nb_dir = paths, cfg, progress, nb_dir
         self.sections: list[Section] = []
-        self.executor = for_config(cfg)
+        self.executor = for_config(cfg, run_dir=paths.root)
 
     def notebooks(self, stem: str) -> None:
         for spec, out_name, params in notebook_jobs(self.cfg):

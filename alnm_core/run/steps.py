@@ -38,6 +38,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
+import signal
+import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -373,6 +376,38 @@ def _read_splits(paths: RunPaths) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     return splits, folds
 
 
+def finished_unit(paths: RunPaths, cfg: StudyConfig, unit: Unit) -> UnitResult | None:
+    """The unit's result read back from its folder when it is finished with the same key, else
+    None (cheap: no torch; the step layer skips such units before it calls an executor)."""
+    splits, folds = _read_splits(paths)
+    roles = unit_roles(splits, unit, cfg, folds)
+    return _load_unit(paths, unit, _unit_key(paths, cfg, unit, roles))
+
+
+#: Test hook, for the fault-tolerance tests only (tests/test_ray.py): ``"<SEQ> <unit id> <epoch>
+#: [<marker file>]"`` makes the process training that unit kill itself with SIGKILL right after
+#: it saved the resume state of that epoch, as a crashed or preempted worker would; with a marker
+#: file only once (the file is created first), without one after every later epoch too (a unit
+#: that fails for good). Never set in normal use.
+KILL_HOOK_ENV = "ALNM_TEST_KILL"
+
+
+def _kill_hook(unit: Unit) -> Callable[[int], None] | None:
+    spec = os.environ.get(KILL_HOOK_ENV, "").split()
+    if len(spec) < 3 or [spec[0], spec[1]] != [unit.sequence, unit.id]:
+        return None
+    at, marker = int(spec[2]), (Path(spec[3]) if len(spec) > 3 else None)
+
+    def hook(epoch: int) -> None:
+        if epoch < at or (marker is not None and (epoch != at or marker.exists())):
+            return
+        if marker is not None:
+            marker.write_text(f"killed {unit} after epoch {epoch} (pid {os.getpid()})\n")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
+
+
 def train_unit(paths: RunPaths, cfg: StudyConfig, unit: Unit, *,
                progress: Progress | None = None, stop_after_epoch: int | None = None) -> UnitResult:
     """Train one unit of the grid; writes ``models/<SEQ>/<unit>/`` only.
@@ -382,12 +417,12 @@ def train_unit(paths: RunPaths, cfg: StudyConfig, unit: Unit, *,
     run it on a shared file system. The driver records the results in ``run.json``.
     """
     say = progress or _quiet
+    loaded = finished_unit(paths, cfg, unit)
+    if loaded is not None:
+        return loaded
     splits, folds = _read_splits(paths)
     roles = unit_roles(splits, unit, cfg, folds)
     key = _unit_key(paths, cfg, unit, roles)
-    loaded = _load_unit(paths, unit, key)
-    if loaded is not None:
-        return loaded
     from ..training import UnitFiles  # torch is imported only when something is trained
     from ..training import train_unit as fit_unit
 
@@ -397,8 +432,10 @@ def train_unit(paths: RunPaths, cfg: StudyConfig, unit: Unit, *,
     excluded = excluded_patients(paths)
     # k-fold units predict their held-out fold and the test set only
     predict = None if unit.fold is None else ("oof", "test")
+    t0 = time.time()
     res = fit_unit(crops, roles, cfg.train, files, seed=unit_seed(cfg, unit), excluded=excluded,
-                   progress=say, stop_after_epoch=stop_after_epoch, predict_roles=predict)
+                   progress=say, stop_after_epoch=stop_after_epoch, predict_roles=predict,
+                   after_epoch=_kill_hook(unit))
     write_csv(roles, paths.unit_roles(s, u), what=f"the roles of {unit}")
     write_csv(res.slices, paths.unit_predictions(s, u), what=f"the {unit} predictions")
     info = {"key": key, "unit": u, "sequence": s, "repeat": unit.repeat, "fold": unit.fold,
@@ -407,6 +444,8 @@ def train_unit(paths: RunPaths, cfg: StudyConfig, unit: Unit, *,
             "n_roles": {k: int(v) for k, v in roles.role.value_counts().items()},
             "seconds": round(res.seconds, 2), "device": res.device, "num_threads": res.threads,
             "train_crops_per_s": round(res.crops_per_s, 1), "resumed_from_epoch": res.resumed_from,
+            "host": socket.gethostname(), "pid": os.getpid(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t0)),
             "finished": record.now()}
     atomic_write_text(paths.unit_record(s, u), json.dumps(info, indent=1),
                       what=f"the record of {unit}")
@@ -486,14 +525,19 @@ def train_all(paths: RunPaths, cfg: StudyConfig, *, sequences: Sequence[str] | N
     """Train the grid of the given sequences (all by default) and write their predictions.
 
     Args:
-        executor: runs the units (:mod:`alnm_core.run.executor`); in process by default.
+        executor: runs the units that are not finished (:mod:`alnm_core.run.executor`); in
+            process by default, or on Ray (``run.executor=ray``, see the pipeline).
     """
     say = progress or _quiet
     seqs = tuple(sequences or cfg.sequences)
     extract_rois(paths, cfg, sequences=seqs, progress=say)
     units = grid(cfg, seqs)
-    work = functools.partial(train_unit, paths, cfg, progress=say)
-    results = (executor or LocalExecutor()).run(work, units, progress=say)
+    # finished units are read back here: they cost an executor no task
+    finished = {u: finished_unit(paths, cfg, u) for u in units}
+    todo = [u for u in units if finished[u] is None]
+    work = functools.partial(train_unit, paths, cfg)
+    ran = iter((executor or LocalExecutor()).run(work, todo, progress=say) if todo else [])
+    results = [finished[u] if finished[u] is not None else next(ran) for u in units]
     splits, _ = _read_splits(paths)
     read = functools.partial(pd.read_csv, dtype={"patient_id": str})
     out = {}
@@ -941,5 +985,5 @@ ORDER = ("prepare", "describe_cohort", "extract_rois", "train", "fuse", "radiomi
 __all__ = ["extract_radiomics", "radiomics", "radiomics_models", "radiomics_headline",
            "radiomics_comparisons", "RadiomicsResult", "bundle", "base_models", "table_models", "LeakageError", "check_roles", "CohortResult", "EvaluationResult", "Prepared", "RoiResult", "SequenceResult",
            "StepError", "Unit", "UnitResult", "describe_cohort", "evaluate", "excluded_patients",
-           "extract_rois", "fit_split", "fuse", "grid", "make_key", "model_names", "prepare",
+           "extract_rois", "finished_unit", "fit_split", "fuse", "grid", "make_key", "model_names", "prepare",
            "table1_pair", "train", "train_all", "train_unit", "unit_roles", "unit_seed", "RoiError"]

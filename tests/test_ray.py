@@ -1,0 +1,194 @@
+"""The training grid on Ray (``run.executor=ray``): the same predictions as the local executor,
+a killed worker retried and resumed, a unit that fails for good stopping the run with its name,
+units packed by their resources on a cluster it joins, bad settings refused, and no Ray process
+left behind.
+
+Fault injection uses the step layer's documented test hook ``ALNM_TEST_KILL`` (a unit's worker
+kills itself with SIGKILL after an epoch), not a mock of Ray. Ray is an optional extra; these
+tests skip without it (``make install`` installs it, so CI runs them).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from alnm_core.cli import main
+from alnm_core.config import resolve_config
+from alnm_core.run import executor as X
+from alnm_core.run import steps
+from alnm_core.run.paths import RunPaths
+
+# Ray's token authentication: the Ray instances these tests start and their drivers share one
+# token (set before Ray is imported, which reads it once); nothing is written to ~/.ray
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_AUTH_TOKEN", os.urandom(16).hex())
+
+#: one sequence, 2 folds, 2 epochs, one crop per patient: 2 units of a few seconds
+TINY = ["sequences=[T2WI]", "train.epochs=2", "roi.slices=largest", "stats.bootstrap_n=100"]
+
+
+def _ray_processes(temp_dir: str) -> list[str]:
+    """Command lines of the processes of the Ray instance whose folder is ``temp_dir``."""
+    import psutil
+
+    out = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            cmd = " ".join(p.info["cmdline"] or [])
+        except psutil.Error:
+            continue
+        if temp_dir in cmd and p.info["pid"] != os.getpid():
+            out.append(cmd[:160])
+    return out
+
+
+@pytest.fixture(scope="module")
+def prepared(smoke_cohort, tmp_path_factory):
+    """A run folder up to the crops, and the same grid trained by the local executor."""
+    cfg = resolve_config("smoke", overrides=TINY)
+    base = RunPaths(tmp_path_factory.mktemp("ray") / "base")
+    steps.prepare(base, cfg, smoke_cohort)
+    steps.extract_rois(base, cfg)
+    local = RunPaths(base.root.parent / "local")
+    shutil.copytree(base.root, local.root)
+    t0 = time.time()
+    steps.train_all(local, cfg)
+    print(f"\nlocal grid of 2 units: {time.time() - t0:.1f} s")
+    return base, local, cfg
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A one-node cluster started with ``ray start`` (2 CPUs, 1 logical GPU) that the tests join
+    with ``run.ray_address``. Its workers inherit the kill hook: the worker training T2WI r0-f1
+    dies once after epoch 1. Ended by process id afterwards (never ``ray stop``: it would end
+    every Ray on the machine)."""
+    pytest.importorskip("ray")
+    marker = tmp_path_factory.mktemp("hook") / "killed-once"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    temp = f"/tmp/alnm-ray-t{os.getpid()}"
+    env = {**os.environ, "RAY_memory_monitor_refresh_ms": "0",
+           steps.KILL_HOOK_ENV: f"T2WI r0-f1 1 {marker}"}
+    subprocess.run([str(Path(sys.executable).with_name("ray")), "start", "--head", f"--port={port}",
+                    "--node-ip-address=127.0.0.1", "--num-cpus=2", "--num-gpus=1",
+                    "--include-dashboard=false", "--object-store-memory=100000000",
+                    f"--temp-dir={temp}", "--disable-usage-stats"],
+                   env=env, check=True, capture_output=True, timeout=120)
+    try:
+        yield f"127.0.0.1:{port}", marker
+    finally:
+        X._reap(temp)
+        shutil.rmtree(temp, ignore_errors=True)
+        assert not _ray_processes(temp)
+
+
+def test_ray_grid_equals_local_and_survives_a_killed_worker(prepared, cluster, tmp_path, monkeypatch):
+    base, local, cfg = prepared
+    address, marker = cluster
+    run = RunPaths(tmp_path / "ray")
+    shutil.copytree(base.root, run.root)
+    cfg = resolve_config("smoke", overrides=TINY + ["run.executor=ray", f"run.ray_address={address}",
+                                                   "run.max_retries=2"])
+    ex = X.for_config(cfg, run_dir=run.root)
+    lines: list[str] = []
+    t0 = time.time()
+    steps.train_all(run, cfg, executor=ex, progress=lines.append)
+    print(f"\nray grid of 2 units with one killed worker: {time.time() - t0:.1f} s {ex.timings}")
+    assert marker.is_file(), "the worker was not killed"
+    info = pd.read_json(run.unit_record("T2WI", "r0-f1"), typ="series")
+    assert info["resumed_from_epoch"] == 1 and info["pid"] != os.getpid()
+    # the same predictions as the uninterrupted local grid, whatever order the units finished in
+    for f in (run.predictions("T2WI"), run.unit_patient_predictions("T2WI")):
+        a = pd.read_csv(local.root / f.relative_to(run.root))
+        b = pd.read_csv(f)
+        pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-6, rtol=0)
+    assert any("resumed after epoch 1" in s for s in lines) and any("2/2 done" in s for s in lines)
+    assert not run.resume_state("T2WI", "r0-f1").exists()  # finished: removed again
+    # a second call finds every unit finished: no Ray at all
+    monkeypatch.setattr(X.RayExecutor, "_start", lambda *a: pytest.fail("Ray started for nothing"))
+    steps.train_all(run, cfg, executor=ex)
+
+
+def test_joining_a_cluster_packs_units_by_their_resources(cluster):
+    """Fractions pack units on the (logical) GPU, and the scheduler never runs more at once than
+    the resources allow."""
+    address, _ = cluster
+
+    def work(unit, progress):  # sent by value to the workers
+        import time as t
+
+        start = t.time()
+        t.sleep(1.0)
+        return start, t.time()
+
+    def most_at_once(spans):
+        return max(sum(1 for a, b in spans if a <= t < b) for t, _ in spans)
+
+    at_once = {}
+    for gpus, n in ((0.25, 8), (0.5, 4)):
+        cfg = resolve_config("smoke", overrides=["run.executor=ray", f"run.ray_address={address}",
+                                                 "run.cpus_per_task=0.5", f"run.gpus_per_task={gpus}"])
+        at_once[gpus] = most_at_once(X.for_config(cfg).run(work, list(range(n))))
+    print(f"\nunits at once by GPUs per unit: {at_once}")
+    assert 2 < at_once[0.25] <= 4 and at_once[0.5] <= 2
+
+
+def test_a_unit_that_fails_for_good_stops_the_run(smoke_cohort, tmp_path):
+    """``alnm run`` on embedded Ray, a unit whose worker dies after every epoch: retried once,
+    then exit code 1 naming the step, the unit and the worker's error; no hang, no Ray left.
+    (The notebooks are left out of this run: papermill is tested elsewhere, and seconds count.)"""
+    pytest.importorskip("ray")
+    env = {**os.environ, steps.KILL_HOOK_ENV: "T2WI r0-f0 1"}
+    cli = ("import sys; from alnm_core.run import pipeline; "
+           "pipeline._Runner.notebooks = lambda self, stem: None; "
+           "from alnm_core.cli import main; sys.exit(main(sys.argv[1:]))")
+    cmd = [sys.executable, "-c", cli, "run", "--cohort", str(smoke_cohort),
+           "--profile", "smoke", "--out", str(tmp_path), "--name", "r"]
+    for s in TINY + ["train.epochs=3", "run.executor=ray", "run.max_retries=1", "run.cpus_per_task=2"]:
+        cmd += ["--set", s]
+    t0 = time.time()
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    print(f"\nalnm run failing on Ray: {time.time() - t0:.1f} s")
+    assert p.returncode == 1, p.stderr[-2000:]
+    assert "step train failed" in p.stderr and "sequence T2WI, repeat 0, fold 0" in p.stderr
+    assert "its worker died 2 time(s), run.max_retries=1 (WorkerCrashedError" in p.stderr
+    assert "Traceback" not in p.stderr
+    logs = p.stderr.split("worker logs: ")[1].split("/session_latest")[0]
+    assert not _ray_processes(logs)
+    shutil.rmtree(logs, ignore_errors=True)
+    # the unit that died kept its resume state for the next attempt
+    assert RunPaths(tmp_path / "r").resume_state("T2WI", "r0-f0").is_file()
+
+
+@pytest.mark.parametrize("setting, fragment", [
+    ("run.executor=foo", "run.executor: 'foo' is not one of"),
+    ("run.gpus_per_task=-1", "run.gpus_per_task: must be >= 0"),
+    ("run.cpus_per_task=0", "run.cpus_per_task: must be > 0"),
+    ("run.ray_address=nowhere", "run.ray_address"),
+])
+def test_bad_run_settings_are_one_message(setting, fragment, tmp_path, capsys):
+    assert main(["run", "--cohort", str(tmp_path), "--out", str(tmp_path), "--set", setting]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_without_ray_the_error_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(X, "ray_available", lambda: False)
+    code = main(["demo", "--profile", "smoke", "--out", str(tmp_path), "--data", str(tmp_path),
+                 "--set", "run.executor=ray"])
+    err = capsys.readouterr().err
+    assert code == 2 and "pip install 'alnm[ray]'" in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())  # refused before the phantom or a run folder
+    # the local executor needs no Ray
+    assert isinstance(X.for_config(resolve_config("smoke")), X.LocalExecutor)
