@@ -3,7 +3,7 @@
 Sections: ``phantom`` (generation time per patient), ``read`` (cohort reading per patient),
 ``delong`` (fast vs naive DeLong at n = 100,000), ``roi`` (crops per second, demo and paper
 settings), ``radiomics`` (feature extraction per patient and sequence), ``train`` (training
-sizes, on this machine's device), ``coverage`` (simulated coverage of the CIs offered; not in
+crops/s vs the raw forward+backward loop, demo and paper model sizes, on this machine's device), ``coverage`` (simulated coverage of the CIs offered; not in
 the default set: ``--only coverage``). Scale-out, not in the default set: ``ray`` (the smoke grid
 on the local executor vs embedded Ray, start-up included), ``amp`` (ResNet50 224 x 224 batch 64,
 fp32 vs bf16 + channels-last, crops/s and GPU memory) and ``pack`` (four trainings one at a time
