@@ -255,10 +255,15 @@ def crosscheck(run_dir: str | Path) -> pd.DataFrame:
     preds = pd.read_csv(art / "predictions" / "ensemble.csv", dtype={"patient_id": str})
     clin = pd.read_csv(art / "predictions" / "clinical.csv", dtype={"patient_id": str})
     preds = preds.merge(clin[["patient_id", "prob"]].rename(columns={"prob": "clinical"}), on="patient_id")
+    if (art / "predictions" / "radiomics.csv").is_file():  # the radiomics baselines (radiomics.enabled)
+        rad = pd.read_csv(art / "predictions" / "radiomics.csv", dtype={"patient_id": str})
+        preds = preds.merge(rad.drop(columns=["split", "label"], errors="ignore"), on="patient_id")
     rows = _table1_rows(pd.read_csv(art / "table1.csv", keep_default_na=False), data)
     rows += _table3_rows(pd.read_csv(art / "table3.csv"), preds, names)
     rows += _delong_rows(pd.read_csv(art / "delong.csv"), preds, "DeLong (every pair)")
     rows += _delong_rows(pd.read_csv(art / "delong_fusion.csv"), preds, "DeLong (fusion vs each)")
+    if (art / "delong_radiomics.csv").is_file():
+        rows += _delong_rows(pd.read_csv(art / "delong_radiomics.csv"), preds, "DeLong (CNNs vs radiomics)")
     if (art / "cv_summary.csv").is_file():
         rows += _cv_rows(pd.read_csv(art / "cv_summary.csv"), preds, names)
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -50,7 +50,7 @@ def test_gpu_check_dry_run(tmp_path):
     assert p.returncode == 0, (p.stderr + log)[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "ok" and summary["units"] == 2
-    assert set(summary["notebooks"].values()) == {"ok"} and len(summary["notebooks"]) == 5
+    assert set(summary["notebooks"].values()) == {"ok"} and len(summary["notebooks"]) == 6
     assert (tmp_path / "report.html").is_file()
     names = set(summary["bench"])
     assert any(n.startswith("speed-up bf16") for n in names)

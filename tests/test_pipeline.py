@@ -92,11 +92,11 @@ def test_report_is_self_contained_without_code(smoke_run):
 def test_one_numbering_in_banners_headings_contents_and_checklist(smoke_run):
     html = smoke_run.report.read_text()
     banners = re.findall(r'alnm-section">Section (\d) · ([^<]+)', html)
-    assert [b[0] for b in banners] == ["1", "2", "3", "3", "3", "4", "5"]
+    assert [b[0] for b in banners] == ["1", "2", "3", "3", "3", "4", "5", "6"]
     headings = re.findall(r"<h1[^>]*>(\d) · ", html)
-    assert headings == ["1", "2", "3", "3", "3", "4", "5"]  # each notebook's own heading
+    assert headings == ["1", "2", "3", "3", "3", "4", "5", "6"]  # each notebook's own heading
     toc = re.findall(r'(\d) · <a href="#section-\d+">', html)
-    assert toc == ["1", "2", "3", "3", "3", "4", "5"]
+    assert toc == ["1", "2", "3", "3", "3", "4", "5", "6"]
     for ref in re.findall(r"Section (\d)", html.split("Reviewer checklist", 1)[1]):
         assert ref in {"1", "2", "3", "4", "5", "6"}
 

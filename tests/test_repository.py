@@ -15,7 +15,7 @@ def _notebooks():
     import jupytext
 
     srcs = sorted((REPO / "alnm_core" / "notebooks").glob("*.py"))
-    assert [p.name[:2] for p in srcs] == ["01", "02", "03", "04", "05", "06"]
+    assert [p.name[:2] for p in srcs] == ["01", "02", "03", "04", "05", "06", "07"]
     return [(p, jupytext.read(p)) for p in srcs]
 
 

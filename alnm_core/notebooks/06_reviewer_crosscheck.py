@@ -20,7 +20,7 @@
 # and the patient-level predictions) with **independent code**: scipy's `ttest_ind`,
 # `mannwhitneyu`, `chi2_contingency` and `fisher_exact`, scipy's `binomtest` for Clopper–Pearson
 # intervals, scikit-learn's `roc_auc_score`, and a naive O(m·n) DeLong written from the 1988 paper
-# (`alnm_core/crosscheck.py`, which does not import the package's statistics). A reviewer runs
+# (`alnm_core/crosscheck.py`, which uses none of the package's statistics). A reviewer runs
 # this notebook on a run folder and either trusts the report or finds the row that differs.
 
 # %% tags=["remove-from-report"]
@@ -29,6 +29,7 @@ from IPython.display import Markdown, display
 
 from alnm_core import crosscheck as X
 from alnm_core import notebook as nbk
+from alnm_core.run import steps
 
 _before = set(globals())
 
@@ -37,7 +38,8 @@ run_dir = "../reports/notebook-smoke"  # str: run folder made by `alnm run` (its
 
 # %% tags=["remove-from-report"]
 ctx = nbk.start(globals(), _before, {"run_dir": str}, prepare_if_missing=False)
-check = X.crosscheck(ctx.run_dir)
+ctx.run(steps.evaluate)  # the numbers under review (a no-op when the run has evaluated)
+check = X.crosscheck(ctx.run_dir)  # reads the artifacts only; writes nothing
 
 # %%
 display(Markdown(f"**{X.summary(check)}.**"))
