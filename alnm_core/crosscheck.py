@@ -73,6 +73,14 @@ def _delong_pair(y, a, b) -> tuple[float, float]:
     return float(z), float(2 * sps.norm.sf(abs(z)))
 
 
+def _delong_ci(y, p) -> tuple[float, float, float]:
+    """AUC and its 95% DeLong CI (AUC ± 1.96 SE, clipped to [0, 1], as pROC)."""
+    d = naive_delong(y, {"m": p})
+    auc, se = d["auc"]["m"], float(np.sqrt(d["cov"].iloc[0, 0]))
+    q = sps.norm.ppf(0.975)
+    return auc, max(0.0, auc - q * se), min(1.0, auc + q * se)
+
+
 # ----------------------------------------------------------------------------- rows
 def _row(section, item, reported, recomputed, how, tol=TOLERANCE) -> dict:
     rep = float(reported) if reported is not None and str(reported) != "" else np.nan
@@ -187,9 +195,7 @@ def _table3_rows(t3: pd.DataFrame, preds: pd.DataFrame, names: dict[str, str]) -
         auc = roc_auc_score(y, p)
         rows.append(_row("Table 3", f"{item} AUC", r.auc, auc, "sklearn roc_auc_score"))
         if str(r.auc_ci_method).startswith("DeLong"):
-            d = naive_delong(y, {"m": p})
-            se = float(np.sqrt(d["cov"].iloc[0, 0]))
-            lo, hi = max(0.0, auc - sps.norm.ppf(0.975) * se), min(1.0, auc + sps.norm.ppf(0.975) * se)
+            _, lo, hi = _delong_ci(y, p)
             rows.append(_row("Table 3", f"{item} AUC 95% CI low", r.auc_low, lo, "naive O(m·n) DeLong variance"))
             rows.append(_row("Table 3", f"{item} AUC 95% CI high", r.auc_high, hi, "naive O(m·n) DeLong variance"))
         else:
@@ -220,13 +226,11 @@ def _cv_rows(cv: pd.DataFrame, preds: pd.DataFrame, names: dict[str, str]) -> li
         col = col_of.get(r.model)
         if col is None or col not in dev.columns or dev.empty:
             continue
-        d = naive_delong(y, {"m": dev[col].to_numpy(float)})
-        auc, se = d["auc"]["m"], float(np.sqrt(d["cov"].iloc[0, 0]))
-        q = sps.norm.ppf(0.975)
+        auc, lo, hi = _delong_ci(y, dev[col].to_numpy(float))
         rows.append(_row("Cross-validation", f"{r.model} out-of-fold AUC", r.auc_oof, auc, "naive O(m·n) DeLong"))
-        rows.append(_row("Cross-validation", f"{r.model} out-of-fold AUC CI low", r.auc_oof_low, max(0.0, auc - q * se),
+        rows.append(_row("Cross-validation", f"{r.model} out-of-fold AUC CI low", r.auc_oof_low, lo,
                          "naive O(m·n) DeLong variance"))
-        rows.append(_row("Cross-validation", f"{r.model} out-of-fold AUC CI high", r.auc_oof_high, min(1.0, auc + q * se),
+        rows.append(_row("Cross-validation", f"{r.model} out-of-fold AUC CI high", r.auc_oof_high, hi,
                          "naive O(m·n) DeLong variance"))
     return rows
 
