@@ -42,16 +42,13 @@ from .storage import atomic_path
 CACHE_VERSION = 1
 
 
-class RadiomicsError(ValueError):
-    """A patient / sequence whose features cannot be computed; the message names both."""
+class RadiomicsError(RoiError):
+    """A patient / sequence whose features cannot be computed; the message names both (the
+    patient/sequence/file error of :class:`~alnm_core.roi.RoiError`, marked "radiomics")."""
 
     def __init__(self, patient_id: str, sequence: str, reason: str, file: str = ""):
-        self.patient_id, self.sequence, self.reason, self.file = patient_id, sequence, reason, file
-        where = f" ({file})" if file else ""
-        super().__init__(f"patient {patient_id}, {sequence}: radiomics: {reason}{where}")
-
-    def __reduce__(self):  # picklable across worker processes
-        return (type(self), (self.patient_id, self.sequence, self.reason, self.file))
+        super().__init__(patient_id, sequence, f"radiomics: {reason}", file)
+        self.reason = reason  # unprefixed: RoiError.__reduce__ rebuilds the same message
 
 
 def library_version() -> str:
