@@ -145,6 +145,9 @@ def _set_slider(page, slider, value: str) -> None:
 
 
 def _confusion(page) -> list[int]:
+    """The four cells of the displayed confusion matrix (waits while the output redraws)."""
+    page.wait_for_function("() => document.querySelectorAll('table.alnm-confusion td').length === 4",
+                           timeout=30_000)
     cells = page.locator("table.alnm-confusion td").all_inner_texts()
     return [int(c) for c in cells]
 

@@ -115,8 +115,10 @@ def threshold_explorer(predictions: dict[str, pd.DataFrame], frozen: dict[str, f
             head = f"<b>{model_w.value}</b> at threshold <b>{t:.2f}</b>"
             if f is not None:
                 head += f" (frozen threshold {f:.3f})"
-            display(HTML(f"<div class='alnm-threshold'>{head}</div>"))
-            display(HTML(cm.to_html(classes="alnm-confusion")), HTML(tab.to_html(index=False, classes="alnm-metrics")))
+            # one output for the header and both tables: a page never shows the new threshold
+            # beside the old (or a missing) confusion matrix while the output redraws
+            display(HTML(f"<div class='alnm-threshold'>{head}</div>" + cm.to_html(classes="alnm-confusion")
+                         + tab.to_html(index=False, classes="alnm-metrics")))
             fig, ax = plt.subplots(figsize=(6, 1.8))
             rng = np.random.default_rng(0)
             for lab, colour in ((0, "#4c72b0"), (1, "#dd8452")):
