@@ -119,23 +119,33 @@ def test_ray_grid_equals_local_and_survives_a_killed_worker(prepared, cluster, t
     steps.train_all(run, cfg, executor=ex)
 
 
-def test_joining_a_cluster_packs_units_by_their_resources(cluster):
+def test_joining_a_cluster_packs_units_by_their_resources(cluster, tmp_path):
     """Fractions pack units on the (logical) GPU, and the scheduler never runs more at once than
     the resources allow."""
     address, _ = cluster
-
-    def work(unit, progress):  # sent by value to the workers
-        import time as t
-
-        start = t.time()
-        t.sleep(1.0)
-        return start, t.time()
 
     def most_at_once(spans):
         return max(sum(1 for a, b in spans if a <= t < b) for t, _ in spans)
 
     at_once = {}
     for gpus, n in ((0.25, 8), (0.5, 4)):
+        # each unit says it started, waits (at most 20 s) until as many units have started as the
+        # resources allow, then works 1 s: a busy machine that starts Ray's extra workers slowly
+        # cannot hide the packing, and a scheduler that allows more still shows more at once
+        room, flags = int(1 / gpus), tmp_path / f"started-{gpus}"
+        flags.mkdir()
+
+        def work(unit, progress, flags=str(flags), room=room):  # sent by value to the workers
+            import pathlib
+            import time as t
+
+            start = t.time()
+            pathlib.Path(flags, str(unit)).touch()
+            while len(list(pathlib.Path(flags).iterdir())) < room and t.time() - start < 20:
+                t.sleep(0.05)
+            t.sleep(1.0)
+            return start, t.time()
+
         cfg = resolve_config("smoke", overrides=["run.executor=ray", f"run.ray_address={address}",
                                                  "run.cpus_per_task=0.5", f"run.gpus_per_task={gpus}"])
         at_once[gpus] = most_at_once(X.for_config(cfg).run(work, list(range(n))))
