@@ -36,7 +36,7 @@ import pandas as pd
 
 from .cohort import series_rule
 from .config import RadiomicsConfig, RoiConfig
-from .roi import RoiError, input_digest, load_selected
+from .roi import RoiError, input_digest, keep_or_exclude, load_selected, map_patients
 from .storage import atomic_path
 
 CACHE_VERSION = 1
@@ -209,30 +209,10 @@ def extract_sequence(cohort: pd.DataFrame, cohort_dir: str | Path, sequence: str
     tasks = [(r.patient_id, sequence, cohort_dir / r[f"{sequence}_image"], cohort_dir / r[f"{sequence}_roi"],
               roi_cfg, cfg, series_rule(r, sequence, roi_cfg.series_description))
              for _, r in cohort.iterrows()]
-    jobs = max(1, min(jobs or (os.cpu_count() or 1), len(tasks)))
-    results = []
-    if jobs > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for i, r in enumerate(pool.map(_extract_one, tasks, chunksize=4), 1):
-                results.append(r)
-                if progress:
-                    progress(i, len(tasks))
-    else:
-        for i, t in enumerate(tasks, 1):
-            results.append(_extract_one(t))
-            if progress:
-                progress(i, len(tasks))
-    rows, exclusions = [], []
-    for pid, r, _ in results:
-        if isinstance(r, RadiomicsError):
-            if cfg.on_error == "fail":
-                raise r
-            exclusions.append(dict(patient_id=r.patient_id, sequence=r.sequence, reason=r.reason,
-                                   file=r.file))
-        else:
-            rows.append({"patient_id": str(pid), **r})
+    results = map_patients(_extract_one, tasks, jobs=jobs, progress=progress)
+    good, exclusions = keep_or_exclude([r if isinstance(r, RoiError) else (pid, r) for pid, r, _ in results],
+                                       cfg.on_error)
+    rows = [{"patient_id": str(pid), **r} for pid, r in good]
     if not rows:
         raise RadiomicsError("(all)", sequence, "no patient's features could be computed")
     out = SequenceFeatures(sequence, pd.DataFrame(rows), exclusions, key,

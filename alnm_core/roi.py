@@ -349,6 +349,46 @@ def _extract_one(args):
         return exc
 
 
+
+def map_patients(fn: Callable, tasks: list, *, jobs: int | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> list:
+    """``fn`` over the per-patient ``tasks``, in order: in ``jobs`` processes (default: the
+    cores, never more than the tasks), in this process when that is one; ``progress(done, n)``
+    after each patient. ``fn`` returns a :class:`RoiError` instead of raising it, so that one
+    patient's failure is kept for :func:`keep_or_exclude`."""
+    jobs = max(1, min(jobs or (os.cpu_count() or 1), len(tasks)))
+    results = []
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            for i, r in enumerate(pool.map(fn, tasks, chunksize=4), 1):
+                results.append(r)
+                if progress:
+                    progress(i, len(tasks))
+    else:
+        for i, t in enumerate(tasks, 1):
+            results.append(fn(t))
+            if progress:
+                progress(i, len(tasks))
+    return results
+
+
+def keep_or_exclude(results: list, on_error: str) -> tuple[list, list[dict]]:
+    """Split per-patient results into the good ones and the listed exclusions (patient,
+    sequence, reason, file); with ``on_error="fail"`` the first :class:`RoiError` is raised."""
+    good, exclusions = [], []
+    for r in results:
+        if isinstance(r, RoiError):
+            if on_error == "fail":
+                raise r
+            exclusions.append(dict(patient_id=r.patient_id, sequence=r.sequence, reason=r.reason,
+                                   file=r.file))
+        else:
+            good.append(r)
+    return good, exclusions
+
+
 def extract_sequence(cohort: pd.DataFrame, cohort_dir: str | Path, sequence: str, cfg: RoiConfig,
                      *, cache_dir: Path | None = None, jobs: int | None = None,
                      progress: Callable[[int, int], None] | None = None) -> SequenceCrops:
@@ -369,31 +409,8 @@ def extract_sequence(cohort: pd.DataFrame, cohort_dir: str | Path, sequence: str
     tasks = [(r.patient_id, sequence, cohort_dir / r[f"{sequence}_image"],
               cohort_dir / r[f"{sequence}_roi"], cfg, series_rule(r, sequence, cfg.series_description))
              for _, r in cohort.iterrows()]
-    jobs = max(1, min(jobs or (os.cpu_count() or 1), len(tasks)))
-    if jobs > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            results = []
-            for i, r in enumerate(pool.map(_extract_one, tasks, chunksize=4), 1):
-                results.append(r)
-                if progress:
-                    progress(i, len(tasks))
-    else:
-        results = []
-        for i, t in enumerate(tasks, 1):
-            results.append(_extract_one(t))
-            if progress:
-                progress(i, len(tasks))
-    good, exclusions = [], []
-    for r in results:
-        if isinstance(r, RoiError):
-            if cfg.on_error == "fail":
-                raise r
-            exclusions.append(dict(patient_id=r.patient_id, sequence=r.sequence, reason=r.reason,
-                                   file=r.file))
-        else:
-            good.append(r)
+    results = map_patients(_extract_one, tasks, jobs=jobs, progress=progress)
+    good, exclusions = keep_or_exclude(results, cfg.on_error)
     if not good:
         raise RoiError("(all)", sequence, "no patient could be cropped")
     out = SequenceCrops(
