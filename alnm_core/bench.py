@@ -218,9 +218,10 @@ def bench_ray(quick: bool) -> list[dict]:
 
     from .config import resolve_config
     from .phantom import ensure_phantom
-    from .run import steps
     from .run.executor import LocalExecutor, RayExecutor, ray_available
-    from .run.paths import RunPaths
+    from .run.pipeline import start_record
+    from .run.registry import runner_for
+    from .runfolder.paths import RunPaths
 
     if not ray_available():
         print("  (skipped: Ray is not installed; pip install 'alnm[ray]')")
@@ -229,9 +230,12 @@ def bench_ray(quick: bool) -> list[dict]:
     cohort = ensure_phantom("smoke", cfg.phantom)
     with tempfile.TemporaryDirectory() as d:
         base = RunPaths(Path(d) / "base")
-        steps.prepare(base, cfg, cohort)
-        steps.extract_rois(base, cfg)
-        n = len(steps.grid(cfg))
+        start_record(base, cfg, Path(cohort).resolve(), cfg.phantom.n_patients)
+        r = runner_for(base, cfg)
+        r.run([f"roi:{s}" for s in cfg.sequences])
+        from .run.steps_train import jobs
+
+        n = len(jobs(r._call("train_units")))
         cpus = os.cpu_count() or 1
         walls: dict = {}
         # interleaved repetitions, best of each: a shared machine's load drifts
@@ -242,7 +246,7 @@ def bench_ray(quick: bool) -> list[dict]:
                 run = RunPaths(Path(d) / f"{rep}-{label.replace(' ', '_').replace(',', '')}")
                 sh.copytree(base.root, run.root)
                 t0 = time.perf_counter()
-                steps.train_all(run, cfg, executor=ex)
+                runner_for(run, cfg, executor=ex).get("train_units")
                 wall = time.perf_counter() - t0
                 if label not in walls or wall < walls[label][0]:
                     walls[label] = (wall, dict(getattr(ex, "timings", {})))

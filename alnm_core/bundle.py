@@ -3,11 +3,12 @@
 ``RUN/model/`` holds what prediction needs and nothing else::
 
     bundle.json            format, versions, the resolved configuration (ROI, network, ensemble),
-                           sequences and training units, ensemble weights, frozen thresholds,
+                           sequences, the CNN models by ``model_id`` with their training units,
+                           the fusion's members and weights, frozen thresholds per ``model_id``,
                            a summary of the training cohort and of the validation (no patient id)
-    weights/<SEQ>/<unit>.pt  the selected weights of every training unit (state dicts)
-    internal_test.csv      label and each model's score on the run's test patients (no ids), for
-                           the unpaired DeLong test of another cohort against them
+    weights/<model_id>/<unit>.pt  the selected weights of every training unit (state dicts)
+    internal_test.csv      label and each model's score (columns: model ids) on the run's test
+                           patients (no ids), for the unpaired DeLong test of another cohort
     MODEL_CARD.md          intended use and not, data, validation, metrics with CIs, calibration,
                            limitations
     checksums.sha256       SHA-256 of every other file (``sha256sum -c checksums.sha256`` reads it)
@@ -18,9 +19,9 @@ with ``weights_only=True``. The checksums detect damage and edits, not a forger 
 too: keep a copy of ``checksums.sha256`` where the bundle cannot be changed if that matters.
 
 :func:`predict` scores patients with the frozen study: the same crops as the run
-(:func:`alnm_core.roi.extract_sequence`), per sequence the mean probability of its units (the
+(:func:`alnm_core.roi.extract_sequence`), per CNN model the mean probability of its units (the
 fold models), fused by the frozen weighted vote; a patient who lacks a sequence is scored from
-those present with the weights renormalised, and the output says so.
+the members present with the weights renormalised, and the output says so.
 
 Example:
     >>> b = load_bundle("reports/demo/model")                          # doctest: +SKIP
@@ -43,7 +44,7 @@ from . import __version__
 from .config import StudyConfig, config_from_dict
 from .storage import atomic_write_text, sha256_file, write_csv
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2
 CHECKSUMS = "checksums.sha256"
 
 
@@ -61,31 +62,39 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def write_bundle(out: Path, *, cfg: StudyConfig, units: dict[str, list[tuple[str, Path]]],
-                 weights: dict[str, float], thresholds: dict[str, dict[str, float]],
-                 internal_test: pd.DataFrame, cohort_summary: dict, validation: dict,
-                 model_card: str, run_name: str) -> Path:
+def write_bundle(out: Path, *, cfg: StudyConfig, models: dict[str, dict],
+                 units: dict[str, list[tuple[str, Path]]], weights: dict[str, float],
+                 thresholds: dict[str, dict[str, float]], internal_test: pd.DataFrame,
+                 cohort_summary: dict, validation: dict, model_card: str, run_name: str,
+                 extra_files: dict[str, Path] | None = None) -> Path:
     """Write a bundle folder (replacing an older one) and its checksums; returns ``out``.
 
     Args:
-        units: sequence -> ``[(unit id, checkpoint path), ...]``.
-        weights: sequence -> normalised weight of the headline vote.
-        thresholds: model column -> ``{"fixed": t, "youden": t}`` (frozen).
-        internal_test: ``label`` and one score column per model, no patient ids.
+        models: CNN model id -> ``{"family", "sequence", "label"}``.
+        units: CNN model id -> ``[(unit id, checkpoint path), ...]``.
+        weights: fusion member model id -> normalised weight of the headline vote.
+        thresholds: model id -> ``{"fixed": t, "youden": t}`` (frozen).
+        internal_test: ``label`` and one score column per model id, no patient ids.
+        extra_files: name inside the bundle -> file to copy (e.g. settings a model needs).
     """
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for seq, lst in units.items():
+    for mid, lst in units.items():
         for uid, ckpt in lst:
-            _link_or_copy(ckpt, tmp / "weights" / seq / f"{uid}.pt")
+            _link_or_copy(ckpt, tmp / "weights" / mid / f"{uid}.pt")
+    for name, src in (extra_files or {}).items():
+        _link_or_copy(src, tmp / name)
     write_csv(internal_test, tmp / "internal_test.csv", what="the internal test scores")
     meta = {
         "format": BUNDLE_FORMAT, "alnm_version": __version__, "run": run_name,
-        "sequences": list(cfg.sequences), "config": cfg.to_dict(),
-        "units": {s: [u for u, _ in lst] for s, lst in units.items()},
+        "sequences": list(cfg.sequences),
+        "config": {k: v for k, v in cfg.to_dict().items() if k != "run"},
+        "models": {mid: {**info, "units": [u for u, _ in units[mid]]} for mid, info in models.items()},
+        "headline": "weighted_vote",
         "ensemble": {"method": "weighted vote (paper eq. 2-3, w_i = ACC_i)",
-                     "weights_from": cfg.ensemble.weights_from, "weights": weights},
+                     "weights_from": cfg.ensemble.weights_from, "members": list(weights),
+                     "weights": weights},
         "thresholds": thresholds, "training_cohort": cohort_summary, "validation": validation,
         "versions": _versions(),
     }
@@ -127,13 +136,21 @@ class Bundle:
 
     @property
     def weights(self) -> dict[str, float]:
+        """Fusion member model id -> weight of the headline vote."""
         return {k: float(v) for k, v in self.meta["ensemble"]["weights"].items()}
 
-    def unit_weights(self, seq: str) -> list[Path]:
-        return [self.root / "weights" / seq / f"{u}.pt" for u in self.meta["units"][seq]]
+    @property
+    def models(self) -> dict[str, dict]:
+        """CNN model id -> ``{"family", "sequence", "label", "units"}``."""
+        return self.meta["models"]
 
-    def threshold(self, model: str = "weighted_vote", kind: str = "fixed") -> float:
-        return float(self.meta["thresholds"][model][kind])
+    def unit_weights(self, model_id: str) -> list[Path]:
+        """The weight files of a CNN model's units (each fold model)."""
+        return [self.root / "weights" / model_id / f"{u}.pt" for u in self.models[model_id]["units"]]
+
+    def threshold(self, model: str = "weighted_vote", kind: str = "fixed") -> float | None:
+        v = self.meta["thresholds"].get(model, {}).get(kind)
+        return None if v is None else float(v)
 
 
 def verify(root: Path) -> list[str]:
@@ -192,16 +209,18 @@ def load_bundle(root: str | Path, *, sequences: tuple[str, ...] | None = None) -
 
 
 # ----------------------------------------------------------------------------- predicting
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Prediction:
     """What :func:`predict` returns.
 
     Attributes:
-        patients: one row per patient: ``patient_id``, each sequence's probability (NaN if the
-            sequence is missing), ``fused``, ``decision`` (at the frozen threshold of the
-            operating point, ``stats.threshold``), ``decision_youden`` (at the Youden threshold
-            frozen on the development predictions), ``sequences_used``, ``note``.
-        slices: per sequence, unit and slice: ``sequence, unit, patient_id, slice_index, prob``.
+        patients: one row per patient: ``patient_id`` (and ``alnm`` when the cohort has labels),
+            each CNN model's probability by model id (NaN if its sequence is missing), the fused
+            ``weighted_vote``, ``decision`` (at the frozen operating threshold,
+            ``stats.threshold``), ``decision_youden`` (at the Youden threshold frozen on the
+            development predictions; empty when none could be chosen), ``sequences_used``,
+            ``note``.
+        slices: per model, unit and slice: ``model_id, sequence, unit, patient_id, slice_index, prob``.
         crops: sequence -> the crops used (for Grad-CAM).
     """
 
@@ -211,7 +230,7 @@ class Prediction:
 
 
 def sequences_present(cohort: pd.DataFrame, cohort_dir: Path, seq: str) -> pd.Series:
-    """Which patients have the sequence's image and mask (columns filled, files present)."""
+    """Which patients have the sequence's image and mask (columns filled)."""
     cols = [f"{seq}_image", f"{seq}_roi"]
     if not all(c in cohort.columns for c in cols):
         return pd.Series(False, index=cohort.index)
@@ -243,47 +262,52 @@ def predict(bundle: Bundle, cohort: pd.DataFrame, cohort_dir: str | Path, *,
     say = progress or (lambda s: None)
     cohort_dir = Path(cohort_dir)
     cfg = bundle.cfg
-    per_seq, slices, crops_by = {}, [], {}
-    for seq in bundle.sequences:
-        have = cohort[sequences_present(cohort, cohort_dir, seq)]
-        if have.empty:
-            continue
-        say(f"{seq}: cropping {len(have)} patient(s)")
-        crops = extract_sequence(have, cohort_dir, seq, cfg.roi, cache_dir=cache_dir)
-        crops_by[seq] = crops
+    per_model, slices, crops_by = {}, [], {}
+    for mid, info in bundle.models.items():
+        seq = info["sequence"]
+        if seq not in crops_by:
+            have = cohort[sequences_present(cohort, cohort_dir, seq)]
+            if have.empty:
+                continue
+            say(f"{seq}: cropping {len(have)} patient(s)")
+            crops_by[seq] = extract_sequence(have, cohort_dir, seq, cfg.roi, cache_dir=cache_dir)
+        crops = crops_by[seq]
         x = torch.from_numpy(np.ascontiguousarray(crops.crops, dtype=np.float32))[:, None]
         unit_probs = []
-        for uid, wpath in zip(bundle.meta["units"][seq], bundle.unit_weights(seq)):
+        for uid, wpath in zip(info["units"], bundle.unit_weights(mid)):
             model = load_network(cfg.train, wpath, device=device)
             prob = predict_probs(model, x, 64, torch.device(device))
             sl = pd.DataFrame({"patient_id": crops.patient_id, "split": "predict", "label": -1,
                                "slice_index": crops.slice_index, "area_mm2": crops.area_mm2,
                                "prob": prob})
-            slices.append(sl.assign(sequence=seq, unit=uid)[["sequence", "unit", "patient_id",
-                                                             "slice_index", "prob"]])
+            slices.append(sl.assign(model_id=mid, sequence=seq, unit=uid)
+                          [["model_id", "sequence", "unit", "patient_id", "slice_index", "prob"]])
             unit_probs.append(aggregate(sl, cfg.train.aggregation).set_index("patient_id").prob)
-        per_seq[seq] = pd.concat(unit_probs, axis=1).mean(axis=1)
-        say(f"{seq}: {len(bundle.meta['units'][seq])} model(s) applied")
-    if not per_seq:
+        per_model[mid] = pd.concat(unit_probs, axis=1).mean(axis=1)
+        say(f"{mid}: {len(info['units'])} model(s) applied")
+    if not per_model:
         raise BundleError(f"no patient has any of the bundle's sequences {list(bundle.sequences)}")
     out = pd.DataFrame({"patient_id": cohort.patient_id.astype(str).to_numpy()})
-    for seq in bundle.sequences:
-        out[seq] = out.patient_id.map(per_seq.get(seq, pd.Series(dtype=float)))
+    if "alnm" in cohort.columns:
+        out["alnm"] = pd.to_numeric(cohort["alnm"], errors="coerce").to_numpy()
+    for mid in bundle.models:
+        out[mid] = out.patient_id.map(per_model.get(mid, pd.Series(dtype=float)))
     w = bundle.weights
+    seq_of = {m: bundle.models[m]["sequence"] for m in w}
     fused, used, notes = [], [], []
     for _, row in out.iterrows():
-        have = [s for s in bundle.sequences if np.isfinite(row[s])]
-        missing = [s for s in bundle.sequences if s not in have]
-        total = sum(w[s] for s in have)
-        fused.append(sum(w[s] * row[s] for s in have) / total if have and total > 0 else np.nan)
-        used.append(",".join(have))
+        have = [m for m in w if np.isfinite(row[m])]
+        missing = [m for m in w if m not in have]
+        total = sum(w[m] for m in have)
+        fused.append(sum(w[m] * row[m] for m in have) / total if have and total > 0 else np.nan)
+        used.append(",".join(seq_of[m] for m in have))
         notes.append("" if not missing else
-                     f"{', '.join(missing)} missing: fused from {', '.join(have) or 'nothing'} with "
-                     "the weights renormalised")
-    out["fused"] = fused
-    out["decision"] = (out.fused >= bundle.threshold("weighted_vote", "fixed")).astype(int)
-    youden = bundle.meta["thresholds"].get("weighted_vote", {}).get("youden")
-    out["decision_youden"] = (out.fused >= youden).astype(int) if youden is not None else np.nan
+                     f"{', '.join(seq_of[m] for m in missing)} missing: fused from "
+                     f"{', '.join(seq_of[m] for m in have) or 'nothing'} with the weights renormalised")
+    out["weighted_vote"] = fused
+    out["decision"] = (out.weighted_vote >= bundle.threshold("weighted_vote", "fixed")).astype(int)
+    youden = bundle.threshold("weighted_vote", "youden")
+    out["decision_youden"] = (out.weighted_vote >= youden).astype(int) if youden is not None else np.nan
     out["sequences_used"] = used
     out["note"] = notes
-    return Prediction(out, pd.concat(slices, ignore_index=True), crops_by)
+    return Prediction(patients=out, slices=pd.concat(slices, ignore_index=True), crops=crops_by)

@@ -1,4 +1,4 @@
-"""The ``alnm`` command: demo, run, predict, evaluate, report, lab, phantom, validate, bench.
+"""The ``alnm`` command: demo, run, status, predict, evaluate, report, lab, phantom, validate, bench.
 
 Every command has ``--help``. Errors a user can fix (an invalid cohort, an unknown config key,
 a run folder in use or holding another run) are one clear message and exit code 2; a failing
@@ -76,14 +76,47 @@ def _print_series_and_warnings(report: CohortReport, *, list_all: bool) -> None:
         print(f"warning: {w}")
 
 
-def _run(cohort: Path, cfg, out: Path, name: str, *, fresh_name: bool, overwrite: bool) -> int:
+def _print_status(paths, cfg) -> int:
+    """Per step and notebook: up to date, stale (and why) or missing; exit 0 when all is up to date."""
+    from .run.pipeline import status
+
+    steps, nbs = status(paths, cfg)
+    print(f"run {paths.root}")
+    for st in steps:
+        print("  " + st.line())
+    for name, state in nbs:
+        print(f"  notebook {name:<30} {state}")
+    todo = sum(st.state != "up to date" for st in steps) + sum(s != "up to date" for _, s in nbs)
+    print(f"{todo} of {len(steps) + len(nbs)} to run" if todo else "everything is up to date")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .runfolder import record
+    from .runfolder.paths import RunPaths
+
+    paths = RunPaths(Path(args.run).resolve())
+    if not record.exists(paths.root):
+        raise ConfigError(f"{args.run} is not a run folder (no run.json): give RUN, the folder "
+                          "`alnm run` or `alnm demo` wrote")
+    return _print_status(paths, record.config(paths.root))
+
+
+def _run(cohort: Path, cfg, out: Path, name: str, *, fresh_name: bool, overwrite: bool,
+         dry_run: bool = False) -> int:
     """Own the run folder, refuse what would mix or lose results, run the study."""
     from .cohort import load_cohort
-    from .run.lock import RunLock, check_reuse, move_aside, new_run_folder
-    from .run.paths import RunPaths
     from .run.pipeline import PipelineError, run_study
+    from .runfolder.lock import RunLock, check_reuse, move_aside, new_run_folder
+    from .runfolder.paths import RunPaths
 
     load_cohort(cohort, cfg.sequences)  # an invalid cohort is refused before any folder is made
+    if dry_run:
+        target = out / name
+        if not (target / "run.json").is_file():
+            print(f"{target}: no run yet; every step and notebook would run")
+            return 0
+        return _print_status(RunPaths(target.resolve()), cfg)
     command = " ".join(shlex.quote(a) for a in sys.argv)
     if fresh_name:
         run_dir = new_run_folder(out, name)
@@ -118,10 +151,12 @@ def _check_executor(cfg) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = resolve_config(args.profile, config_file=args.config, overrides=args.set or [])
+    if getattr(args, "dry_run", False) and not args.name:
+        raise ConfigError("--dry-run needs --name: the run folder whose steps would be compared")
     _check_executor(cfg)
     if args.name:
         return _run(Path(args.cohort), cfg, Path(args.out), args.name, fresh_name=False,
-                    overwrite=args.overwrite)
+                    overwrite=args.overwrite, dry_run=args.dry_run)
     return _run(Path(args.cohort), cfg, Path(args.out), f"{cfg.profile}-{time.strftime('%Y%m%d-%H%M%S')}",
                 fresh_name=True, overwrite=False)
 
@@ -160,7 +195,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     pred.patients.to_csv(out / "predictions.csv", index=False)
     th = b.meta["thresholds"].get("weighted_vote", {})
     doc = {"model": str(Path(args.model).resolve()), "run": b.meta.get("run"),
-           "sequences": list(b.sequences), "weights": b.weights,
+           "sequences": list(b.sequences), "models": {m: i.get("label") for m, i in b.models.items()},
+           "weights": b.weights,
            "thresholds": {"decision": th.get("fixed"), "decision_youden": th.get("youden")},
            "patients": json.loads(pred.patients.to_json(orient="records"))}
     (out / "predictions.json").write_text(json.dumps(doc, indent=1))
@@ -170,7 +206,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         gradcam_figures(b, pred, out / "gradcam")
     for _, r in pred.patients.iterrows():
         extra = f"  ({r.note})" if r.note else ""
-        _say(f"{r.patient_id}: fused {r.fused:.3f}, decision {int(r.decision)} at "
+        _say(f"{r.patient_id}: fused {r.weighted_vote:.3f}, decision {int(r.decision)} at "
              f"{th.get('fixed')}{extra}")
     _say(f"{len(pred.patients)} patient(s) scored in {time.time() - t0:.1f} s")
     print(out.resolve())
@@ -180,9 +216,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """External validation of a trained study on another cohort."""
     from .run.external import run_external
-    from .run.lock import RunLock, new_run_folder
-    from .run.paths import RunPaths
     from .run.pipeline import PipelineError
+    from .runfolder.lock import RunLock, new_run_folder
+    from .runfolder.paths import RunPaths
 
     run_dir = new_run_folder(Path(args.out), args.name or f"external-{time.strftime('%Y%m%d-%H%M%S')}")
     t0 = time.time()
@@ -266,7 +302,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="reports", help="folder that receives the run folder (default: reports)")
     r.add_argument("--name", help="run folder name (default: <profile>-<timestamp>, never an existing folder)")
     r.add_argument("--overwrite", action="store_true", help=overwrite_help)
+    r.add_argument("--dry-run", action="store_true",
+                   help="run nothing: show, per step and notebook of the run folder --name, whether "
+                        "it is up to date, stale (naming the key or upstream that changed) or missing "
+                        "under these settings")
     r.set_defaults(func=cmd_run)
+
+    st = sub.add_parser("status", help="which steps of a run are up to date, stale or missing",
+                        description="Per step and notebook of a run folder: up to date, stale (naming "
+                                    "the configuration key, upstream step or cohort files that "
+                                    "changed) or missing, as make -n would; nothing is run.")
+    st.add_argument("run", help="a run folder")
+    st.set_defaults(func=cmd_status)
 
     ph = sub.add_parser("phantom", help="write a synthetic multiparametric MRI cohort (DICOM + NIfTI)",
                         description="Write the phantom cohort: DICOM series, NIfTI masks, cohort.csv.")
@@ -356,13 +403,14 @@ def main(argv: list[str] | None = None) -> int:
     from .bundle import BundleError
     from .report.pdf import PdfError
     from .roi import RoiError
-    from .run.lock import RunRefused
+    from .runfolder.lock import RunRefused
+    from .runfolder.record import RunRecordMissing
     from .storage import StorageError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, CohortError, SplitError, RunRefused, BundleError, RoiError) as exc:
+    except (ConfigError, CohortError, SplitError, RunRefused, BundleError, RoiError, RunRecordMissing) as exc:
         print(f"alnm {args.command}: {exc}", file=sys.stderr)
         return 2
     except (StorageError, PdfError) as exc:

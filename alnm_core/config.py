@@ -26,6 +26,9 @@ import yaml
 PROFILES = ("smoke", "demo", "paper")
 #: the paper's three sequences, the default of ``StudyConfig.sequences`` (defined once)
 DEFAULT_SEQUENCES = ("T2WI", "DWI", "DCE")
+#: the per-sequence CNN families ``train.models`` may name (``slice_vote``: the paper's per-slice
+#: ResNet with slice probabilities aggregated per patient; ``attention_mil``: attention MIL)
+CNN_FAMILIES = ("slice_vote", "attention_mil")
 #: the IBSI-oriented pyradiomics feature classes ``radiomics.feature_classes`` may name
 RADIOMICS_FEATURE_CLASSES = ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
 
@@ -129,6 +132,9 @@ class TrainConfig:
     """Per-sequence CNN training.
 
     Attributes:
+        models: the CNN families trained per sequence (``slice_vote``, the paper's; and
+            ``attention_mil``); each is a model of Table 3, a fusion candidate and in the DeLong
+            families.
         arch: torchvision ResNet depth.
         pretrained: load ImageNet weights (torchvision cache or ``weights_path``).
         weights_path: local ``.pth`` file with ImageNet weights.
@@ -152,6 +158,7 @@ class TrainConfig:
             and by ``alnm predict``, comes from exactly what is saved) or ``float32``.
     """
 
+    models: tuple[str, ...] = ("slice_vote",)
     arch: Literal["resnet18", "resnet34", "resnet50"] = "resnet18"
     pretrained: bool = False
     weights_path: str | None = None
@@ -177,9 +184,12 @@ class EnsembleConfig:
     Attributes:
         weights_from: split whose accuracies set the weights; ``test`` is the paper-literal,
             optimistic variant.
+        members: the base models fused: a CNN family of ``train.models`` (its model of every
+            sequence) or model ids such as ``attention_mil_T2WI``.
     """
 
     weights_from: Literal["validation", "test"] = "validation"
+    members: tuple[str, ...] = ("slice_vote",)
 
 
 @dataclass(frozen=True)
@@ -492,6 +502,21 @@ def _check_ranges(cfg: StudyConfig) -> None:
             re.compile(pattern)
         except re.error as exc:
             problems.append(f"roi.series_description.{seq}: {pattern!r} is not a regular expression ({exc})")
+    bad = [m for m in cfg.train.models if m not in CNN_FAMILIES]
+    if bad or not cfg.train.models or len(set(cfg.train.models)) != len(cfg.train.models):
+        problems.append(f"train.models: {list(cfg.train.models)}; a non-empty list of distinct "
+                        f"names from {list(CNN_FAMILIES)}")
+    for m in cfg.ensemble.members:
+        fam, _, seq = m.rpartition("_")
+        if m in CNN_FAMILIES:
+            if m not in cfg.train.models:
+                problems.append(f"ensemble.members: {m!r} is not trained (train.models={list(cfg.train.models)})")
+        elif fam not in cfg.train.models or seq not in cfg.sequences:
+            problems.append(f"ensemble.members: {m!r} is neither a trained CNN family "
+                            f"({list(cfg.train.models)}) nor one of their models "
+                            f"(<family>_<sequence>, sequences {list(cfg.sequences)})")
+    if not cfg.ensemble.members:
+        problems.append("ensemble.members: at least one model")
     if cfg.train.epochs < 1 or cfg.train.batch_size < 1:
         problems.append("train.epochs and train.batch_size: at least 1")
     if cfg.train.in_channels not in (1, 3):

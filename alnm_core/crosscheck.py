@@ -12,7 +12,11 @@ the value the report shows:
 * every DeLong test (``delong.csv``, ``delong_fusion.csv``): z and p, from a naive O(m·n)
   DeLong written here from the 1988 paper (placement values by explicit comparison of every
   positive with every negative), not the package's fast routine;
-* the out-of-fold AUCs and CIs of ``cv_summary.csv`` (k-fold runs).
+* the out-of-fold AUCs and CIs of ``cv_summary.csv`` (k-fold runs);
+* each sequence's per-split AUCs and DeLong CIs of ``per_split/<model_id>.csv`` (section 3).
+
+Models are found by ``model_id`` (``predictions/models.csv`` has one column per model id, every
+table a ``model_id`` column); no display label is ever inverted.
 
 Nothing here imports :mod:`alnm_core.stats`: a bug there cannot hide itself. A row whose
 reported value was made with a method this check does not re-implement (e.g. bootstrap CIs, the
@@ -162,15 +166,14 @@ def _table1_rows(t1: pd.DataFrame, data: pd.DataFrame) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- Table 3
-def _table3_rows(t3: pd.DataFrame, preds: pd.DataFrame, names: dict[str, str]) -> list[dict]:
+def _table3_rows(t3: pd.DataFrame, preds: pd.DataFrame) -> list[dict]:
     from sklearn.metrics import roc_auc_score
 
-    col_of = {v: k for k, v in names.items()}
     test = preds[preds.split == "test"]
     y = test.label.to_numpy(int)
     rows = []
     for _, r in t3.iterrows():
-        col = col_of.get(r.model)
+        col = r.model_id
         item = f"{r.model} @ {r.threshold_from}"
         if col is None or col not in test.columns:
             rows.append(_skip("Table 3", item, r.auc, "no prediction column for this model"))
@@ -208,23 +211,36 @@ def _delong_rows(table: pd.DataFrame, preds: pd.DataFrame, section: str) -> list
     y = test.label.to_numpy(int)
     rows = []
     for _, r in table.iterrows():
+        item = f"{r.get('label_a', r.model_a)} vs {r.get('label_b', r.model_b)}"
         if r.model_a not in test.columns or r.model_b not in test.columns:
-            rows.append(_skip(section, f"{r.model_a} vs {r.model_b}", r.p_value, "no prediction column"))
+            rows.append(_skip(section, item, r.p_value, "no prediction column"))
             continue
         z, p = _delong_pair(y, test[r.model_a].to_numpy(float), test[r.model_b].to_numpy(float))
-        rows.append(_row(section, f"{r.model_a} vs {r.model_b} z", r.z, z, "naive O(m·n) DeLong"))
-        rows.append(_row(section, f"{r.model_a} vs {r.model_b} p", r.p_value, p, "naive O(m·n) DeLong"))
+        rows.append(_row(section, f"{item} z", r.z, z, "naive O(m·n) DeLong"))
+        rows.append(_row(section, f"{item} p", r.p_value, p, "naive O(m·n) DeLong"))
     return rows
 
 
-def _cv_rows(cv: pd.DataFrame, preds: pd.DataFrame, names: dict[str, str]) -> list[dict]:
-    col_of = {v: k for k, v in names.items()}
+def _per_split_rows(table: pd.DataFrame, preds: pd.DataFrame, label: str) -> list[dict]:
+    """A sequence's per-split AUCs and their DeLong CIs (notebook 3), from its predictions."""
+    rows = []
+    for _, r in table.iterrows():
+        d = preds[preds.split == r.split]
+        auc, lo, hi = _delong_ci(d.label.to_numpy(int), d.prob.to_numpy(float))
+        item = f"{label} {r.split} AUC"
+        rows.append(_row("Per-sequence CNN", item, r.auc, auc, "naive O(m·n) DeLong"))
+        rows.append(_row("Per-sequence CNN", f"{item} CI low", r.auc_delong_low, lo, "naive O(m·n) DeLong variance"))
+        rows.append(_row("Per-sequence CNN", f"{item} CI high", r.auc_delong_high, hi, "naive O(m·n) DeLong variance"))
+    return rows
+
+
+def _cv_rows(cv: pd.DataFrame, preds: pd.DataFrame) -> list[dict]:
     dev = preds[preds.split == "dev"]
     y = dev.label.to_numpy(int)
     rows = []
     for _, r in cv.iterrows():
-        col = col_of.get(r.model)
-        if col is None or col not in dev.columns or dev.empty:
+        col = r.model_id
+        if col not in dev.columns or dev.empty:
             continue
         auc, lo, hi = _delong_ci(y, dev[col].to_numpy(float))
         rows.append(_row("Cross-validation", f"{r.model} out-of-fold AUC", r.auc_oof, auc, "naive O(m·n) DeLong"))
@@ -244,32 +260,26 @@ def crosscheck(run_dir: str | Path) -> pd.DataFrame:
         ``ok`` is True (same to :data:`TOLERANCE`), False (differs) or None (not re-derived,
         ``how`` says why).
     """
-    from .run import record
-    from .run.steps import model_names  # names only: which column holds which model
-
     run_dir = Path(run_dir)
     art = run_dir / "artifacts"
     info = json.loads((run_dir / "run.json").read_text())
-    cfg = record.config(run_dir)
-    names = model_names(cfg)
     cohort = pd.read_csv(Path(info["cohort"]) / "cohort.csv", dtype={"patient_id": str})
     splits = pd.read_csv(art / "splits.csv", dtype={"patient_id": str})
     # splits.csv lists the analysed patients (exclusions are not in it)
     data = cohort.merge(splits[["patient_id", "split"]], on="patient_id")
-    preds = pd.read_csv(art / "predictions" / "ensemble.csv", dtype={"patient_id": str})
-    clin = pd.read_csv(art / "predictions" / "clinical.csv", dtype={"patient_id": str})
-    preds = preds.merge(clin[["patient_id", "prob"]].rename(columns={"prob": "clinical"}), on="patient_id")
-    if (art / "predictions" / "radiomics.csv").is_file():  # the radiomics baselines (radiomics.enabled)
-        rad = pd.read_csv(art / "predictions" / "radiomics.csv", dtype={"patient_id": str})
-        preds = preds.merge(rad.drop(columns=["split", "label"], errors="ignore"), on="patient_id")
+    # every model's predictions by model id (the table the evaluation step computed from)
+    preds = pd.read_csv(art / "predictions" / "models.csv", dtype={"patient_id": str})
     rows = _table1_rows(pd.read_csv(art / "table1.csv", keep_default_na=False), data)
-    rows += _table3_rows(pd.read_csv(art / "table3.csv"), preds, names)
+    for f in sorted((art / "per_split").glob("*.csv")):
+        mine = pd.read_csv(art / "predictions" / f.name, dtype={"patient_id": str})
+        rows += _per_split_rows(pd.read_csv(f), mine, f.stem)
+    rows += _table3_rows(pd.read_csv(art / "table3.csv"), preds)
     rows += _delong_rows(pd.read_csv(art / "delong.csv"), preds, "DeLong (every pair)")
     rows += _delong_rows(pd.read_csv(art / "delong_fusion.csv"), preds, "DeLong (fusion vs each)")
     if (art / "delong_radiomics.csv").is_file():
         rows += _delong_rows(pd.read_csv(art / "delong_radiomics.csv"), preds, "DeLong (CNNs vs radiomics)")
     if (art / "cv_summary.csv").is_file():
-        rows += _cv_rows(pd.read_csv(art / "cv_summary.csv"), preds, names)
+        rows += _cv_rows(pd.read_csv(art / "cv_summary.csv"), preds)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

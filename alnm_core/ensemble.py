@@ -20,7 +20,7 @@ Example:
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -58,7 +58,8 @@ def method_labels(weights_from: str, fit_name: str = "validation") -> dict[str, 
     }
 
 
-class VoteResult(NamedTuple):
+@dataclass(frozen=True, kw_only=True)
+class VoteResult:
     prob: np.ndarray  # H(x) / sum(w): the ensemble score in [0, 1]
     H: np.ndarray  # sum_i w_i h_i(x)
     threshold: float  # sum(w) / 2
@@ -101,8 +102,8 @@ def weighted_vote(probs: pd.DataFrame, weights: dict[str, float]) -> VoteResult:
         raise ValueError(f"weights must be >= 0 and not all 0, got {dict(zip(probs.columns, w))}")
     H = probs.to_numpy() @ w
     thr = w.sum() / 2
-    return VoteResult(H / w.sum(), H, float(thr), (H >= thr - 1e-12).astype(int),
-                      dict(zip(probs.columns, w.tolist())))
+    return VoteResult(prob=H / w.sum(), H=H, threshold=float(thr), decision=(H >= thr - 1e-12).astype(int),
+                      weights=dict(zip(probs.columns, w.tolist())))
 
 
 def soft_vote(probs: pd.DataFrame) -> np.ndarray:
@@ -131,7 +132,8 @@ def _logit(p: np.ndarray, eps: float = 1e-4) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-class FusionResult(NamedTuple):
+@dataclass(frozen=True, kw_only=True)
+class FusionResult:
     """The fused predictions and what built them.
 
     Attributes:
@@ -157,7 +159,7 @@ def _single(base: pd.DataFrame, name: str, fit: pd.Series, test: pd.Series, thre
                             "weight_validation": [1.0], "weight_test_paper_literal": [1.0],
                             "weight_used": [1.0], "weights_from": weights_from,
                             "stacking_coef": [np.nan]})
-    return FusionResult(out, weights)
+    return FusionResult(ensemble=out, weights=weights)
 
 
 def fuse(predictions: dict[str, pd.DataFrame], *, fit_split: str = "val",
@@ -218,4 +220,4 @@ def fuse(predictions: dict[str, pd.DataFrame], *, fit_split: str = "val",
         "weights_from": weights_from,
         "stacking_coef": stack.coef_[0],
     })
-    return FusionResult(out, weights)
+    return FusionResult(ensemble=out, weights=weights)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats as S
+from .protocol import cross_fitted
 
 
 AUC_CI_NAMES = {"delong": "DeLong (as pROC)", "bootstrap": "stratified percentile bootstrap",
@@ -17,7 +18,7 @@ AUC_CI_NAMES = {"delong": "DeLong (as pROC)", "bootstrap": "stratified percentil
 
 def table3_rows(name: str, y_test, p_test, *, threshold: float, threshold_source: str,
                 ppv_npv_method: str = "exact", auc_ci_method: str = "delong", n_boot: int = 2000,
-                seed: int = 0) -> dict:
+                seed: int = 0, model_id: str = "") -> dict:
     """One Table 3 row: metrics at ``threshold`` with CIs; the AUC with its headline CI
     (``auc_ci_method``: DeLong or bootstrap) and, labelled, the exact binomial CI that MedCalc
     and the paper used (it ignores the case/control split and under-covers on unbalanced
@@ -31,7 +32,7 @@ def table3_rows(name: str, y_test, p_test, *, threshold: float, threshold_source
     bs = S.auc_ci(y, p, method="bootstrap", n_boot=n_boot, seed=seed)
     head = {"delong": dl, "bootstrap": bs}[auc_ci_method]
     tp, fp, fn, tn = S.confusion_counts(y, pred)
-    row = {"model": name, "threshold": threshold, "threshold_from": threshold_source,
+    row = {"model_id": model_id or name, "model": name, "threshold": threshold, "threshold_from": threshold_source,
            "n": len(y), "tp": tp, "fp": fp, "fn": fn, "tn": tn}
     for k in ("acc", "sen", "spe", "ppv", "npv"):
         row[k], row[f"{k}_low"], row[f"{k}_high"] = m[k][:3]
@@ -54,8 +55,8 @@ def build_table3(preds: pd.DataFrame, models: dict[str, str], *, threshold: floa
     the development predictions.
 
     Args:
-        preds: ``patient_id, split, label`` and one probability column per model.
-        models: column -> display name (table order).
+        preds: ``patient_id, split, label`` and one probability column per model (its model id).
+        models: model id -> display name (table order).
         fit_split: ``split`` value of the predictions the Youden threshold is found on.
         fit_name: how they are called in the table (``validation``, ``out-of-fold``).
 
@@ -68,7 +69,7 @@ def build_table3(preds: pd.DataFrame, models: dict[str, str], *, threshold: floa
     for col, name in models.items():
         rows.append(table3_rows(name, test.label, test[col], threshold=threshold,
                                 threshold_source=f"fixed {threshold:g}", ppv_npv_method=ppv_npv_method,
-                                auc_ci_method=auc_ci_method, n_boot=n_boot, seed=seed))
+                                auc_ci_method=auc_ci_method, n_boot=n_boot, seed=seed, model_id=col))
     for col, name in models.items():
         try:
             thr = S.youden_threshold(val.label, val[col]).threshold
@@ -76,7 +77,7 @@ def build_table3(preds: pd.DataFrame, models: dict[str, str], *, threshold: floa
             continue
         rows.append(table3_rows(name, test.label, test[col], threshold=float(thr),
                                 threshold_source=f"Youden on {fit_name}", ppv_npv_method=ppv_npv_method,
-                                auc_ci_method=auc_ci_method, n_boot=n_boot, seed=seed))
+                                auc_ci_method=auc_ci_method, n_boot=n_boot, seed=seed, model_id=col))
     return pd.DataFrame(rows)
 
 
@@ -97,6 +98,32 @@ def format_table3(t3: pd.DataFrame) -> pd.DataFrame:
                       else ("DeLong CI", t3.auc_delong_low, t3.auc_delong_high))
     out[name] = [f"{lo:.3f}-{hi:.3f}" for lo, hi in zip(lo_, hi_)]
     return out
+
+
+def with_labels(table: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
+    """``label_a`` / ``label_b`` beside the model ids ``model_a`` / ``model_b`` of a DeLong table."""
+    out = table.copy()
+    out.insert(out.columns.get_loc("model_b") + 1, "label_b", out.model_b.map(labels))
+    out.insert(out.columns.get_loc("model_a") + 1, "label_a", out.model_a.map(labels))
+    return out
+
+
+def table3_footnote(t3: pd.DataFrame) -> str:
+    """How Table 3's CIs were obtained, one phrase per quantity (undefined cells named apart)."""
+    parts = []
+    for keys, name in ((("acc", "sen", "spe"), "ACC, SEN, SPE"), (("ppv", "npv"), "PPV, NPV")):
+        methods = sorted({str(m) for k in keys for m in t3[f"{k}_method"].dropna()
+                          if not str(m).startswith("undefined")})
+        if methods:
+            parts.append(f"{name}: {' / '.join(methods)}")
+    parts.append(f"AUC: {t3.auc_ci_method.iloc[0]}; beside it {t3.auc_exact_method.iloc[0]}")
+    undefined = sorted({k.upper() for k in ("ppv", "npv") for m in t3[f"{k}_method"].dropna()
+                        if str(m).startswith("undefined")})
+    text = "95% CIs — " + "; ".join(parts) + "."
+    if undefined:
+        text += (f" A dash marks a {' or '.join(undefined)} that is undefined at that threshold (no "
+                 "patient called positive, or none called negative).")
+    return text
 
 
 def delong_against(preds: pd.DataFrame, reference: str, others: list[str]) -> pd.DataFrame:
@@ -141,7 +168,7 @@ def subgroup_auc(preds: pd.DataFrame, cohort: pd.DataFrame, models: dict[str, st
     for col, name in models.items():
         for k, g in enumerate(groups):
             d = test[test[by] == g]
-            row = {"model": name, "subgroup": f"{by}={g}", "n": len(d), "n_pos": int(d.label.sum()),
+            row = {"model_id": col, "model": name, "subgroup": f"{by}={g}", "n": len(d), "n_pos": int(d.label.sum()),
                    "auc": np.nan, "ci_low": np.nan, "ci_high": np.nan,
                    "ci_method": AUC_CI_NAMES[ci_method], "exact_low": np.nan, "exact_high": np.nan,
                    "unpaired_p": np.nan, "note": ""}
@@ -175,38 +202,10 @@ def clinical_features(cohort: pd.DataFrame) -> pd.DataFrame:
                          "tic_III": (cohort.tic_type == "III").astype(float).to_numpy()})
 
 
-def cross_fitted(fit_predict, splits: pd.DataFrame, folds: pd.DataFrame | None) -> pd.DataFrame:
-    """Predictions of a model fitted inside the development set only, as the CNNs are.
-
-    ``fit_predict(train_ids, predict_ids) -> Series of probabilities indexed by patient_id``.
-    Hold-out (``folds`` None): fitted on the ``train`` patients, predicting everyone. K-fold:
-    for each repeat and fold, fitted on the other development patients and predicting the fold
-    (out of fold) and the test set; a development patient's probability is the mean of its
-    out-of-fold predictions over repeats, a test patient's the mean over every fold model.
-
-    Returns:
-        ``patient_id, split, label, prob`` in the order of ``splits``.
-    """
-    ids = splits.patient_id
-    if folds is None:
-        prob = fit_predict(ids[splits.split == "train"], ids)
-        return splits[["patient_id", "split", "label"]].assign(prob=prob.reindex(ids).to_numpy())
-    test_ids = ids[splits.split == "test"]
-    oof, test = [], []
-    for (rep, k), _ in folds.groupby(["repeat", "fold"]):
-        f = folds[folds["repeat"] == rep].set_index("patient_id")["fold"]
-        held = f.index[f == k]
-        p = fit_predict(f.index[f != k], pd.Index(held).append(pd.Index(test_ids)))
-        oof.append(p.reindex(held))
-        test.append(p.reindex(test_ids))
-    prob = pd.concat([pd.concat(oof).groupby(level=0).mean(), pd.concat(test).groupby(level=0).mean()])
-    return splits[["patient_id", "split", "label"]].assign(prob=prob.reindex(ids).to_numpy())
-
-
 def clinical_baseline(cohort: pd.DataFrame, splits: pd.DataFrame,
                       folds: pd.DataFrame | None = None) -> pd.DataFrame:
     """Logistic regression on age, tumour size, margin and TIC type, fitted inside the
-    development set (:func:`cross_fitted`); ``patient_id, split, label, prob`` for everyone."""
+    development set (:func:`alnm_core.protocol.cross_fitted`); ``patient_id, split, label, prob`` for everyone."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -235,7 +234,7 @@ def cv_summary(preds: pd.DataFrame, unit_predictions: dict[str, pd.DataFrame],
     rows = []
     dev, test = preds[preds.split == "dev"], preds[preds.split == "test"]
     for col, name in models.items():
-        row = {"model": name}
+        row = {"model_id": col, "model": name}
         for part, d in (("oof", dev), ("test", test)):
             ci = S.auc_ci(d.label, d[col], method="delong", level=level)
             row.update({f"auc_{part}": ci.auc, f"auc_{part}_low": ci.low, f"auc_{part}_high": ci.high})
@@ -274,10 +273,10 @@ def calibration_table(test: pd.DataFrame, models: dict[str, str]) -> pd.DataFram
     for col, name in models.items():
         try:
             c = S.calibration_intercept_slope(test.label, test[col])
-            rows.append({"model": name, "column": col, "brier": c.brier, "intercept": c.intercept,
+            rows.append({"model_id": col, "model": name, "brier": c.brier, "intercept": c.intercept,
                          "slope": c.slope, "note": ""})
         except ValueError as exc:
-            rows.append({"model": name, "column": col, "brier": S.brier_score(test.label, test[col]),
+            rows.append({"model_id": col, "model": name, "brier": S.brier_score(test.label, test[col]),
                          "intercept": np.nan, "slope": np.nan, "note": f"not estimable ({exc})"})
     return pd.DataFrame(rows)
 
@@ -285,7 +284,7 @@ def calibration_table(test: pd.DataFrame, models: dict[str, str]) -> pd.DataFram
 def reliability_long(test: pd.DataFrame, models: dict[str, str]) -> pd.DataFrame:
     """Reliability bins (quantile bins: 5 below 100 patients, else 10) of each model, long form."""
     n_bins = 5 if len(test) < 100 else 10
-    parts = [S.reliability_table(test.label, test[col], n_bins=n_bins).assign(model=name, column=col)
+    parts = [S.reliability_table(test.label, test[col], n_bins=n_bins).assign(model=name, model_id=col)
              for col, name in models.items()]
     return pd.concat(parts, ignore_index=True)
 
@@ -293,8 +292,8 @@ def reliability_long(test: pd.DataFrame, models: dict[str, str]) -> pd.DataFrame
 def decision_curves(test: pd.DataFrame, models: dict[str, str],
                     thresholds: np.ndarray | None = None) -> pd.DataFrame:
     """Net benefit of each model at threshold probabilities 0.05..0.95, long form:
-    ``threshold, net_benefit, treat_all, treat_none, model, column``."""
+    ``threshold, net_benefit, treat_all, treat_none, model, model_id``."""
     t = np.arange(5, 96) / 100 if thresholds is None else thresholds
     parts = [S.net_benefit(test.label, test[col], t).rename(columns={"model": "net_benefit"})
-             .assign(model=name, column=col) for col, name in models.items()]
+             .assign(model=name, model_id=col) for col, name in models.items()]
     return pd.concat(parts, ignore_index=True)

@@ -1,38 +1,41 @@
-"""What a notebook calls first: parameter checks and the run context.
+"""What a notebook calls first: its run, checked parameters, and the results of finished steps.
 
-Each notebook's first code cell records the names that exist before its parameters cell; the
-cell after the parameters calls :func:`start`, which fails loudly on any parameter papermill
-injected that the notebook does not declare (papermill itself only warns), checks types, and
-returns the run's :class:`Context`. The notebook then runs its step with :meth:`Context.run`
-(a no-op returning the saved result when the pipeline has run it) and narrates the result.
+A notebook's parameters cell holds typed literals (``run_dir: str = "reports/demo"  # help``);
+the next cell passes them to :func:`start`::
 
-Opened on its own in JupyterLab, a notebook whose ``run_dir`` has no ``run.json`` yet prepares a
-run on the built-in phantom of the chosen profile; its step then computes whatever upstream
-result is missing, holding the run folder's lock while it does.
+    ctx = nbk.start(run_dir=run_dir, profile=profile)
+    res = ctx.load("describe_cohort")
 
-Example (first cells of a notebook)::
+:func:`start` checks every parameter against the annotated parameters cell (an unknown one, a
+missing one or one of the wrong type is a :class:`~alnm_core.config.ConfigError`; the pipeline
+refuses them before a kernel starts too, since papermill itself only warns), applies the
+report's figure theme and returns the run's :class:`Context`. :meth:`Context.load` returns a
+step's result: in a pipeline run every step is finished and is read from its artifacts; opened
+on its own in JupyterLab, a notebook computes what is missing (holding the run folder's lock),
+and a ``run_dir`` without ``run.json`` is prepared on the built-in phantom of ``profile``.
 
-    from alnm_core import notebook as nbk
-    _before = set(globals())
-    # parameters cell
-    run_dir = "../reports/notebook-smoke"  # str: run folder
-    profile = "smoke"  # str: profile used when run_dir has no run.json yet
-    # next cell
-    ctx = nbk.start(globals(), _before, {"run_dir": str, "profile": str})
-    res = ctx.run(steps.describe_cohort)
+``run_dir`` is resolved against the repository (a checkout) or the working directory (an
+installed package), never against the folder the notebook file lies in, and never inside the
+package: JupyterLab follows the ``notebooks`` link into ``alnm_core/notebooks``.
 """
 from __future__ import annotations
 
 import os
+import sys
+import types
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from .config import ConfigError, StudyConfig, check_notebook_parameters, resolve_config
-from .run import record
-from .run.lock import PIPELINE_ENV, RunLock
-from .run.paths import RunPaths
+from .config import ConfigError, StudyConfig, resolve_config
+from .runfolder import record
+from .runfolder.lock import PIPELINE_ENV, RunLock
+from .runfolder.paths import RunPaths
+
+_PACKAGE = Path(__file__).resolve().parent
+#: names IPython puts into a notebook's namespace
+_IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
 
 def log(message: str) -> None:
@@ -40,7 +43,30 @@ def log(message: str) -> None:
     print(f"[alnm] {message}", flush=True)
 
 
-@dataclass(frozen=True)
+def project_root() -> Path:
+    """Where a relative ``run_dir`` starts: the repository of a checkout, else the working
+    directory."""
+    repo = _PACKAGE.parent
+    if (repo / "pyproject.toml").is_file() and (repo / "alnm_core").is_dir():
+        return repo
+    return Path.cwd()
+
+
+def resolve_run_dir(value: str) -> Path:
+    """``run_dir`` as a path: absolute as given, relative to :func:`project_root` otherwise.
+
+    Raises:
+        ConfigError: the folder would lie inside the installed package.
+    """
+    p = Path(value).expanduser()
+    path = (p if p.is_absolute() else project_root() / p).resolve()
+    if path == _PACKAGE or _PACKAGE in path.parents:
+        raise ConfigError(f"run_dir {value!r} resolves to {path}, inside the alnm package: give a "
+                          "path relative to the repository (e.g. reports/demo) or an absolute one")
+    return path
+
+
+@dataclass(frozen=True, kw_only=True)
 class Context:
     """What a notebook needs about its run."""
 
@@ -48,6 +74,7 @@ class Context:
     paths: RunPaths
     cfg: StudyConfig
     params: dict
+    _runner: Any = field(repr=False)
 
     @property
     def info(self) -> dict:
@@ -58,56 +85,96 @@ class Context:
     def cohort_dir(self) -> Path:
         return Path(self.info["cohort"])
 
+    @property
+    def models(self):
+        """The study's models (:class:`~alnm_core.model_registry.ModelSet`)."""
+        from .model_registry import study_models
+
+        return study_models(self.cfg)
+
     def _owned(self):
         inside = os.environ.get(PIPELINE_ENV) == str(self.run_dir)
         return nullcontext() if inside else RunLock(self.paths.lock, command="notebook")
 
-    def run(self, step: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call ``step(paths, cfg, *args, progress=log, **kwargs)`` and return its result.
+    def load(self, step: str, sequence: str | None = None) -> Any:
+        """The result of a step (``"evaluate"``; ``"roi", sequence="T2WI"``).
 
-        Inside a pipeline run the step is up to date and returns its saved result at once. A
-        notebook opened on its own computes what is missing, holding the folder's lock.
+        Inside a pipeline run the step is finished and is read back at once. A notebook opened
+        on its own computes what is missing, holding the folder's lock.
         """
+        name = f"{step}:{sequence}" if sequence else step
         with self._owned():
-            return step(self.paths, self.cfg, *args, progress=log, **kwargs)
+            return self._runner.get(name)
+
+    def load_all(self, step: str) -> dict[str, Any]:
+        """``{sequence: result}`` of a per-sequence step, for every sequence of the run."""
+        return {s: self.load(step, s) for s in self.cfg.sequences
+                if f"{step}:{s}" in self._runner.graph.by_name}
 
 
-def start(namespace: dict[str, Any], before: set[str], spec: dict[str, type], *,
-          prepare_if_missing: bool = True) -> Context:
-    """Validate the notebook's parameters, apply the report's figure theme and return the run
-    context.
+def _declared(namespace: dict) -> dict[str, Any]:
+    return dict(namespace.get("__annotations__", {}))
+
+
+def _check(params: dict, namespace: dict) -> None:
+    declared = _declared(namespace)
+    problems = []
+    injected = [k for k, v in namespace.items()
+                if not k.startswith("_") and k not in declared and k not in _IPYTHON_NAMES
+                and not isinstance(v, (types.ModuleType, type)) and not callable(v)]
+    problems += [f"unknown parameter {k!r} (known: {sorted(declared)})" for k in injected]
+    problems += [f"unknown parameter {k!r} (known: {sorted(declared)})" for k in params if k not in declared]
+    problems += [f"parameter {k!r} is declared but not passed to nbk.start" for k in declared if k not in params]
+    for k, v in params.items():
+        t = declared.get(k)
+        if isinstance(t, type) and (not isinstance(v, t) or (t is not bool and isinstance(v, bool))):
+            if not (t is float and isinstance(v, int)):
+                problems.append(f"parameter {k!r}={v!r} should be {t.__name__}")
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def start(**params: Any) -> Context:
+    """Check the notebook's parameters, apply the report's figure theme, return the run context.
 
     Args:
-        namespace: the notebook's ``globals()``.
-        before: names that existed before the parameters cell.
-        spec: declared parameter name -> type.
-        prepare_if_missing: prepare a phantom run when ``run_dir`` has no ``run.json``.
+        **params: every parameter of the notebook's parameters cell, by name.
 
     Raises:
-        ConfigError: an undeclared parameter was injected, or one has the wrong type.
-        RunRecordMissing: no ``run.json`` and ``prepare_if_missing`` is false.
+        ConfigError: an undeclared parameter (injected or passed), a declared one not passed, or
+            one of the wrong type; a ``run_dir`` inside the package.
+        RunRecordMissing: no ``run.json`` and the notebook has no ``profile`` to prepare one.
     """
     from .report.plots import use_theme
+    from .run.executor import for_config
+    from .run.registry import runner_for
 
+    caller = sys._getframe(1).f_globals
+    _check(params, caller)
     use_theme()  # one look across the report's figures
-    new = {k: v for k, v in namespace.items()
-           if k not in before and not k.startswith("_") and k not in ("In", "Out")}
-    check_notebook_parameters(new, spec)
-    missing = [k for k in spec if k not in new]
-    if missing:
-        raise ConfigError(f"parameters {missing} are not defined in the parameters cell")
-    run_dir = (Path.cwd() / Path(new["run_dir"]).expanduser()).resolve()
+    run_dir = resolve_run_dir(params["run_dir"])
     paths = RunPaths(run_dir)
-    if not record.exists(run_dir) and not prepare_if_missing:
-        record.read(run_dir)  # raises RunRecordMissing with what to do
     if not record.exists(run_dir):
+        if "profile" not in params:
+            record.read(run_dir)  # raises RunRecordMissing with what to do
         from .phantom import ensure_phantom
-        from .run.steps import prepare
+        from .run.pipeline import start_record
 
-        profile = new.get("profile", "smoke")
+        profile = params["profile"]
         cfg = resolve_config(profile)
         log(f"{run_dir} has no run.json: preparing a {profile} run on the built-in phantom")
         cohort = ensure_phantom(profile, cfg.phantom)
         with RunLock(paths.lock, command="notebook"):
-            prepare(paths, cfg, cohort, progress=log)
-    return Context(run_dir, paths, record.config(run_dir), new)
+            from .cohort import load_cohort
+
+            start_record(paths, cfg, Path(cohort).resolve(), len(load_cohort(cohort, cfg.sequences)))
+    cfg = record.config(run_dir)
+    inside = os.environ.get(PIPELINE_ENV) == str(run_dir)
+    kw = dict(progress=log, trust_record=inside, executor=None if inside else for_config(cfg, run_dir=run_dir))
+    if record.read(run_dir).get("kind") == "external validation":
+        from .run.external import runner as external_runner
+
+        runner = external_runner(paths, cfg, **kw)
+    else:
+        runner = runner_for(paths, cfg, **kw)
+    return Context(run_dir=run_dir, paths=paths, cfg=cfg, params=params, _runner=runner)

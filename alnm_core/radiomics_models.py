@@ -21,7 +21,7 @@ the clinical-radiomics model's own training patients comes from an inner cross-f
 by an all-sequence model that did not see it), so that the second stage does not learn from
 over-fitted scores.
 
-Predictions come from :func:`alnm_core.evaluation.cross_fitted` (out-of-fold for development
+Predictions come from :func:`alnm_core.protocol.cross_fitted` (out-of-fold for development
 patients, the mean of the fold models for the test set; hold-out: fitted on ``train``), and
 every fit checks that no test patient, and no patient it predicts out of sample, is among its
 training patients (:class:`RadiomicsLeakageError`). The coefficients shown in the report come
@@ -35,7 +35,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from .config import RadiomicsConfig
-from .evaluation import clinical_features, cross_fitted
+from .evaluation import clinical_features
+from .protocol import LeakageError, cross_fitted
 
 #: the penalty strengths searched by the inner cross-validation (inverse regularisation C)
 CS = np.logspace(-2.5, 1.5, 12)
@@ -45,7 +46,7 @@ CLINICAL_NAMES = {"age": "age (years)", "size": "tumour size (cm)", "irregular":
                   "tic_III": "TIC type III", "rad_score": "rad-score"}
 
 
-class RadiomicsLeakageError(RuntimeError):
+class RadiomicsLeakageError(LeakageError):
     """A radiomics model would be fitted on a patient it predicts out of sample, or on a test
     patient (a bug, never a user error)."""
 

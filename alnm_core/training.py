@@ -369,8 +369,8 @@ def train_unit(
         progress: called with one line per epoch.
         stop_after_epoch: stop (as if interrupted) after this epoch; for resume tests.
         predict_roles: roles predicted after training (default: every role).
-        after_epoch: called with the epoch number once its resume state is saved (the
-            step layer's fault-injection test hook).
+        after_epoch: called with the epoch number once its resume state is saved (a
+            caller's own bookkeeping; the Ray tests inject worker faults through it).
 
     Raises:
         TrainingError: a role with one class, NaN loss, out of memory — with what to change.

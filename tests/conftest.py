@@ -18,7 +18,7 @@ os.environ["ALNM_DATA"] = str(_TMP / "data")
 
 from alnm_core.config import PhantomConfig, resolve_config  # noqa: E402
 from alnm_core.phantom import write_phantom  # noqa: E402
-from alnm_core.run.paths import RunPaths  # noqa: E402
+from alnm_core.runfolder.paths import RunPaths  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,8 +61,43 @@ def smoke_run(smoke_cohort, tmp_path_factory) -> RunPaths:
     return RunPaths(out / "smoke")
 
 
+@pytest.fixture(scope="session")
+def study(smoke_cohort, tmp_path_factory):
+    """Runs of the study's steps on the smoke cohort (no notebooks), made once per resolved
+    configuration and shared by the session: ``paths, cfg = study("train.epochs=1", ...)``.
+    Tests that change a run work on a :func:`link_copy`."""
+    import json
+
+    made: dict[str, tuple[RunPaths, object]] = {}
+
+    def get(*overrides: str, profile: str = "smoke"):
+        cfg = resolve_config(profile, overrides=list(overrides))
+        key = json.dumps(cfg.to_dict(), sort_keys=True)
+        if key not in made:
+            paths = RunPaths(tmp_path_factory.mktemp("study") / "run")
+            run_steps(paths, cfg, cohort=smoke_cohort)
+            made[key] = (paths, cfg)
+        return made[key]
+
+    return get
+
+
 def link_copy(src: Path, dst: Path) -> Path:
     """A copy of a run folder whose files are hard links (steps replace files atomically, so the
     original is never changed)."""
     shutil.copytree(src, dst, copy_function=os.link)
     return dst
+
+
+def run_steps(paths: RunPaths, cfg, names=None, *, cohort: Path | None = None, executor=None):
+    """Bring the named step instances (default: all) of a run up to date, as the pipeline does
+    (no notebooks); ``cohort`` starts the run's record. Returns the runner (its results)."""
+    from alnm_core.cohort import load_cohort
+    from alnm_core.run.pipeline import start_record
+    from alnm_core.run.registry import runner_for
+
+    if cohort is not None:
+        start_record(paths, cfg, Path(cohort).resolve(), len(load_cohort(cohort, cfg.sequences)))
+    r = runner_for(paths, cfg, executor=executor)
+    r.run(names)
+    return r

@@ -22,10 +22,14 @@ def test_naive_delong_agrees_with_the_fast_routine():
     assert z == pytest.approx(fast.z, abs=1e-10) and p == pytest.approx(fast.p_value, abs=1e-10)
 
 
+@pytest.mark.slow
 def test_every_number_of_a_run_is_re_derived(smoke_run):
     check = X.crosscheck(smoke_run.root)
     assert set(check.section) >= {"Table 1", "Table 3", "DeLong (every pair)", "DeLong (fusion vs each)",
-                                  "Cross-validation"}
+                                  "Cross-validation", "Per-sequence CNN"}
+    # the run's own cross-check artifact (notebook 6) says the same
+    art = pd.read_csv(smoke_run.artifacts / "crosscheck.csv")
+    assert len(art) == len(check) and (art.ok == True).sum() == (check.ok == True).sum()  # noqa: E712
     assert (check.ok == False).sum() == 0, check[check.ok == False].to_string()  # noqa: E712
     assert (check.ok == True).sum() > 200  # noqa: E712
     # every Table 3 row contributes its AUC, and every DeLong pair its p
@@ -34,9 +38,10 @@ def test_every_number_of_a_run_is_re_derived(smoke_run):
     assert check.item.str.contains(" p$").sum() >= len(pd.read_csv(smoke_run.delong))
 
 
+@pytest.mark.slow
 def test_a_changed_number_is_caught_and_named(smoke_run, tmp_path):
     run = tmp_path / "run"
-    shutil.copytree(smoke_run.root, run, ignore=shutil.ignore_patterns("models", "roi", "notebooks"))
+    shutil.copytree(smoke_run.root, run, ignore=shutil.ignore_patterns("models", "roi", "notebooks", "model"))
     d = pd.read_csv(run / "artifacts" / "delong.csv")
     d.loc[0, "p_value"] += 0.01
     d.to_csv(run / "artifacts" / "delong.csv", index=False)
@@ -49,5 +54,5 @@ def test_a_changed_number_is_caught_and_named(smoke_run, tmp_path):
     bad = check[check.ok == False]  # noqa: E712
     assert len(bad) == 2
     assert bad.item.iloc[0].startswith("All patients: Age")
-    assert bad.item.iloc[1] == f"{d.model_a[0]} vs {d.model_b[0]} p"
+    assert bad.item.iloc[1] == f"{d.label_a[0]} vs {d.label_b[0]} p"
     assert "differ" in X.summary(check)

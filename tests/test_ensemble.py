@@ -26,7 +26,8 @@ def _preds():
 
 
 def test_weights_H_and_decisions_by_hand():
-    fused, weights = E.fuse(_preds())
+    res = E.fuse(_preds())
+    fused, weights = res.ensemble, res.weights
     w = weights.set_index("model")
     # validation accuracies at 0.5: T2WI 4/4, DWI 2/4 (v1 right, v2 wrong, v3 wrong, v4 right), DCE 1/4... check:
     # DCE: v1 0.4->0 (wrong), v2 0.6->1 (right), v3 0.7->1 (wrong), v4 0.4->0 (right) = 2/4
@@ -62,7 +63,7 @@ def test_weighted_vote_decision_rule_and_refusals():
 
 
 def test_table3_and_delong_structure():
-    fused, _ = E.fuse(_preds())
+    fused = E.fuse(_preds()).ensemble
     names = {"T2WI": "T2WI", "DWI": "DWI", "weighted_vote": "Multiparametric MRI"}
     t3 = evaluation.build_table3(fused, names, n_boot=200)
     assert len(t3) == 6 and set(t3.threshold_from) == {"fixed 0.5", "Youden on validation"}

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+
+import pytest
 import os
 import subprocess
 import sys
@@ -40,6 +42,7 @@ def test_the_simpleitk_stand_in_matches_simpleitk(tmp_path):
         np.testing.assert_allclose(back.GetDirection(), rot, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_gpu_check_dry_run(tmp_path):
     env = {**os.environ, "PYTHON": sys.executable, "GPU_CHECK_OUT": str(tmp_path)}
     t0 = time.time()

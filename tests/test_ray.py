@@ -3,12 +3,14 @@ a killed worker retried and resumed, a unit that fails for good stopping the run
 units packed by their resources on a cluster it joins, bad settings refused, and no Ray process
 left behind.
 
-Fault injection uses the step layer's documented test hook ``ALNM_TEST_KILL`` (a unit's worker
-kills itself with SIGKILL after an epoch), not a mock of Ray. Ray is an optional extra; these
-tests skip without it (``make install`` installs it, so CI runs them).
+Faults are real: the test cluster's workers load ``tests/faults/sitecustomize.py``, which makes a
+chosen unit's worker kill itself with SIGKILL after an epoch (no mock of Ray, and no test hook in
+the package). One Ray cluster serves the module. Ray is an optional extra; these tests skip
+without it (``make install`` installs it, so CI runs them).
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -23,8 +25,12 @@ import pytest
 from alnm_core.cli import main
 from alnm_core.config import resolve_config
 from alnm_core.run import executor as X
-from alnm_core.run import steps
-from alnm_core.run.paths import RunPaths
+from alnm_core.runfolder.paths import RunPaths
+from conftest import link_copy, run_steps
+
+pytestmark = pytest.mark.slow
+FAULTS = Path(__file__).parent / "faults"
+T2 = "slice_vote_T2WI"
 
 # Ray's token authentication: the Ray instances these tests start and their drivers share one
 # token (set before Ray is imported, which reads it once); nothing is written to ~/.ray
@@ -55,12 +61,11 @@ def prepared(smoke_cohort, tmp_path_factory):
     """A run folder up to the crops, and the same grid trained by the local executor."""
     cfg = resolve_config("smoke", overrides=TINY)
     base = RunPaths(tmp_path_factory.mktemp("ray") / "base")
-    steps.prepare(base, cfg, smoke_cohort)
-    steps.extract_rois(base, cfg)
+    run_steps(base, cfg, ["prepare", "roi:T2WI"], cohort=smoke_cohort)
     local = RunPaths(base.root.parent / "local")
     shutil.copytree(base.root, local.root)
     t0 = time.time()
-    steps.train_all(local, cfg)
+    run_steps(local, cfg, ["train:T2WI"])
     print(f"\nlocal grid of 2 units: {time.time() - t0:.1f} s")
     return base, local, cfg
 
@@ -68,24 +73,25 @@ def prepared(smoke_cohort, tmp_path_factory):
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """A one-node cluster started with ``ray start`` (2 CPUs, 1 logical GPU) that the tests join
-    with ``run.ray_address``. Its workers inherit the kill hook: the worker training T2WI r0-f1
-    dies once after epoch 1. Ended by process id afterwards (never ``ray stop``: it would end
-    every Ray on the machine)."""
+    with ``run.ray_address`` (the one Ray start of the module). Its workers load the fault
+    injector (``tests/faults``); a test writes the fault file to choose whose worker dies. Ended
+    by process id afterwards (never ``ray stop``: it would end every Ray on the machine)."""
     pytest.importorskip("ray")
-    marker = tmp_path_factory.mktemp("hook") / "killed-once"
+    faults = tmp_path_factory.mktemp("faults") / "faults.json"
+    faults.write_text("{}")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     temp = f"/tmp/alnm-ray-t{os.getpid()}"
-    env = {**os.environ, "RAY_memory_monitor_refresh_ms": "0",
-           steps.KILL_HOOK_ENV: f"T2WI r0-f1 1 {marker}"}
+    env = {**os.environ, "RAY_memory_monitor_refresh_ms": "0", "ALNM_FAULTS": str(faults),
+           "PYTHONPATH": os.pathsep.join([str(FAULTS), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     subprocess.run([str(Path(sys.executable).with_name("ray")), "start", "--head", f"--port={port}",
                     "--node-ip-address=127.0.0.1", "--num-cpus=2", "--num-gpus=1",
                     "--include-dashboard=false", "--object-store-memory=100000000",
                     f"--temp-dir={temp}", "--disable-usage-stats"],
                    env=env, check=True, capture_output=True, timeout=120)
     try:
-        yield f"127.0.0.1:{port}", marker
+        yield f"127.0.0.1:{port}", faults
     finally:
         X._reap(temp)
         shutil.rmtree(temp, ignore_errors=True)
@@ -94,7 +100,9 @@ def cluster(tmp_path_factory):
 
 def test_ray_grid_equals_local_and_survives_a_killed_worker(prepared, cluster, tmp_path, monkeypatch):
     base, local, cfg = prepared
-    address, marker = cluster
+    address, faults = cluster
+    marker = tmp_path / "killed-once"
+    faults.write_text(json.dumps({"unit": f"{T2} r0-f1", "after_epoch": 1, "once": str(marker)}))
     run = RunPaths(tmp_path / "ray")
     shutil.copytree(base.root, run.root)
     cfg = resolve_config("smoke", overrides=TINY + ["run.executor=ray", f"run.ray_address={address}",
@@ -102,21 +110,27 @@ def test_ray_grid_equals_local_and_survives_a_killed_worker(prepared, cluster, t
     ex = X.for_config(cfg, run_dir=run.root)
     lines: list[str] = []
     t0 = time.time()
-    steps.train_all(run, cfg, executor=ex, progress=lines.append)
+    from alnm_core.run.registry import runner_for
+
+    runner_for(run, cfg, executor=ex, progress=lines.append).get("train:T2WI")
     print(f"\nray grid of 2 units with one killed worker: {time.time() - t0:.1f} s {ex.timings}")
     assert marker.is_file(), "the worker was not killed"
-    info = pd.read_json(run.unit_record("T2WI", "r0-f1"), typ="series")
+    info = pd.read_json(run.unit_record(T2, "r0-f1"), typ="series")
     assert info["resumed_from_epoch"] == 1 and info["pid"] != os.getpid()
     # the same predictions as the uninterrupted local grid, whatever order the units finished in
-    for f in (run.predictions("T2WI"), run.unit_patient_predictions("T2WI")):
+    for f in (run.predictions(T2), run.unit_patient_predictions(T2)):
         a = pd.read_csv(local.root / f.relative_to(run.root))
         b = pd.read_csv(f)
         pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-6, rtol=0)
     assert any("resumed after epoch 1" in s for s in lines) and any("2/2 done" in s for s in lines)
-    assert not run.resume_state("T2WI", "r0-f1").exists()  # finished: removed again
-    # a second call finds every unit finished: no Ray at all
+    assert not run.resume_state(T2, "r0-f1").exists()  # finished: removed again
+    # a second run finds every unit finished: no Ray at all
     monkeypatch.setattr(X.RayExecutor, "_start", lambda *a: pytest.fail("Ray started for nothing"))
-    steps.train_all(run, cfg, executor=ex)
+    again = RunPaths(link_copy(run.root, tmp_path / "again"))
+    from alnm_core.runfolder import record
+
+    record.forget_step(again, "train_units")
+    runner_for(again, cfg, executor=ex).get("train:T2WI")
 
 
 def test_joining_a_cluster_packs_units_by_their_resources(cluster, tmp_path):
@@ -153,31 +167,32 @@ def test_joining_a_cluster_packs_units_by_their_resources(cluster, tmp_path):
     assert 2 < at_once[0.25] <= 4 and at_once[0.5] <= 2
 
 
-def test_a_unit_that_fails_for_good_stops_the_run(smoke_cohort, tmp_path):
-    """``alnm run`` on embedded Ray, a unit whose worker dies after every epoch: retried once,
-    then exit code 1 naming the step, the unit and the worker's error; no hang, no Ray left.
-    (The notebooks are left out of this run: papermill is tested elsewhere, and seconds count.)"""
-    pytest.importorskip("ray")
-    env = {**os.environ, steps.KILL_HOOK_ENV: "T2WI r0-f0 1"}
-    cli = ("import sys; from alnm_core.run import pipeline; "
-           "pipeline._Runner.notebooks = lambda self, stem: None; "
-           "from alnm_core.cli import main; sys.exit(main(sys.argv[1:]))")
-    cmd = [sys.executable, "-c", cli, "run", "--cohort", str(smoke_cohort),
-           "--profile", "smoke", "--out", str(tmp_path), "--name", "r"]
-    for s in TINY + ["train.epochs=3", "run.executor=ray", "run.max_retries=1", "run.cpus_per_task=2"]:
-        cmd += ["--set", s]
+def test_a_unit_that_fails_for_good_stops_the_run(prepared, cluster, smoke_cohort, tmp_path, capsys, monkeypatch):
+    """``alnm run`` on Ray, a unit whose worker dies after every epoch: retried once, then exit
+    code 1 naming the step, the unit and the worker's error; no hang. (The notebooks are left out
+    of this run: papermill is tested elsewhere, and seconds count.)"""
+    from alnm_core.run import pipeline
+
+    address, faults = cluster
+    faults.write_text(json.dumps({"unit": f"{T2} r0-f0", "after_epoch": 1}))
+    monkeypatch.setattr(pipeline._Runner, "notebook", lambda self, *a: None)
+    run = link_copy(prepared[0].root, tmp_path / "r")
+    args = ["run", "--cohort", str(smoke_cohort),
+            "--profile", "smoke", "--out", str(tmp_path), "--name", "r"]
+    for s in TINY + ["run.executor=ray", f"run.ray_address={address}", "run.max_retries=1",
+                     "run.cpus_per_task=2"]:
+        args += ["--set", s]
     t0 = time.time()
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    code = main(args)
+    err = capsys.readouterr().err
     print(f"\nalnm run failing on Ray: {time.time() - t0:.1f} s")
-    assert p.returncode == 1, p.stderr[-2000:]
-    assert "step train failed" in p.stderr and "sequence T2WI, repeat 0, fold 0" in p.stderr
-    assert "its worker died 2 time(s), run.max_retries=1 (WorkerCrashedError" in p.stderr
-    assert "Traceback" not in p.stderr
-    logs = p.stderr.split("worker logs: ")[1].split("/session_latest")[0]
-    assert not _ray_processes(logs)
-    shutil.rmtree(logs, ignore_errors=True)
+    faults.write_text("{}")
+    assert code == 1, err[-2000:]
+    assert "step train_units failed" in err and "sequence T2WI, repeat 0, fold 0" in err
+    assert "its worker died 2 time(s), run.max_retries=1 (WorkerCrashedError" in err
+    assert "Traceback" not in err
     # the unit that died kept its resume state for the next attempt
-    assert RunPaths(tmp_path / "r").resume_state("T2WI", "r0-f0").is_file()
+    assert RunPaths(run).resume_state(T2, "r0-f0").is_file()
 
 
 @pytest.mark.parametrize("setting, fragment", [

@@ -15,27 +15,20 @@ import pytest
 
 from alnm_core.cli import main
 from alnm_core.config import resolve_config
-from alnm_core.run import steps
-from alnm_core.run.lock import (RunLock, RunRefused, check_reuse, config_differences, move_aside,
-                                new_run_folder)
-from alnm_core.run.paths import RunPaths
 from alnm_core.run.pipeline import PipelineError, notebook_dir, run_study
+from alnm_core.runfolder.lock import (RunLock, RunRefused, check_reuse, config_differences, move_aside,
+                                      new_run_folder)
+from alnm_core.runfolder.paths import RunPaths
 from alnm_core.storage import StorageError
-from conftest import link_copy
+from conftest import link_copy, run_steps
+
+slow = pytest.mark.slow
 
 
-BASE = ["train.epochs=1", "sequences=[T2WI, DWI]", "stats.bootstrap_n=100"]
-
-
-@pytest.fixture(scope="module")
-def base_run(smoke_cohort, tmp_path_factory):
-    """A finished run (every step, no notebooks) to copy."""
-    cfg = resolve_config("smoke", overrides=BASE)
-    paths = RunPaths(tmp_path_factory.mktemp("runs") / "smoke")
-    steps.prepare(paths, cfg, smoke_cohort)
-    steps.describe_cohort(paths, cfg)
-    steps.evaluate(paths, cfg)
-    return paths, cfg
+@pytest.fixture
+def base_run(smoke_run, smoke_cfg):
+    """The session's finished smoke run, to copy."""
+    return smoke_run, smoke_cfg
 
 
 def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
@@ -47,7 +40,7 @@ def _holder(lock: Path) -> subprocess.Popen:
     """Another process that holds a run folder's lock until killed."""
     code = textwrap.dedent(f"""
         import time
-        from alnm_core.run.lock import RunLock
+        from alnm_core.runfolder.lock import RunLock
         with RunLock({str(lock)!r}, command="alnm run (the other one)"):
             print("holding", flush=True)
             time.sleep(120)
@@ -57,6 +50,7 @@ def _holder(lock: Path) -> subprocess.Popen:
     return p
 
 
+@slow
 def test_a_folder_in_use_is_refused_at_once_naming_the_holder(smoke_cohort, tmp_path, capsys):
     run_dir = tmp_path / "busy"
     holder = _holder(RunPaths(run_dir).lock)
@@ -78,21 +72,22 @@ def test_a_folder_in_use_is_refused_at_once_naming_the_holder(smoke_cohort, tmp_
     assert not RunPaths(run_dir).lock.exists()
 
 
+@slow
 def test_a_finished_run_with_other_settings_is_refused_and_left_intact(base_run, smoke_cohort, tmp_path, capsys):
     run = link_copy(base_run[0].root, tmp_path / "smoke")
     before = _snapshot(run)
     code = main(["run", "--cohort", str(smoke_cohort), "--profile", "smoke", "--out", str(tmp_path),
-                 "--name", "smoke", "--set", "train.epochs=3", "--set", "roi.margin_mm=5",
-                 "--set", "sequences=[T2WI, DWI]", "--set", "stats.bootstrap_n=100"])
+                 "--name", "smoke", "--set", "train.epochs=3", "--set", "roi.margin_mm=5"])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
-    assert "train.epochs: 1 -> 3" in err and "roi.margin_mm: 8.0 -> 5.0" in err and "--overwrite" in err
+    assert "train.epochs: 2 -> 3" in err and "roi.margin_mm: 8.0 -> 5.0" in err and "--overwrite" in err
     assert _snapshot(run) == before  # nothing in the existing run folder changed
     # another cohort is another run, too
     with pytest.raises(RunRefused, match="cohort:"):
         check_reuse(run, json.loads((run / "run.json").read_text())["config"], tmp_path)
 
 
+@slow
 def test_overwrite_moves_the_old_run_aside_never_deletes_it(base_run, tmp_path):
     run = link_copy(base_run[0].root, tmp_path / "smoke")
     before = _snapshot(run)
@@ -108,6 +103,7 @@ def test_default_names_never_collide(tmp_path):
     assert config_differences({"a": {"b": 1}, "c": 2}, {"a": {"b": 1}, "c": 3}) == ["c: 2 -> 3"]
 
 
+@slow
 def test_a_run_that_lacks_a_notebook_fails_and_says_it_is_incomplete(base_run, smoke_cohort, tmp_path):
     nbdir = tmp_path / "nbs"
     nbdir.mkdir()
@@ -139,13 +135,13 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
+@slow
 def test_a_full_disk_is_named_and_the_run_resumes_after(small_disk, smoke_cohort):
     cfg = resolve_config("smoke", overrides=["train.epochs=1", "sequences=[T2WI, DWI]"])
     paths = RunPaths(small_disk / "run")
-    steps.prepare(paths, cfg, smoke_cohort)
-    steps.extract_rois(paths, cfg)
+    run_steps(paths, cfg, ["prepare", "roi:T2WI", "roi:DWI"], cohort=smoke_cohort)
     with pytest.raises(StorageError, match=r"cannot write the resume state \(last.pt\) to .*last.pt: the disk is full"):
-        steps.train(paths, cfg, "T2WI")
+        run_steps(paths, cfg, ["train:T2WI"])
     # what was written before is intact and readable; nothing half-written is left
     import numpy as np
     import pandas as pd
@@ -153,19 +149,21 @@ def test_a_full_disk_is_named_and_the_run_resumes_after(small_disk, smoke_cohort
     assert len(pd.read_csv(paths.splits)) == 24 and np.load(paths.roi("T2WI"))["crops"].size
     assert not [p for p in paths.root.rglob("*") if ".tmp" in p.name]
     subprocess.run(["mount", "-o", "remount,size=400m", str(small_disk)], check=True)
-    res = steps.train(paths, cfg, "T2WI")  # the same call resumes the run
+    res = run_steps(paths, cfg, ["train:T2WI"]).get("train:T2WI")  # the same call resumes the run
     assert len(res.patients) == 24
 
 
+@slow
 def test_a_read_only_folder_is_named(small_disk, smoke_cohort):
     cfg = resolve_config("smoke")
     paths = RunPaths(small_disk / "run")
-    steps.prepare(paths, cfg, smoke_cohort)
+    run_steps(paths, cfg, ["prepare"], cohort=smoke_cohort)
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     with pytest.raises(StorageError, match="table1.csv: the folder is on a read-only file system"):
-        steps.describe_cohort(paths, cfg)
+        run_steps(paths, cfg, ["describe_cohort"])
 
 
+@slow
 def test_cli_names_a_full_disk_without_a_traceback(small_disk, smoke_cohort):
     r = subprocess.run([sys.executable, "-m", "alnm_core.cli", "run", "--cohort", str(smoke_cohort),
                         "--profile", "smoke", "--out", str(small_disk), "--name", "r",
@@ -187,6 +185,7 @@ def _descendants(pid: int) -> set[int]:
         return set()
 
 
+@slow
 def test_ctrl_c_leaves_no_kernel_or_worker_behind(smoke_cohort, tmp_path):
     import psutil
 

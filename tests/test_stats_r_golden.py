@@ -148,7 +148,7 @@ def test_paper_profile_reproduces_the_papers_table1_choice():
         return pd.DataFrame(out)
     all_pat = cohort(((33, 65), (69, 85)), ((70, 28), (98, 56)))
     test = cohort(((7, 13), (15, 15)), ((14, 6), (15, 15)))
-    from alnm_core.run.steps import table1_pair
+    from alnm_core.run.steps_data import table1_pair
     t_all, t_test = table1_pair(all_pat, test, cfg)
     p = lambda t, c: t.loc[t.characteristic == c, "p_value"].iloc[0]
     assert round(p(t_all, "Tumor margin"), 3) == 0.079 and round(p(t_all, "TIC curve type"), 3) == 0.201

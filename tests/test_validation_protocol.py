@@ -16,43 +16,42 @@ from alnm_core.cli import main
 from alnm_core.cohort import load_for_prediction, patient_folder_manifest
 from alnm_core.config import resolve_config
 from alnm_core.phantom import write_phantom
-from alnm_core.run import steps
-from alnm_core.run.paths import RunPaths
-from conftest import link_copy
+from alnm_core.protocol import Fold, LeakageError, check_roles, fits
+from alnm_core.runfolder.paths import RunPaths
+from conftest import link_copy, run_steps
 
+pytestmark = pytest.mark.slow
 KFOLD = ["train.epochs=1", "stats.bootstrap_n=100", "split.scheme=kfold", "split.n_folds=2",
-         "split.repeats=2", "train.selection=best_val_auc", "split.val_fraction=0.3"]
+         "split.repeats=2", "train.selection=best_val_auc", "split.val_fraction=0.3",
+         "sequences=[T2WI, DWI, DCE]", "train.num_threads=1"]
+T2 = "slice_vote_T2WI"
 
 
 @pytest.fixture(scope="module")
-def kfold_run(smoke_cohort, tmp_path_factory):
+def kfold_run(study):
     """Repeated 2-fold (2 repeats), fold models choosing their checkpoint on an inner
     validation part: every step through the bundle, no notebooks."""
-    cfg = resolve_config("smoke", overrides=KFOLD)
-    paths = RunPaths(tmp_path_factory.mktemp("kfold") / "run")
-    steps.prepare(paths, cfg, smoke_cohort)
-    steps.bundle(paths, cfg)
-    return paths, cfg
+    return study(*KFOLD)
 
 
 def test_every_development_patient_is_predicted_once_per_repeat_by_a_model_that_never_saw_it(kfold_run):
     paths, cfg = kfold_run
     splits = pd.read_csv(paths.splits)
     dev = set(splits.patient_id[splits.split == "dev"])
-    units = pd.read_csv(paths.unit_patient_predictions("T2WI"))
+    units = pd.read_csv(paths.unit_patient_predictions(T2))
     oof = units[units.split == "oof"]
     for rep in (0, 1):
         counts = oof[oof.repeat == rep].patient_id.value_counts()
         assert set(counts.index) == dev and (counts == 1).all()
-    for u in steps.grid(cfg, ("T2WI",)):
-        roles = pd.read_csv(paths.unit_roles("T2WI", u.id))
+    for u in fits(scheme="kfold", n_folds=2, repeats=2):
+        roles = pd.read_csv(paths.unit_roles(T2, u.id))
         fitted = set(roles.patient_id[roles.role.isin(["train", "val"])])
         mine = set(oof.patient_id[(oof.repeat == u.repeat) & (oof.fold == u.fold)])
         assert mine and not (mine & fitted)
         assert (roles.role == "val").any()  # best_val_auc: an inner validation part
         assert not (set(roles.patient_id[roles.role == "test"]) & fitted)
     # the patient-level file: dev rows = mean of the repeats' out-of-fold predictions
-    pat = pd.read_csv(paths.predictions("T2WI"))
+    pat = pd.read_csv(paths.predictions(T2))
     mean_oof = oof.groupby("patient_id").prob.mean()
     dev_rows = pat[pat.split == "dev"].set_index("patient_id").prob
     np.testing.assert_allclose(dev_rows.sort_index(), mean_oof.reindex(dev_rows.index).sort_index())
@@ -65,8 +64,8 @@ def test_every_development_patient_is_predicted_once_per_repeat_by_a_model_that_
 def test_leakage_is_refused_in_the_code():
     roles = pd.DataFrame({"patient_id": ["a", "b", "a"], "label": [0, 1, 0],
                           "role": ["train", "oof", "oof"]})
-    with pytest.raises(steps.LeakageError, match=r"\['a'\]"):
-        steps.check_roles(roles, steps.Unit("T2WI", 0, 0))
+    with pytest.raises(LeakageError, match=r"\['a'\]"):
+        check_roles(roles, Fold(0, 0))
 
 
 def test_fusion_and_thresholds_come_from_out_of_fold_predictions(kfold_run):
@@ -79,7 +78,7 @@ def test_fusion_and_thresholds_come_from_out_of_fold_predictions(kfold_run):
     t3 = pd.read_csv(paths.table3)
     assert "Youden on out-of-fold" in set(t3.threshold_from)
     cv = pd.read_csv(paths.cv_summary)
-    assert (cv.loc[cv.model == "T2WI", "fold_n"] == 4).all()  # 2 folds x 2 repeats
+    assert (cv.loc[cv.model_id == T2, "fold_n"] == 4).all()  # 2 folds x 2 repeats
 
 
 def test_predict_reproduces_the_runs_test_probabilities(kfold_run, smoke_cohort, tmp_path):
@@ -92,8 +91,10 @@ def test_predict_reproduces_the_runs_test_probabilities(kfold_run, smoke_cohort,
     ens = pd.read_csv(paths.predictions("ensemble")).set_index("patient_id")
     got = pred.patients.set_index("patient_id")
     for seq in cfg.sequences:
-        np.testing.assert_allclose(got[seq], ens.loc[got.index, seq], rtol=0, atol=1e-6)
-    np.testing.assert_allclose(got.fused, ens.loc[got.index, "weighted_vote"], rtol=0, atol=1e-6)
+        m = f"slice_vote_{seq}"
+        np.testing.assert_allclose(got[m], ens.loc[got.index, m], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(got.weighted_vote, ens.loc[got.index, "weighted_vote"], rtol=0, atol=1e-6)
+    assert (got.alnm == cohort.set_index("patient_id").alnm.astype(int).reindex(got.index)).all()
 
 
 def test_cli_predict_one_patient_folder_and_a_missing_sequence(kfold_run, smoke_cohort, tmp_path, capsys):
@@ -105,8 +106,8 @@ def test_cli_predict_one_patient_folder_and_a_missing_sequence(kfold_run, smoke_
     assert main(["predict", "--model", str(paths.bundle), "--patient", str(patient),
                  "--out", str(tmp_path / "out")]) == 0
     rows = json.loads((tmp_path / "out" / "predictions.json").read_text())["patients"]
-    assert len(rows) == 1 and rows[0]["DWI"] is None and rows[0]["sequences_used"] == "T2WI,DCE"
-    assert "DWI missing" in rows[0]["note"] and 0 <= rows[0]["fused"] <= 1
+    assert len(rows) == 1 and rows[0]["slice_vote_DWI"] is None and rows[0]["sequences_used"] == "T2WI,DCE"
+    assert "DWI missing" in rows[0]["note"] and 0 <= rows[0]["weighted_vote"] <= 1
     assert {p.name for p in (tmp_path / "out" / "gradcam").glob("*.png")} == {
         "P0003_T2WI_gradcam.png", "P0003_DCE_gradcam.png"}
     manifest, root = patient_folder_manifest(patient, ("T2WI", "DWI", "DCE"))
@@ -117,7 +118,7 @@ def test_a_tampered_or_foreign_bundle_is_refused_naming_the_file(kfold_run, tmp_
     paths, _ = kfold_run
     copy = tmp_path / "model"
     shutil.copytree(paths.bundle, copy)
-    w = next((copy / "weights" / "T2WI").glob("*.pt"))
+    w = next((copy / "weights" / T2).glob("*.pt"))
     w.write_bytes(w.read_bytes()[:-100])  # truncated
     with pytest.raises(BundleError, match=f"{w.name}: altered or truncated"):
         load_bundle(copy)
@@ -127,7 +128,7 @@ def test_a_tampered_or_foreign_bundle_is_refused_naming_the_file(kfold_run, tmp_
     shutil.rmtree(copy)
     shutil.copytree(paths.bundle, copy)
     meta = json.loads((copy / "bundle.json").read_text())
-    meta["ensemble"]["weights"]["T2WI"] = 0.99  # an edit
+    meta["ensemble"]["weights"][T2] = 0.99  # an edit
     (copy / "bundle.json").write_text(json.dumps(meta))
     with pytest.raises(BundleError, match="bundle.json: altered"):
         load_bundle(copy)
@@ -149,7 +150,7 @@ def test_external_validation_on_another_phantom(kfold_run, tmp_path, capsys):
     ext = pd.read_csv(run.predictions("external"))
     assert len(ext) == 14 and ext.weighted_vote.between(0, 1).all()
     t3 = pd.read_csv(run.table3)
-    assert {"fixed 0.5 (frozen)", "Youden on the development predictions (frozen)"} <= set(t3.threshold_from)
+    assert {"fixed 0.5, frozen", "Youden on the development predictions, frozen"} <= set(t3.threshold_from)
     dl = pd.read_csv(run.artifacts / "delong_internal.csv")
     assert "Multiparametric MRI" in set(dl.model) and dl.p_value.notna().any()
     html = run.report.read_text()
@@ -172,12 +173,11 @@ def test_a_one_sequence_study_runs_end_to_end(smoke_cohort, tmp_path):
     fusion is the sequence itself, and the bundle predicts with it."""
     cfg = resolve_config("smoke", overrides=["sequences=[DCE]", "train.epochs=1", "stats.bootstrap_n=100"])
     paths = RunPaths(tmp_path / "dce")
-    steps.prepare(paths, cfg, smoke_cohort)
-    steps.bundle(paths, cfg)
+    run_steps(paths, cfg, cohort=smoke_cohort)
     ens = pd.read_csv(paths.predictions("ensemble"))
-    np.testing.assert_array_equal(ens.weighted_vote, ens.DCE)
+    np.testing.assert_array_equal(ens.weighted_vote, ens.slice_vote_DCE)
     t3 = pd.read_csv(paths.table3)
-    assert set(t3.model) == {"DCE (one sequence: no fusion)", "Clinical baseline (logistic: age, size, margin, TIC)",
-                             "Radiomics: DCE", "Clinical-radiomics (nomogram)"}  # smoke: radiomics on
+    assert set(t3.model_id) == {"weighted_vote", "clinical", "radiomics_DCE", "clinical_radiomics"}
+    assert "DCE (one model: no fusion)" in set(t3.model)  # smoke: radiomics on
     assert len(pd.read_csv(paths.delong_radiomics)) == 4  # no per-sequence pairs, no "all sequences"
     assert load_bundle(paths.bundle).sequences == ("DCE",)

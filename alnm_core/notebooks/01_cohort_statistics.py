@@ -25,97 +25,65 @@
 
 # %% tags=["remove-from-report"]
 # %matplotlib inline
-import pandas as pd
-from IPython.display import HTML, Markdown, display
+from IPython.display import display
 
 from alnm_core import notebook as nbk
 from alnm_core.cohort import describe_cohort
-from alnm_core.report import plots
-from alnm_core.run import steps
-
-_before = set(globals())
+from alnm_core.report import escape as esc
+from alnm_core.report import methods, plots, views
 
 # %% tags=["parameters", "remove-from-report"]
-run_dir = "../reports/notebook-smoke"  # str: run folder made by `alnm run`; created on the phantom if absent
-profile = "smoke"  # str: profile used only when run_dir has no run.json yet (smoke, demo, paper)
+run_dir: str = "reports/notebook-smoke"  # run folder (relative to the repository, or absolute); made on the phantom if absent
+profile: str = "smoke"  # profile used only when run_dir has no run.json yet (smoke, demo, paper)
 
 # %% tags=["remove-from-report"]
-ctx = nbk.start(globals(), _before, {"run_dir": str, "profile": str})
-cfg = ctx.cfg
-res = ctx.run(steps.describe_cohort)  # writes artifacts/table1.csv (or reads it back)
-print(f"run folder: {ctx.run_dir.name}  |  profile: {cfg.profile}  |  seed: {cfg.seed}")
+ctx = nbk.start(run_dir=run_dir, profile=profile)
+res = ctx.load("describe_cohort")  # artifacts/table1.csv, written by the step describe_cohort
 
 # %% [markdown]
 # ## Patients and the split
 #
-# The split is made once per run, by patient, stratified by label: a test set that is never seen
-# during training or model selection, and a validation part carved from the remaining patients
-# for checkpoint choice and ensemble weights. A fixed `split` column in `cohort.csv` (as the
-# paper's 202 / 50 split) takes precedence when present.
+# The split is made once per run, by patient and stratified by label, before any image is read:
+# a test set that is never seen during training, model selection or threshold choice, and a
+# development set. How the development set is used depends on the validation design:
 
 # %%
-cohort, splits = res.cohort, res.splits
-flow = (splits.groupby(["split", "label"]).size().unstack(fill_value=0)
-        .rename(columns={0: "non-ALNM", 1: "ALNM"})
-        .reindex([s for s in ("train", "val", "dev", "test") if s in set(splits.split)]))
-flow["total"] = flow.sum(axis=1)
-display(Markdown(f"**{len(cohort)} patients**, {int(cohort.alnm.sum())} with ALNM "
-                 f"({100 * cohort.alnm.mean():.1f}%). Patients per split:"))
-display(flow)
-display(plots.patient_flow(splits))
-display(Markdown("By field strength (the paper pooled a 1.5T and a 3T scanner):"))
-display(describe_cohort(cohort))
+display(esc.md(methods.design_sentence(ctx.cfg)))
+display(esc.md("**{n} patients**, {pos} with ALNM ({pct:.1f}%). Patients per part of the split:",
+               n=len(res.cohort), pos=int(res.cohort.alnm.sum()), pct=100 * res.cohort.alnm.mean()))
+display(esc.table(res.flow, index=True))
+display(plots.patient_flow(res.splits))
+display(esc.md("By field strength (the paper pooled a 1.5T and a 3T scanner):"))
+display(esc.table(describe_cohort(res.cohort), index=True))
 
 # %% [markdown]
 # ## Table 1
 #
-# How each number is obtained (settings come from the run's configuration):
-#
-# * continuous variables are shown as mean ± SD; normality is checked in each group with the
-#   Shapiro–Wilk test and with the Kolmogorov–Smirnov test with Lilliefors correction (the check
-#   the paper names); when both groups look normal, Student's t (equal variances by Levene's test)
-#   or Welch's t is used, otherwise the Mann–Whitney U test;
-# * categorical variables are shown as n (%); the Pearson chi-square test *without* continuity
-#   correction is used (SPSS's "Pearson Chi-Square" row), or Fisher's exact test when an expected
-#   count is below 5 (rule `stats.categorical_test`, and `stats.categorical_test_test_set` for the
-#   test-set table).
-#
-# The test used is printed beside each p-value, with the normality check that chose it. The
-# paper used the chi-square test for all patients (margin p = 0.079, TIC type p = 0.201) and
-# Fisher's exact test for its test set (0.387, 0.243); the `paper` profile does the same.
+# How each number is obtained (the settings come from the run's configuration) is stated in the
+# paragraph below; the test used is printed beside each p-value. The paper used the chi-square
+# test for all patients (margin p = 0.079, TIC type p = 0.201) and Fisher's exact test for its
+# test set (0.387, 0.243); the `paper` profile does the same.
 
 # %%
-def show(t: pd.DataFrame, caption: str) -> None:
-    view = t[["characteristic", "level", "total", "group1", "group0", "p", "test"]].rename(columns={
-        "characteristic": "Characteristic", "level": "", "total": "Total", "group1": "ALNM",
-        "group0": "Non-ALNM", "p": "P", "test": "Test"})
-    sty = (view.style.format(precision=3).hide(axis="index").set_caption(caption)
-           .set_table_styles([{"selector": "caption", "props": "font-weight:bold;text-align:left"}]))
-    display(HTML(sty.to_html()))
-
-
+display(esc.md(methods.table1_methods(ctx.cfg)))
 t_all = res.table1[res.table1.population == "All patients"]
 t_test = res.table1[res.table1.population == "Test set"]
-show(t_all, "Table 1a. All patients")
-show(t_test, "Table 1b. Test set")
-print(f"saved {ctx.paths.table1.relative_to(ctx.run_dir)}")
+display(esc.table(views.table1_view(t_all), caption="Table 1a. All patients"))
+display(esc.table(views.table1_view(t_test), caption="Table 1b. Test set"))
 
 # %% [markdown]
 # ### Normality checks
 #
-# Shapiro–Wilk (SW) and Lilliefors-corrected Kolmogorov–Smirnov (K-S(L)) p-values per group; a
-# p-value below the significance level sends the comparison to the Mann–Whitney U test. The
+# Shapiro–Wilk (SW) and Lilliefors-corrected Kolmogorov–Smirnov (K-S(L)) p-values per group. The
 # K-S(L) p-value is R's (`nortest::lillie.test`: Dallal–Wilkinson's approximation, Stephens'
 # above 0.1). SPSS reads it from a table that stops at 0.2 and prints ".200*" ("at least 0.2")
 # above it: the two agree below 0.1 and on every decision at α = 0.05.
 
 # %%
-display(t_all.loc[t_all.normality != "", ["characteristic", "normality"]]
-        .style.format(precision=3).hide(axis="index"))
+display(esc.table(views.normality_view(t_all)))
 
 # %% [markdown]
 # ## Distributions by group
 
 # %%
-display(plots.distributions_by_group(res.data, [("age", "age (years)"),
-                                                ("tumor_size_cm", "tumour size (cm)")]))
+display(plots.distributions_by_group(res.data, [("age", "age (years)"), ("tumor_size_cm", "tumour size (cm)")]))

@@ -34,57 +34,34 @@
 
 # %% tags=["remove-from-report"]
 # %matplotlib inline
-import numpy as np
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from alnm_core import notebook as nbk
 from alnm_core import roi
-from alnm_core.report import plots
-from alnm_core.run import steps
-
-_before = set(globals())
+from alnm_core.report import escape as esc
+from alnm_core.report import plots, views
 
 # %% tags=["parameters", "remove-from-report"]
-run_dir = "../reports/notebook-smoke"  # str: run folder made by `alnm run`; created on the phantom if absent
-profile = "smoke"  # str: profile used only when run_dir has no run.json yet (smoke, demo, paper)
-interactive = False  # bool: show the ipywidgets slice viewer (JupyterLab only; reports stay static)
-n_qc_patients = 3  # int: patients shown in the QC gallery
+run_dir: str = "reports/notebook-smoke"  # run folder (relative to the repository, or absolute); made on the phantom if absent
+profile: str = "smoke"  # profile used only when run_dir has no run.json yet (smoke, demo, paper)
+interactive: bool = False  # show the ipywidgets slice viewer (JupyterLab only; reports stay static)
+n_qc_patients: int = 3  # patients shown in the QC gallery
 
 # %% tags=["remove-from-report"]
-ctx = nbk.start(globals(), _before, {"run_dir": str, "profile": str, "interactive": bool,
-                                     "n_qc_patients": int})
-cfg = ctx.cfg
-prep = ctx.run(steps.prepare)
-res = ctx.run(steps.extract_rois)  # writes artifacts/roi/<SEQ>.npz (or reads them back)
-cohort, splits = prep.cohort, prep.splits
+ctx = nbk.start(run_dir=run_dir, profile=profile, interactive=interactive, n_qc_patients=n_qc_patients)
+prep = ctx.load("prepare")
+rois = ctx.load_all("roi")  # artifacts/roi/<SEQ>.npz, written by the steps roi:<SEQ>
 
 # %% [markdown]
 # ## Extraction
 #
-# Settings of this run (from `run.json`):
+# Settings of this run, and the crops per sequence and part of the split (saved to
+# `artifacts/roi/<SEQ>.npz`):
 
 # %%
-r = cfg.roi
-display(Markdown(
-    f"- crop size **{r.size} x {r.size}** px, peritumoral margin **{r.margin_mm:g} mm**, "
-    f"{'square box in mm (aspect kept)' if r.keep_aspect else 'box stretched to a square'}\n"
-    f"- slices: **{r.slices}**{f' (k={r.central_k})' if r.slices == 'central' else ''}, "
-    f"minimum tumour area {r.min_area_mm2:g} mm²\n"
-    f"- DWI b-value: **{'highest in series' if r.dwi_b_value is None else r.dwi_b_value}**; "
-    f"DCE phase: **{r.dce_phase}**; unusable patients: **{r.on_error}**"))
-rows = []
-part = splits.set_index("patient_id").split
-for s, c in res.crops.items():
-    n = c.per_patient.set_index("patient_id").n_crops
-    where = part.reindex(n.index)
-    rows.append(dict(sequence=s, patients=len(n), crops=int(n.sum()), per_patient_mean=round(n.mean(), 1),
-                     per_patient_min=int(n.min()), per_patient_max=int(n.max()),
-                     **{k: int(n[where == k].sum()) for k in ("train", "val", "dev", "test") if (part == k).any()},
-                     crop_shape=str(c.crops.shape[1:]),
-                     value_range=f"[{c.crops.min():.2f}, {c.crops.max():.2f}]"))
-display(Markdown("Crops per sequence (saved to `artifacts/roi/<SEQ>.npz`):"))
-display(pd.DataFrame(rows).set_index("sequence"))
+display(esc.table(pd.DataFrame(views.roi_settings(ctx.cfg), columns=["setting", "value"])))
+display(esc.table(views.crops_table(rois, prep.splits), index=True))
 
 # %% [markdown]
 # ## Exclusions and warnings
@@ -95,12 +72,14 @@ display(pd.DataFrame(rows).set_index("sequence"))
 # fusion see the same patients. Warnings flag masks that touch the edge of the volume.
 
 # %%
-display(Markdown(f"**Excluded:** {len(res.exclusions)}" + ("" if res.exclusions else " (none)")))
-if res.exclusions:
-    display(pd.DataFrame(res.exclusions))
-display(Markdown(f"**Warnings:** {len(res.warnings)}" + ("" if res.warnings else " (none)")))
-if res.warnings:
-    display(pd.DataFrame(res.warnings))
+exclusions = [e for r in rois.values() for e in r.exclusions]
+warnings = [w for r in rois.values() for w in r.warnings]
+display(esc.md("**Excluded:** {n}{none}", n=len(exclusions), none="" if exclusions else " (none)"))
+if exclusions:
+    display(esc.table(pd.DataFrame(exclusions)))
+display(esc.md("**Warnings:** {n}{none}", n=len(warnings), none="" if warnings else " (none)"))
+if warnings:
+    display(esc.table(pd.DataFrame(warnings)))
 
 # %% [markdown]
 # ## Quality control gallery
@@ -110,25 +89,18 @@ if res.warnings:
 # The three series of one patient are on different grids, as in a real examination.
 
 # %%
-qc_ids = (list(cohort[cohort.alnm == 1].patient_id[: (n_qc_patients + 1) // 2]) +
-          list(cohort[cohort.alnm == 0].patient_id[: n_qc_patients // 2]))
-for pid in qc_ids:
-    row = cohort.set_index("patient_id").loc[pid].copy()
-    row["patient_id"] = pid
-    views = [roi.qc_view(row, ctx.cohort_dir, s, cfg.roi) for s in cfg.sequences]
-    display(Markdown(f"**{pid}** — {'ALNM' if row.alnm else 'non-ALNM'}, {row.field_strength}, "
-                     f"{row.tumor_size_cm} cm, {row.margin} margin"))
-    display(plots.roi_qc_panel(views))
+rows = prep.cohort.set_index("patient_id", drop=False)
+for pid in views.qc_patients(prep.cohort, n_qc_patients):
+    row = rows.loc[pid]
+    display(esc.md("**{pid}** — {group}, {fs}, {size} cm, {margin} margin", pid=pid, fs=row.field_strength,
+                   group="ALNM" if row.alnm else "non-ALNM", size=row.tumor_size_cm, margin=row.margin))
+    display(plots.roi_qc_panel([roi.qc_view(row, ctx.cohort_dir, s, ctx.cfg.roi) for s in rois]))
 
 # %%
-rng = np.random.default_rng(cfg.seed)
-label = cohort.set_index("patient_id").alnm
-for s, c in res.crops.items():
-    ids = c.per_patient.patient_id.to_numpy()
-    pick = rng.choice(ids, size=min(16, len(ids)), replace=False)
-    idx = [int(np.flatnonzero(c.patient_id == p)[len(np.flatnonzero(c.patient_id == p)) // 2]) for p in pick]
-    display(Markdown(f"**{s}**: central crop of 16 random patients (1 = ALNM)"))
-    display(plots.crop_gallery(c.crops[idx], [f"{p} · {label[p]}" for p in pick], ncols=8))
+for s, r in rois.items():
+    crops, titles = views.central_crops(r.crops, prep.cohort, ctx.cfg.seed)
+    display(esc.md("**{s}**: central crop of {k} random patients (1 = ALNM)", s=s, k=len(titles)))
+    display(plots.crop_gallery(crops, titles, ncols=8))
 
 # %% [markdown]
 # ## Intensities before and after normalisation
@@ -137,13 +109,7 @@ for s, c in res.crops.items():
 # crop to [0, 1], so the network sees contrast within the crop, not absolute signal.
 
 # %%
-raw, normed = [], []
-for s, c in res.crops.items():
-    k = slice(0, min(200, len(c.crops)))
-    lo, hi = c.raw_range[k, 0][:, None, None], c.raw_range[k, 1][:, None, None]
-    raw.append(c.crops[k] * (hi - lo) + lo)
-    normed.append(c.crops[k])
-display(plots.histograms_before_after(raw, normed, list(res.crops)))
+display(plots.histograms_before_after(*views.intensities(rois), list(rois)))
 
 # %% [markdown]
 # ## DCE time-intensity curves and TIC type
@@ -155,18 +121,13 @@ display(plots.histograms_before_after(raw, normed, list(res.crops)))
 # in `cohort.csv`.
 
 # %%
-if "DCE" in res.crops:
-    pp = res.crops["DCE"].per_patient.merge(cohort[["patient_id", "tic_type", "alnm"]], on="patient_id",
-                                            suffixes=("_image", "_manifest"))
-    t_s = pp.tic_times_s.iloc[0]
-    times = np.array(t_s) / 60 if len(t_s) else np.arange(len(pp.tic_curve.iloc[0]))  # minutes (or phase index)
-    display(plots.tic_curves(times, pp.rename(columns={"tic_type_manifest": "tic", "tic_curve": "curve"})))
-    agree = pd.crosstab(pp.tic_type_image.rename("from the images"), pp.tic_type_manifest.rename("cohort.csv"))
-    display(agree)
-    display(Markdown(f"Agreement: **{(pp.tic_type_image == pp.tic_type_manifest).mean():.1%}** of "
-                     f"{len(pp)} patients."))
+if "DCE" in rois:
+    times, curves, agree, share = views.tic_agreement(rois["DCE"].crops, prep.cohort)
+    display(plots.tic_curves(times, curves))
+    display(esc.table(agree, index=True))
+    display(esc.md("Agreement: **{share:.1%}** of {n} patients.", share=share, n=len(curves)))
 
 # %% tags=["remove-from-report"]
 if interactive:
     from alnm_core.report.widgets import slice_viewer
-    slice_viewer(cohort, ctx.cohort_dir, cfg.sequences, roi_cfg=cfg.roi)
+    slice_viewer(prep.cohort, ctx.cohort_dir, ctx.cfg.sequences, roi_cfg=ctx.cfg.roi)

@@ -28,49 +28,44 @@
 # helped build the model they then judged. Here `ensemble.weights_from` decides: `validation`
 # (the default) takes them on the development predictions, `test` reproduces the paper. The
 # headline vote uses the configured weights; the variant with the other weights is computed
-# beside it and labelled (optimistic when it uses the test set).
+# beside it and labelled (optimistic when it uses the test set). The members are the models
+# `ensemble.members` names (by default each sequence's slice-vote CNN).
 #
 # Shown beside it: an equal-weight soft vote, a majority hard vote, and logistic stacking fitted on
 # the development predictions.
 
 # %% tags=["remove-from-report"]
 # %matplotlib inline
-import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import display
 
-from alnm_core import ensemble
 from alnm_core import notebook as nbk
-from alnm_core.run import steps
-from alnm_core.stats import auc
-
-_before = set(globals())
+from alnm_core.report import escape as esc
+from alnm_core.report import views
+from alnm_core.run.steps_eval import fit_split
 
 # %% tags=["parameters", "remove-from-report"]
-run_dir = "../reports/notebook-smoke"  # str: run folder made by `alnm run`; created on the phantom if absent
-profile = "smoke"  # str: profile used only when run_dir has no run.json yet (smoke, demo, paper)
+run_dir: str = "reports/notebook-smoke"  # run folder (relative to the repository, or absolute); made on the phantom if absent
+profile: str = "smoke"  # profile used only when run_dir has no run.json yet (smoke, demo, paper)
 
 # %% tags=["remove-from-report"]
-ctx = nbk.start(globals(), _before, {"run_dir": str, "profile": str})
-cfg = ctx.cfg
-res = ctx.run(steps.fuse)  # trains and fuses what is missing (a pipeline run has it all)
-fused, weights = res.ensemble, res.weights
-fit_value, fit_name = steps.fit_split(cfg)
-names = steps.model_names(cfg)
-multi = len(cfg.sequences) > 1
+ctx = nbk.start(run_dir=run_dir, profile=profile)
+res = ctx.load("fuse")  # artifacts/predictions/ensemble.csv and ensemble_weights.csv (step fuse)
+models, cfg = ctx.models, ctx.cfg
+fit_value, fit_name = fit_split(cfg)
+labels = models.labels()
 
 # %%
-if not multi:
-    display(Markdown(f"**One sequence ({cfg.sequences[0]}): nothing to fuse.** The headline model is "
-                     f"{cfg.sequences[0]}'s own; the sections below are left out."))
-display(Markdown("## Weights"))
-display(Markdown(
-    f"Accuracy of each base model at the {cfg.stats.threshold:g} threshold on the {fit_name} and test "
-    f"predictions, and the weights they give (shown normalised to sum to 1; the decision is unchanged "
-    f"by scaling). The headline vote uses the **{'test (paper-literal, optimistic)' if cfg.ensemble.weights_from == 'test' else fit_name}** "
-    f"weights (`ensemble.weights_from={cfg.ensemble.weights_from}`)."))
-display(weights.round(3).style.format(precision=3).hide(axis="index"))
-n_fused = len(fused)
-display(Markdown(f"{n_fused} patients have a prediction from every model and are fused."))
+if len(res.members) == 1:
+    display(esc.md("**One model ({m}): nothing to fuse.** The headline model is that model; the "
+                   "sections below show its weight only.", m=labels[res.members[0]]))
+display(esc.md("## Weights"))
+display(esc.md("Accuracy of each member at the {t:g} threshold on the {fit} and test predictions, and "
+               "the weights they give (normalised to sum to 1; scaling does not change the decision). "
+               "The headline vote uses the **{used}** weights (ensemble.weights_from={wf}).",
+               t=cfg.stats.threshold, fit=fit_name, wf=cfg.ensemble.weights_from,
+               used="test (paper-literal, optimistic)" if cfg.ensemble.weights_from == "test" else fit_name))
+display(esc.table(res.weights.assign(model=res.weights.model.map(labels))))
+display(esc.md("{n} patients have a prediction from every member and are fused.", n=len(res.ensemble)))
 
 # %% [markdown]
 # ## A worked example
@@ -79,14 +74,8 @@ display(Markdown(f"{n_fused} patients have a prediction from every model and are
 # hᵢ, the weighted sum H(x), the threshold Σwᵢ / 2 and the decision.
 
 # %%
-if multi:
-    used = "acc_validation" if cfg.ensemble.weights_from == "validation" else "acc_test"
-    w = weights.set_index("model")[used].to_dict()
-    test = fused[fused.split == "test"].head(6)
-    vote = ensemble.weighted_vote(test[list(cfg.sequences)], w)
-    example = test[["patient_id", "label", *cfg.sequences]].assign(
-        **{"H(x)": vote.H.round(3), "Σw/2": round(vote.threshold, 3), "decision": vote.decision})
-    display(example.round(3).style.format(precision=3).hide(axis="index"))
+if len(res.members) > 1:
+    display(esc.table(views.worked_example(res.ensemble, res.weights, res.members, cfg.ensemble.weights_from, labels)))
 
 # %% [markdown]
 # ## Fused scores by method
@@ -95,11 +84,5 @@ if multi:
 # are in step 5).
 
 # %%
-rows = []
-for c in steps.base_models(cfg) + [k for k in names if k in fused.columns and k not in cfg.sequences]:
-    rows.append({"model": names.get(c, c),
-                 **{f"AUC {s}": round(auc(fused[fused.split == v].label, fused[fused.split == v][c]), 3)
-                    for s, v in ((fit_name, fit_value), ("test", "test"))}})
-display(pd.DataFrame(rows).style.format(precision=3).hide(axis="index"))
-print(f"saved {ctx.paths.predictions('ensemble').relative_to(ctx.run_dir)} and "
-      f"{ctx.paths.ensemble_weights.relative_to(ctx.run_dir)}")
+columns = [m.model_id for m in models if m.model_id in res.ensemble.columns and m.shown]
+display(esc.table(views.auc_by_method(res.ensemble, columns, labels, (fit_value, fit_name))))

@@ -22,46 +22,47 @@
 
 # %% tags=["remove-from-report"]
 # %matplotlib inline
-import numpy as np
-from IPython.display import Markdown, display
+import pandas as pd
+from IPython.display import display
 
 from alnm_core import evaluation
 from alnm_core import notebook as nbk
-from alnm_core import stats as S
-from alnm_core.report import plots
-from alnm_core.run import external
-
-_before = set(globals())
+from alnm_core.report import escape as esc
+from alnm_core.report import plots, views
 
 # %% tags=["parameters", "remove-from-report"]
-run_dir = "../reports/external"  # str: run folder made by `alnm evaluate`
+run_dir: str = "reports/external"  # run folder made by `alnm evaluate` (relative to the repository, or absolute)
 
 # %% tags=["remove-from-report"]
-ctx = nbk.start(globals(), _before, {"run_dir": str}, prepare_if_missing=False)
-if "bundle" not in ctx.info:
-    raise ValueError(f"{ctx.run_dir} is not an external validation: run `alnm evaluate` first")
-res = ctx.run(external.evaluate_external)
-preds, names = res.predictions, res.names
+ctx = nbk.start(run_dir=run_dir)
+res = ctx.load("evaluate_external")  # artifacts of the step evaluate_external
+preds, names, b = res.predictions, res.names, res.bundle
 scored = preds.dropna(subset=["weighted_vote"])
 
 # %% [markdown]
 # ## The model and the cohort
+#
+# The model's description comes from its bundle (`bundle.json`): it is shown as text, never as
+# markup.
 
 # %%
-b = res.bundle
 tc = b["training_cohort"]
-display(Markdown(
-    f"- **Model**: run `{b['run']}` (alnm {b['alnm_version']}), sequences {', '.join(b['sequences'])}, "
-    f"{sum(len(v) for v in b['units'].values())} network(s); weights "
-    + ", ".join(f"{s} {w:.3f}" for s, w in b["ensemble"]["weights"].items())
-    + f"\n- **Trained on** {tc['n_patients']} patients ({tc['prevalence']:.0%} ALNM; field strength "
-    f"{tc['field_strength']})\n- **This cohort**: {len(preds)} patients, {int(preds.label.sum())} with ALNM "
-    f"({preds.label.mean():.0%}); scored: {len(scored)}"))
+about = pd.DataFrame([
+    ("model", f"run {b['run']} (alnm {b['alnm_version']}), sequences {', '.join(b['sequences'])}, "
+              f"{sum(len(m['units']) for m in b['models'].values())} network(s)"),
+    ("fusion weights", ", ".join(f"{names.get(m, m)} {w:.3f}" for m, w in b["ensemble"]["weights"].items())),
+    ("trained on", f"{tc['n_patients']} patients ({tc['prevalence']:.0%} ALNM); field strength "
+                   + ", ".join(f"{k}: {v}" for k, v in tc["field_strength"].items())),
+    ("training seed", f"{b['config']['seed']} (of the training run; it plays no part in scoring)"),
+    ("this cohort", f"{len(preds)} patients, {int(preds.label.sum())} with ALNM ({preds.label.mean():.0%}); "
+                    f"scored: {len(scored)}"),
+], columns=["", "value"])
+display(esc.table(about))
 partial = preds[preds.note.fillna("") != ""]
 if len(partial):
-    display(Markdown(f"**{len(partial)} patient(s) lack a sequence** and were scored from those present, "
-                     "with the weights renormalised:"))
-    display(partial[["patient_id", "sequences_used", "note"]].style.hide(axis="index"))
+    display(esc.md("**{n} patient(s) lack a sequence** and were scored from those present, with the "
+                   "weights renormalised:", n=len(partial)))
+    display(esc.table(partial[["patient_id", "sequences_used", "note"]]))
 
 # %% [markdown]
 # ## Table 3 on this cohort
@@ -73,19 +74,14 @@ if len(partial):
 t3 = res.table3
 view = evaluation.format_table3(t3)
 for src in t3.threshold_from.unique():
-    display(Markdown(f"**Threshold: {src}**"))
-    display(view[t3.threshold_from == src].style.hide(axis="index"))
+    display(esc.table(view[t3.threshold_from == src], wide=True, caption=f"Threshold: {src}"))
+display(esc.md(evaluation.table3_footnote(t3)))
 
 # %% [markdown]
 # ## ROC curves
 
 # %%
-curves = {}
-for col, name in names.items():
-    d = scored.dropna(subset=[col])
-    c = S.roc_curve(d.label, d[col])
-    curves[name] = (c.fpr[::-1], c.sensitivity[::-1], S.auc(d.label, d[col]))
-display(plots.roc_figure(curves, "External cohort"))
+display(plots.roc_figure(views.roc_curves(scored, names), "External cohort"))
 
 # %% [markdown]
 # ## Against the internal test set
@@ -95,7 +91,8 @@ display(plots.roc_figure(curves, "External cohort"))
 # A drop is the first sign that the study does not transport.
 
 # %%
-display(res.delong_internal.style.format(precision=3, na_rep="").hide(axis="index"))
+dl = res.delong_internal
+display(esc.table(dl.drop(columns=["model_id"]).assign(p_value=[esc.fmt_p(p) for p in dl.get("p_value", [])])))
 
 # %% [markdown]
 # ## Calibration and decision curve
@@ -104,8 +101,7 @@ display(res.delong_internal.style.format(precision=3, na_rep="").hide(axis="inde
 # calibration intercept (ideal 0) and slope (ideal 1) say by how much.
 
 # %%
-display(res.calibration[["model", "brier", "intercept", "slope", "note"]]
-        .style.format(precision=3, na_rep="—").hide(axis="index"))
+display(esc.table(views.calibration_view(res.calibration)))
 display(plots.reliability_figure({m: g for m, g in res.reliability.groupby("model", sort=False)}))
 display(plots.decision_curve_figure({m: g for m, g in res.decision_curve.groupby("model", sort=False)}))
 
@@ -114,9 +110,6 @@ display(plots.decision_curve_figure({m: g for m, g in res.decision_curve.groupby
 
 # %%
 if len(res.subgroups):
-    sub = res.subgroups
-    display(sub[["model", "subgroup", "n", "auc", "ci_low", "ci_high", "unpaired_p", "note"]]
-            .style.format(precision=3, na_rep="").hide(axis="index"))
+    display(esc.table(views.subgroups_view(res.subgroups)))
 else:
-    display(Markdown("The cohort has no `field_strength` column."))
-print(f"cohort: {ctx.cohort_dir}; predictions: {ctx.paths.predictions('external').relative_to(ctx.run_dir)}")
+    display(esc.md("The cohort has no field_strength column."))

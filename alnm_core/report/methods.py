@@ -8,6 +8,8 @@ from __future__ import annotations
 import pandas as pd
 
 from ..config import StudyConfig
+from ..runfolder import record
+from .escape import Safe, md_text
 
 
 def _test_size(cfg: StudyConfig) -> str:
@@ -15,10 +17,57 @@ def _test_size(cfg: StudyConfig) -> str:
     return f"{int(ts)} patients" if ts >= 1 else f"{ts:.0%} of the patients"
 
 
-def methods_paragraph(cfg: StudyConfig, info: dict, *, n_test: int, n_test_pos: int) -> str:
-    """Markdown paragraphs describing the run's methods, from ``run.json``."""
+def design_sentence(cfg: StudyConfig) -> Safe:
+    """How the development set is used, in one paragraph (hold-out or k-fold)."""
+    sp = cfg.split
+    test = f"the patients with {md_text(sp.test_where)}" if sp.test_where else _test_size(cfg)
+    if sp.scheme == "kfold":
+        val = (f" Each fold model chooses its checkpoint on a validation part ({sp.val_fraction:.0%}) "
+               "of its own training patients." if cfg.train.selection == "best_val_auc" else
+               " Each fold model keeps its last epoch (a fixed epoch count): no validation part is used.")
+        return Safe(f"**Design: {sp.n_folds}-fold cross-validation** ({sp.repeats} repeat(s)). Test set: "
+                    f"{test}. The development patients (`dev`) are split into {sp.n_folds} folds; one "
+                    "model per fold trains on the other folds and predicts its own, so every "
+                    "development patient gets an out-of-fold prediction from a model that never saw "
+                    f"it.{val} Thresholds and ensemble weights are fitted on the out-of-fold "
+                    "predictions; the test set is scored once by the mean of the fold models.")
+    return Safe(f"**Design: hold-out.** Test set: {test}. A validation part ({sp.val_fraction:.0%} of "
+                "the development set, `val`) chooses checkpoints, thresholds and ensemble weights; "
+                "the rest (`train`) fits the models. A fixed `split` column in `cohort.csv` (as the "
+                "paper's 202 / 50 split) takes precedence when present.")
+
+
+def table1_methods(cfg: StudyConfig) -> Safe:
+    """How Table 1's numbers are obtained under this run's settings."""
+    s = cfg.stats
+    return Safe("Continuous variables: mean ± SD, compared by " + _continuous_words(cfg) +
+                ". Categorical variables: n (%), compared by " + _categorical_words(cfg) + ".")
+
+
+def _continuous_words(cfg: StudyConfig) -> str:
+    s = cfg.stats
+    return {"auto": f"Student's or Welch's t test (by Levene's test) when both groups passed the "
+                    f"{'Shapiro–Wilk' if s.normality_test == 'shapiro' else 'Lilliefors-corrected Kolmogorov–Smirnov'} "
+                    f"normality check at α = {s.alpha:g}, otherwise the Mann–Whitney U test",
+            "t": "Student's t test", "welch": "Welch's t test",
+            "mannwhitney": "the Mann–Whitney U test"}.get(s.continuous_test, s.continuous_test)
+
+
+def _categorical_words(cfg: StudyConfig) -> str:
+    s = cfg.stats
+    names = {"auto": "Pearson's chi-square test without continuity correction, or Fisher's exact test "
+                     "when an expected count was below 5",
+             "chi2": "Pearson's chi-square test without continuity correction", "fisher": "Fisher's exact test"}
+    test_rule = s.categorical_test if s.categorical_test_test_set == "same" else s.categorical_test_test_set
+    return (names[s.categorical_test] if test_rule == s.categorical_test else
+            f"{names[s.categorical_test]} (all patients) and {names[test_rule]} (test set)")
+
+
+def methods_paragraph(cfg: StudyConfig, info: dict, *, n_test: int, n_test_pos: int) -> Safe:
+    """Markdown paragraphs describing the run's methods, from ``run.json`` (every value from
+    outside escaped)."""
     r, t, s = cfg.roi, cfg.train, cfg.stats
-    excl = info.get("exclusions", [])
+    excl = record.exclusions(info)
     cat_names = {"auto": "Pearson's chi-square test without continuity correction, or Fisher's "
                          "exact test when an expected count was below 5",
                  "chi2": "Pearson's chi-square test without continuity correction",
@@ -44,7 +93,7 @@ def methods_paragraph(cfg: StudyConfig, info: dict, *, n_test: int, n_test_pos: 
     weights = (f"{fit_name} accuracies" if cfg.ensemble.weights_from == "validation"
                else "test accuracies (the paper's choice; optimistic)")
     sp = cfg.split
-    test_rule = (f"the patients with `{sp.test_where}`" if sp.test_where else _test_size(cfg))
+    test_rule = (f"the patients with {md_text(sp.test_where)}" if sp.test_where else _test_size(cfg))
     if sp.scheme == "kfold":
         design = (f"a development set split into {sp.n_folds} patient-level stratified folds "
                   f"({sp.repeats} repeat(s) with new folds). For each sequence, one model per fold "
@@ -60,8 +109,8 @@ def methods_paragraph(cfg: StudyConfig, info: dict, *, n_test: int, n_test_pos: 
                   "(checkpoints, thresholds, ensemble weights and stacking)")
         ckpt = ("the best patient-level validation AUC" if cfg.train.selection == "best_val_auc"
                 else "taking the last epoch")
-    return (f"""
-**Cohort and split.** {info.get('n_patients')} patients (profile `{cfg.profile}`, seed {cfg.seed}).
+    return Safe(f"""
+**Cohort and split.** {md_text(info.get('n_patients'))} patients (profile {md_text(cfg.profile)}, seed {cfg.seed}).
 Patients were split once, by patient and stratified by ALNM status, into a test set
 ({test_rule}; here {n_test} patients, {n_test_pos} with ALNM; a fixed `split` column of
 `cohort.csv` used when present) and {design}. Exclusions: {len(excl) or 'none'} (a patient
@@ -104,7 +153,7 @@ def radiomics_paragraph(cfg: StudyConfig, info: dict) -> str:
     rc, r = cfg.radiomics, cfg.roi
     if not rc.enabled:
         return ""
-    n_excl = len(info.get("radiomics_exclusions", []))
+    n_excl = len(record.radiomics_exclusions(info))
     fit = ("inside each fold's training patients (out-of-fold predictions for the development "
            "set, the mean of the fold models for the test set), exactly as the CNNs"
            if cfg.split.scheme == "kfold" else "on the training patients, as the CNNs")
@@ -133,7 +182,7 @@ baselines by the paired DeLong test in its own family (Holm and Benjamini–Hoch
 
 CHECKLIST = [
     ("TRIPOD+AI 5a / CLAIM 7", "Source of data, eligibility", "Section 1 (cohort, Table 1); cohort.csv contract in README"),
-    ("TRIPOD+AI 6a / CLAIM 9", "Outcome definition (pN1a or worse vs pN0)", "Section 1 introduction; `alnm` column"),
+    ("TRIPOD+AI 6a / CLAIM 9", "Outcome definition (pN1a or worse vs pN0)", "Section 1 introduction; the alnm column of cohort.csv"),
     ("TRIPOD+AI 7a / CLAIM 12-14", "Predictors / image preprocessing", "Section 2 (ROI crops, QC gallery, normalisation)"),
     ("TRIPOD+AI 8 / CLAIM 21", "Sample size, class balance", "Section 1 (patients per split); Section 3 (crops per split)"),
     ("TRIPOD+AI 9 / CLAIM 20", "Missing data, exclusions", "Section 2 (exclusions and warnings); provenance footer"),

@@ -1,7 +1,7 @@
 """Executors run the grid of training units.
 
 An executor is given the unit of work, ``work(unit, *, progress) -> result`` (in practice
-:func:`alnm_core.run.steps.train_unit` bound to a run's paths and configuration), and the units
+:func:`alnm_core.run.steps_train.run_job` bound to a run's paths and configuration), and the units
 of the grid that still need training (the step layer skips finished ones before it calls an
 executor, so they cost no round trip). Every executor returns the results in the grid's order,
 whatever order they finish in, and never writes an artifact itself: the unit of work does,
@@ -57,13 +57,10 @@ class GridError(RuntimeError):
 
 
 def describe_unit(unit: Any) -> str:
-    """``T2WI r0-f1 (sequence T2WI, repeat 0, fold 1)`` for a training unit, ``str`` otherwise."""
-    seq = getattr(unit, "sequence", None)
-    if seq is None:
-        return str(unit)
-    fold = getattr(unit, "fold", None)
-    return (f"{unit} (sequence {seq}, repeat {getattr(unit, 'repeat', 0)}, "
-            f"fold {'none: hold-out' if fold is None else fold})")
+    """``slice_vote_T2WI r0-f1 (model ..., sequence T2WI, repeat 0, fold 1)`` for a training
+    unit (its ``describe()``), ``str`` otherwise."""
+    describe = getattr(unit, "describe", None)
+    return describe() if callable(describe) else str(unit)
 
 
 class _Tally:

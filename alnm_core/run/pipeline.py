@@ -1,13 +1,13 @@
-"""The pipeline: the study's steps in order, papermill for the narrative, the report.
+"""The pipeline: the study's steps in graph order, papermill for the narrative, the report.
 
 ``run_study`` takes a resolved :class:`~alnm_core.config.StudyConfig` and a run folder it owns
-(:mod:`alnm_core.run.lock`). For each stage it runs the step (:mod:`alnm_core.run.steps`,
-skipped when its inputs are unchanged) and then executes the stage's notebook(s) with papermill,
-each in a fresh kernel; a notebook calls the same step, finds it up to date, and narrates,
-tabulates and plots its result. A notebook whose source, parameters and step keys are unchanged
-since its last successful execution is not executed again. Finally it assembles one
-self-contained ``report.html`` and checks that every configured step and notebook ran and wrote
-its artifacts; otherwise it fails naming what is missing, and the report says so.
+(:mod:`alnm_core.runfolder.lock`). It brings every step instance of the registry
+(:mod:`alnm_core.run.registry`) up to date in graph order, and executes each notebook with
+papermill, in a fresh kernel, as soon as every step it shows is up to date; a notebook loads its
+steps' results (it never recomputes them). A notebook whose source, parameters and step keys are
+unchanged since its last successful execution is not executed again. Finally it assembles one
+self-contained ``report.html`` and checks that every step and notebook ran and wrote its
+artifacts; otherwise it fails naming what is missing, and the report says so.
 
 The notebooks are the package's jupytext sources (``alnm_core/notebooks/*.py``), converted at
 run time: there is no second copy to drift.
@@ -30,13 +30,15 @@ from typing import Callable
 
 import nbformat
 
-from ..config import StudyConfig
+from ..config import ConfigError, StudyConfig
 from ..report.html import Section, assemble_report
+from ..runfolder import record
+from ..runfolder.lock import PIPELINE_ENV
+from ..runfolder.paths import RunPaths
 from ..storage import StorageError
-from . import record, steps
 from .executor import for_config
-from .lock import PIPELINE_ENV
-from .paths import RunPaths
+from .graph import Runner
+from .registry import NOTEBOOKS, notebook_jobs, runner_for
 
 Progress = Callable[[str], None]
 #: The kernel every notebook of the suite names and papermill starts. The pipeline resolves it to
@@ -44,42 +46,6 @@ Progress = Callable[[str], None]
 #: ``alnm lab`` registers the same name for JupyterLab (:mod:`alnm_core.lab`).
 KERNEL_NAME = "alnm"
 KERNEL_DISPLAY_NAME = "Python (alnm)"
-
-
-@dataclass(frozen=True)
-class NotebookSpec:
-    """A notebook of the suite and the section it becomes in the report."""
-
-    stem: str  # file name without .py
-    number: str  # section number, the same as the notebook's heading
-    title: str
-    #: steps whose results the notebook shows ("{seq}" = its sequence, "*" = every sequence)
-    depends: tuple[str, ...]
-    per_sequence: bool = False
-    needs_figures: bool = True
-
-    def step_names(self, cfg: StudyConfig, params: dict) -> list[str]:
-        out = []
-        for d in self.depends:
-            if "*" in d:
-                out += [d.replace("*", s) for s in cfg.sequences]
-            else:
-                out.append(d.format(seq=params.get("sequence", "")))
-        return out
-
-
-NOTEBOOKS = (
-    NotebookSpec("01_cohort_statistics", "1", "Cohort and Table 1", ("prepare", "describe_cohort")),
-    NotebookSpec("02_roi_cropping", "2", "ROI extraction and quality control", ("prepare", "roi:*")),
-    NotebookSpec("03_train_sequence", "3", "Per-sequence CNN", ("prepare", "roi:{seq}", "train:{seq}"),
-                 per_sequence=True),
-    NotebookSpec("04_ensemble_fusion", "4", "Ensemble fusion", ("train:*", "fuse"),
-                 needs_figures=False),
-    NotebookSpec("05_roc_delong", "5", "Evaluation: Table 3, ROC, DeLong", ("prepare", "fuse", "evaluate",
-                                                                          "radiomics_features:*", "radiomics")),
-    NotebookSpec("06_reviewer_crosscheck", "6", "Reviewer's cross-check",
-                 ("prepare", "describe_cohort", "fuse", "radiomics", "evaluate"), needs_figures=False),
-)
 
 
 class PipelineError(RuntimeError):
@@ -185,6 +151,10 @@ def execute_notebook(src: Path | nbformat.NotebookNode, out: Path, parameters: d
 
     nb = load_notebook(src) if isinstance(src, Path) else src
     t0 = time.time()
+    try:
+        check_parameters(nb, out.name, parameters)
+    except ConfigError as exc:  # refused before a kernel starts
+        return NotebookRun(out.name, out, 0.0, False, f"{out.name}: ConfigError: {exc}")
     handler = None
     logger = logging.getLogger("papermill")
     if progress is not None:
@@ -224,126 +194,134 @@ def check_figures(nb_path: Path) -> bool:
                for o in c.get("outputs", []))
 
 
-# ----------------------------------------------------------------------------- stages
-def notebook_jobs(cfg: StudyConfig) -> list[tuple[NotebookSpec, str, dict]]:
-    """``(spec, output file name, parameters)`` of every notebook a run executes, in order."""
-    jobs = []
-    for spec in NOTEBOOKS:
-        if spec.per_sequence:
-            jobs += [(spec, f"{spec.stem}_{s}.ipynb", {"sequence": s}) for s in cfg.sequences]
-        else:
-            jobs.append((spec, f"{spec.stem}.ipynb", {}))
-    return jobs
+# ----------------------------------------------------------------------------- parameters
+def notebook_parameters(nb: nbformat.NotebookNode) -> dict[str, str]:
+    """``name -> type name`` of a notebook's parameters cell (``name: type = literal  # help``)."""
+    import ast
+
+    cell = next((c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None:
+        return {}
+    out = {}
+    for node in ast.parse(cell.source).body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            out[node.target.id] = ast.unparse(node.annotation)
+    return out
 
 
-def expected_steps(cfg: StudyConfig) -> list[str]:
-    """Names of the steps a complete run records in ``run.json``."""
-    rad = ([f"radiomics_features:{s}" for s in cfg.sequences] + ["radiomics"]
-           if cfg.radiomics.enabled else [])
-    return (["prepare", "describe_cohort"] + [f"roi:{s}" for s in cfg.sequences]
-            + [f"train:{s}" for s in cfg.sequences] + ["fuse"] + rad + ["evaluate", "bundle"])
+def check_parameters(nb: nbformat.NotebookNode, name: str, parameters: dict) -> None:
+    """Refuse a parameter the notebook does not declare, or one of the wrong type, before any
+    kernel starts (papermill itself only warns).
+
+    Raises:
+        ConfigError: naming the notebook and every bad parameter.
+    """
+    declared = notebook_parameters(nb)
+    types = {"str": str, "int": int, "bool": bool, "float": (int, float)}
+    problems = []
+    for k, v in parameters.items():
+        if k not in declared:
+            problems.append(f"unknown parameter {k!r} (known: {sorted(declared)})")
+        elif declared[k] in types and (not isinstance(v, types[declared[k]]) or
+                                       (declared[k] != "bool" and isinstance(v, bool))):
+            problems.append(f"parameter {k!r}={v!r} should be {declared[k]}")
+    if problems:
+        raise ConfigError(f"{name}: " + "; ".join(problems))
 
 
-def _section(spec: NotebookSpec, params: dict) -> tuple[str, str]:
-    if spec.per_sequence:
-        return spec.number, f"{spec.title}: {params['sequence']}"
-    return spec.number, spec.title
-
-
-def _notebook_key(src: Path, params: dict, step_names: list[str], info: dict) -> str:
+# ----------------------------------------------------------------------------- the run
+def _notebook_key(src: Path, params: dict, instances: list[str], runner: Runner) -> str:
     """Source, parameters and the keys of the steps the notebook shows: unchanged = same page."""
-    steps_ = info.get("steps", {})
     h = hashlib.sha256(src.read_bytes())
     shown = {k: v for k, v in params.items() if k != "run_dir"}  # a copied run folder stays current
-    h.update(json.dumps({"params": shown, "steps": {n: steps_.get(n, {}).get("key") for n in step_names}},
+    h.update(json.dumps({"params": shown, "steps": {n: runner.key(n) for n in instances}},
                         sort_keys=True).encode())
     return h.hexdigest()[:24]
 
 
 class _Runner:
-    """Runs the stages of one study in a run folder it owns."""
+    """Runs one study in a run folder it owns: steps in graph order, notebooks as soon as the
+    steps they show are up to date."""
 
-    def __init__(self, paths: RunPaths, cfg: StudyConfig, progress: Progress, nb_dir: Path | None):
+    def __init__(self, paths: RunPaths, cfg: StudyConfig, progress: Progress, nb_dir: Path | None,
+                 cohort_dir: Path):
         self.paths, self.cfg, self.say, self.nb_dir = paths, cfg, progress, nb_dir
-        self.sections: list[Section] = []
-        self.executor = for_config(cfg, run_dir=paths.root)
+        self.steps = runner_for(paths, cfg, cohort_dir=cohort_dir, progress=progress,
+                                executor=for_config(cfg, run_dir=paths.root))
+        self.jobs = notebook_jobs(cfg)
+        self.done: set[str] = set()
+        self.sections: dict[str, Section] = {}
 
-    def notebooks(self, stem: str) -> None:
-        for spec, out_name, params in notebook_jobs(self.cfg):
-            if spec.stem != stem:
-                continue
-            src = notebook_source(spec.stem, self.nb_dir)
-            out = self.paths.notebooks / out_name
-            full = {"run_dir": str(self.paths.root.resolve()), **params}
-            key = _notebook_key(src, full, spec.step_names(self.cfg, params), record.read(self.paths.root))
-            state = record.read(self.paths.root).get("notebooks", {}).get(out_name, {})
-            number, title = _section(spec, params)
-            if state.get("key") == key and state.get("status") == "ok" and out.is_file():
-                self.say(f"notebook {out_name}: up to date")
-                self.sections.append(Section(number, title, out))
-                continue
-            self.say(f"notebook {out_name}")
-            res = execute_notebook(src, out, full, cwd=self.paths.notebooks, progress=self.say)
-            if out.is_file():
-                self.sections.append(Section(number, title, out))
-            if res.ok and spec.needs_figures and not check_figures(out):
-                res.ok, res.error = False, (f"{out_name} holds no figure (is MPLBACKEND=Agg set, or "
-                                            "does a library call matplotlib.use?)")
-            record.update(self.paths, notebooks={out_name: {
-                "key": key, "status": "ok" if res.ok else "failed", "error": res.error,
-                "seconds": round(res.seconds, 2), "finished": record.now()}})
-            self.say(f"{out_name}: {'done' if res.ok else 'FAILED'} in {res.seconds:.1f} s")
-            if not res.ok:
-                raise PipelineError(res.error)
-
-    def stage(self, name: str, fn: Callable[[], object]) -> None:
-        self.say(f"step {name}")
-        try:
-            fn()
-        except PipelineError:
-            raise
-        except Exception as exc:  # every step error becomes one message naming the step
-            raise PipelineError(f"step {name} failed: {type(exc).__name__}: {exc}") from exc
+    def notebook(self, nb, seq: str | None, out_name: str) -> None:
+        src = notebook_source(nb.stem, self.nb_dir)
+        out = self.paths.notebooks / out_name
+        params = {"run_dir": str(self.paths.root.resolve()), **({"sequence": seq} if seq else {})}
+        key = _notebook_key(src, params, nb.instances(self.steps.graph, seq), self.steps)
+        state = record.read(self.paths.root).get("notebooks", {}).get(out_name, {})
+        section = Section(nb.number, nb.title_for(seq), out)
+        if state.get("key") == key and state.get("status") == "ok" and out.is_file():
+            self.say(f"notebook {out_name}: up to date")
+            self.sections[out_name] = section
+            return
+        self.say(f"notebook {out_name}")
+        res = execute_notebook(src, out, params, cwd=self.paths.notebooks, progress=self.say)
+        if out.is_file():
+            self.sections[out_name] = section
+        if res.ok and nb.needs_figures and not check_figures(out):
+            res.ok, res.error = False, (f"{out_name} holds no figure (is MPLBACKEND=Agg set, or does a "
+                                        "library call matplotlib.use?)")
+        record.finish_notebook(self.paths, out_name, key=key, status="ok" if res.ok else "failed",
+                               error=res.error, seconds=res.seconds)
+        self.say(f"{out_name}: {'done' if res.ok else 'FAILED'} in {res.seconds:.1f} s")
+        if not res.ok:
+            raise PipelineError(res.error)
 
     def run(self) -> None:
-        p, c, say = self.paths, self.cfg, self.say
-        self.stage("describe_cohort", lambda: steps.describe_cohort(p, c, progress=say))
-        self.notebooks("01_cohort_statistics")
-        self.stage("extract_rois", lambda: steps.extract_rois(p, c, progress=say))
-        self.notebooks("02_roi_cropping")
-        self.stage("train", lambda: steps.train_all(p, c, progress=say, executor=self.executor))
-        self.notebooks("03_train_sequence")
-        self.stage("fuse", lambda: steps.fuse(p, c, progress=say, executor=self.executor))
-        self.notebooks("04_ensemble_fusion")
-        if c.radiomics.enabled:
-            self.stage("radiomics", lambda: steps.radiomics(p, c, progress=say))
-        self.stage("evaluate", lambda: steps.evaluate(p, c, progress=say, executor=self.executor))
-        self.notebooks("05_roc_delong")
-        self.notebooks("06_reviewer_crosscheck")
-        self.stage("bundle", lambda: steps.bundle(p, c, progress=say, executor=self.executor))
+        graph = self.steps.graph
+        for inst in graph.instances:
+            try:
+                self.steps.get(inst.name)
+            except PipelineError:
+                raise
+            except Exception as exc:  # every step error becomes one message naming the step
+                raise PipelineError(f"step {inst.name} failed: {type(exc).__name__}: {exc}") from exc
+            self.done.add(inst.name)
+            for nb, seq, out_name in self.jobs:
+                if out_name not in self.sections and set(nb.instances(graph, seq)) <= self.done:
+                    self.notebook(nb, seq, out_name)
+
+    def ordered_sections(self) -> list[Section]:
+        return [self.sections[o] for _, _, o in self.jobs if o in self.sections]
 
     def missing(self) -> list[str]:
         """What a complete run has and this one lacks (steps, their outputs, notebooks)."""
         info = record.read(self.paths.root)
         out = []
-        for name in expected_steps(self.cfg):
-            st = info.get("steps", {}).get(name)
+        for inst in self.steps.graph.instances:
+            st = info.get("steps", {}).get(inst.name)
             if not st:
-                out.append(f"step {name} did not run")
+                out.append(f"step {inst.name} did not run")
                 continue
-            out += [f"{name} output {o} is missing" for o in st.get("outputs", [])
+            out += [f"{inst.name} output {o} is missing" for o in st.get("outputs", [])
                     if not (self.paths.root / o).exists()]
-        for _spec, out_name, _ in notebook_jobs(self.cfg):
+        for _nb, _seq, out_name in self.jobs:
             if info.get("notebooks", {}).get(out_name, {}).get("status") != "ok":
                 out.append(f"notebook {out_name} did not run")
         return out
+
+
+def start_record(paths: RunPaths, cfg: StudyConfig, cohort_dir: Path, n_patients: int) -> None:
+    """Start (or refresh the provenance of) the run's ``run.json``."""
+    paths.make()
+    if not record.exists(paths.root) or record.read(paths.root).get("config") != cfg.to_dict():
+        record.create(paths, cfg, cohort_dir=cohort_dir, n_patients=n_patients)
 
 
 def run_study(cohort_dir: str | Path, cfg: StudyConfig, run_dir: str | Path, *,
               progress: Progress | None = None, notebook_dir: Path | None = None) -> Path:
     """Run the whole study into ``run_dir`` and write ``report.html``.
 
-    The caller owns ``run_dir`` (see :func:`alnm_core.run.lock.RunLock`; the CLI takes it).
+    The caller owns ``run_dir`` (see :class:`alnm_core.runfolder.lock.RunLock`; the CLI takes it).
 
     Returns:
         Path of ``report.html``.
@@ -357,13 +335,13 @@ def run_study(cohort_dir: str | Path, cfg: StudyConfig, run_dir: str | Path, *,
     t0 = time.time()
     paths = RunPaths(Path(run_dir).resolve())
     with kernels_inside(paths):
-        return _run_study(paths, Path(cohort_dir), cfg, say, notebook_dir, t0)
+        return _run_study(paths, Path(cohort_dir).resolve(), cfg, say, notebook_dir, t0)
 
 
 @contextmanager
 def kernels_inside(paths: RunPaths):
     """Tell the kernels this process starts that they run inside its ownership of the run
-    folder: their steps do not take the lock the caller holds."""
+    folder: they read the finished steps and take no lock."""
     before = os.environ.get(PIPELINE_ENV)
     os.environ[PIPELINE_ENV] = str(paths.root)
     try:
@@ -377,10 +355,15 @@ def kernels_inside(paths: RunPaths):
 
 def _run_study(paths: RunPaths, cohort_dir: Path, cfg: StudyConfig, say: Progress,
                notebook_dir: Path | None, t0: float) -> Path:
+    from ..cohort import load_cohort
+
+    cohort = load_cohort(cohort_dir, cfg.sequences)  # input errors propagate as they are
+    start_record(paths, cfg, cohort_dir, len(cohort))
+    runner = _Runner(paths, cfg, say, notebook_dir, cohort_dir)
+    runner.steps.cache["cohort"] = cohort
     say("step prepare (cohort check, splits)")
-    steps.prepare(paths, cfg, cohort_dir, progress=say)  # input errors propagate as they are
-    record.update(paths, status="running")
-    runner = _Runner(paths, cfg, say, notebook_dir)
+    runner.steps.get("prepare")  # split errors propagate as they are
+    record.set_status(paths, "running")
     problem = ""
     try:
         runner.run()
@@ -390,9 +373,29 @@ def _run_study(paths: RunPaths, cohort_dir: Path, cfg: StudyConfig, say: Progres
     if missing:
         problem = "incomplete run: " + "; ".join(missing)
     status = "ok" if not problem else ("incomplete" if missing else "failed")
-    record.update(paths, status=status, timings_s={"total": round(time.time() - t0, 2)})
+    record.set_status(paths, status, total_seconds=time.time() - t0)
     say("assembling report.html")
-    assemble_report(paths, runner.sections, problem=problem)
+    assemble_report(paths, runner.ordered_sections(), problem=problem)
     if problem:
         raise PipelineError(f"{problem} (report: {paths.report})")
     return paths.report
+
+
+def status(paths: RunPaths, cfg: StudyConfig | None = None) -> tuple[list, list[tuple[str, str]]]:
+    """``alnm status``: per step instance (up to date / stale with why / missing), and per
+    notebook (up to date / stale / missing), for the run's configuration or ``cfg``."""
+    cfg = cfg or record.config(paths.root)
+    r = runner_for(paths, cfg)
+    steps = r.status()
+    info = record.read(paths.root)
+    nbs = []
+    for nb, seq, out_name in notebook_jobs(cfg):
+        st = info.get("notebooks", {}).get(out_name, {})
+        src = notebook_source(nb.stem)
+        params = {"run_dir": str(paths.root.resolve()), **({"sequence": seq} if seq else {})}
+        key = _notebook_key(src, params, nb.instances(r.graph, seq), r)
+        if not st or st.get("status") != "ok" or not (paths.notebooks / out_name).is_file():
+            nbs.append((out_name, "missing"))
+        else:
+            nbs.append((out_name, "up to date" if st.get("key") == key else "stale"))
+    return steps, nbs

@@ -1,9 +1,12 @@
 """``run.json``: the run's record of provenance and of every step that ran.
 
-This module is the only writer of ``run.json``. It holds the resolved configuration, the seed,
-the git commit, package versions, the device, timings, exclusions, and for each step the key
-of its inputs (so an unchanged step is skipped on a rerun), its outputs and how long it took.
-Updates are read-modify-write under an advisory file lock and replace the file atomically.
+This module is the only writer of ``run.json`` (every other module calls the functions here).
+It holds the resolved configuration, the seed, the git commit, package versions, the device and
+timings; for each step the key of its inputs and what the key was made of (the configuration
+values it read, its upstream steps' keys, the digest of the cohort files it read, its version:
+``alnm status`` names what changed), its outputs, how long it took and what it reports
+(exclusions, per-unit training records, ensemble weights); and each notebook's state. Updates
+are read-modify-write under an advisory file lock and replace the file atomically.
 
 Example:
     >>> info = read(Path("reports/demo"))          # doctest: +SKIP
@@ -140,9 +143,6 @@ def create(paths: RunPaths, cfg: StudyConfig, *, cohort_dir: Path, n_patients: i
             "device": device_info(),
             "steps": old.get("steps", {}),
             "notebooks": old.get("notebooks", {}),
-            "exclusions": old.get("exclusions", []),
-            "roi_warnings": old.get("roi_warnings", []),
-            "training": old.get("training", {}),
             "timings_s": old.get("timings_s", {}),
             **(extra or {}),
         }
@@ -150,7 +150,7 @@ def create(paths: RunPaths, cfg: StudyConfig, *, cohort_dir: Path, n_patients: i
     return data
 
 
-def update(run_dir: str | Path | RunPaths, **changes: Any) -> dict[str, Any]:
+def _update(run_dir: str | Path | RunPaths, **changes: Any) -> dict[str, Any]:
     """Merge top-level keys into ``run.json`` (dict values are merged one level deep)."""
     paths = run_dir if isinstance(run_dir, RunPaths) else RunPaths(Path(run_dir))
     with _locked(paths):
@@ -173,11 +173,48 @@ def step_state(paths: RunPaths, name: str) -> dict[str, Any] | None:
 
 
 def finish_step(paths: RunPaths, name: str, *, key: str, outputs: list[Path], seconds: float,
-                **extra: Any) -> None:
-    """Record that a step ran with inputs ``key`` and wrote ``outputs``."""
+                inputs: dict[str, Any] | None = None, report: dict[str, Any] | None = None) -> None:
+    """Record that a step ran with inputs ``key`` and wrote ``outputs``.
+
+    Args:
+        inputs: what the key was made of (``config``, ``upstream``, ``files``, ``version``),
+            so that a later status can name what changed.
+        report: what the step says about its work (exclusions, warnings, per-unit records...).
+    """
     rel = [str(p.relative_to(paths.root)) for p in outputs]
-    update(paths, steps={name: {"key": key, "outputs": rel, "seconds": round(seconds, 3),
-                                "finished": now(), **extra}})
+    _update(paths, steps={name: {"key": key, "outputs": rel, "seconds": round(seconds, 3),
+                                 "finished": now(), "inputs": inputs or {}, **(report or {})}})
+
+
+def finish_notebook(paths: RunPaths, name: str, *, key: str | None, status: str, error: str,
+                    seconds: float) -> None:
+    """Record a notebook's execution (``status``: ok or failed)."""
+    _update(paths, notebooks={name: {"key": key, "status": status, "error": error,
+                                     "seconds": round(seconds, 2), "finished": now()}})
+
+
+def set_status(paths: RunPaths, status: str, *, total_seconds: float | None = None) -> None:
+    """The run's status (running, ok, failed, incomplete) and its total time."""
+    extra = {} if total_seconds is None else {"timings_s": {"total": round(total_seconds, 2)}}
+    _update(paths, status=status, **extra)
+
+
+def exclusions(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """Patients left out by an ROI step (``patient_id, sequence, reason, file``), every sequence."""
+    return [e for name, st in info.get("steps", {}).items() if name.startswith("roi:")
+            for e in st.get("exclusions", [])]
+
+
+def roi_warnings(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """Warnings of the ROI steps (``patient_id, sequence, warning``)."""
+    return [w for name, st in info.get("steps", {}).items() if name.startswith("roi:")
+            for w in st.get("warnings", [])]
+
+
+def radiomics_exclusions(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """Patients whose radiomics features could not be computed (imputed), every sequence."""
+    return [e for name, st in info.get("steps", {}).items() if name.startswith("radiomics_features:")
+            for e in st.get("exclusions", [])]
 
 
 def forget_step(paths: RunPaths, name: str) -> None:

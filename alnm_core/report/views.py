@@ -1,0 +1,324 @@
+"""Tables and figure inputs the notebooks show, built from step results (no new numbers).
+
+Every function here rearranges or formats what a step computed and wrote as an artifact; a
+notebook calls one, then displays the result through :mod:`alnm_core.report.escape` (tables,
+Markdown) or as a figure. Keeping this out of the notebooks keeps them short enough to teach
+from, and puts every line a reviewer might question where tests can reach it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .escape import fmt_number, fmt_p
+
+SPLITS = ("train", "val", "dev", "test")
+
+
+# ----------------------------------------------------------------------------- section 1
+def table1_view(t: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 as printed: characteristic, level, total, ALNM, non-ALNM, P (journal style), test."""
+    return pd.DataFrame({"Characteristic": t.characteristic, "": t.level, "Total": t.total,
+                         "ALNM": t.group1, "Non-ALNM": t.group0,
+                         "P": [fmt_p(p) if str(p).strip() not in ("", "nan") else "" for p in t.p],
+                         "Test": t.test})
+
+
+def normality_view(t: pd.DataFrame) -> pd.DataFrame:
+    return t.loc[t.normality != "", ["characteristic", "normality"]].rename(
+        columns={"characteristic": "Characteristic", "normality": "Normality checks (p per group)"})
+
+
+# ----------------------------------------------------------------------------- section 2
+def roi_settings(cfg) -> list[tuple[str, str]]:
+    """The crop settings of a run, as (setting, value) pairs."""
+    r = cfg.roi
+    return [("crop size", f"{r.size} x {r.size} px"),
+            ("peritumoral margin", f"{r.margin_mm:g} mm ({'square box in mm' if r.keep_aspect else 'box stretched to a square'})"),
+            ("slices", f"{r.slices}" + (f" (k = {r.central_k})" if r.slices == "central" else "")
+             + f", minimum tumour area {r.min_area_mm2:g} mm²"),
+            ("DWI b-value", "highest in the series" if r.dwi_b_value is None else f"{r.dwi_b_value:g}"),
+            ("DCE phase", r.dce_phase), ("unusable patients", r.on_error)]
+
+
+def crops_summary(crops, splits: pd.DataFrame | None = None) -> dict:
+    """Patients and crops of a sequence, overall and (given the split) per split."""
+    n = crops.per_patient.set_index("patient_id").n_crops
+    out = {"patients": int(len(n)), "crops": int(n.sum()), "per_patient_mean": round(float(n.mean()), 1),
+           "per_patient_min": int(n.min()), "per_patient_max": int(n.max())}
+    if splits is not None:
+        part = splits.set_index("patient_id").split.reindex(n.index)
+        out.update({f"{k} (crops / patients)": f"{int(n[part == k].sum())} / {int((part == k).sum())}"
+                    for k in SPLITS if (part == k).any()})
+    out.update({"crop shape": f"{crops.crops.shape[1]} x {crops.crops.shape[2]}",
+                "value range": f"[{crops.crops.min():.2f}, {crops.crops.max():.2f}]"})
+    return out
+
+
+def crops_table(rois: dict, splits: pd.DataFrame) -> pd.DataFrame:
+    """Patients and crops per sequence and split (``rois``: sequence -> RoiResult)."""
+    return pd.DataFrame({s: crops_summary(r.crops, splits) for s, r in rois.items()}).T
+
+
+def qc_patients(cohort: pd.DataFrame, n: int) -> list[str]:
+    """The first patients of each group for the QC gallery (ALNM first)."""
+    return (list(cohort[cohort.alnm == 1].patient_id[: (n + 1) // 2]) +
+            list(cohort[cohort.alnm == 0].patient_id[: n // 2]))
+
+
+def central_crops(crops, cohort: pd.DataFrame, seed: int, k: int = 16) -> tuple[np.ndarray, list[str]]:
+    """The central crop of ``k`` random patients, with "patient · label" titles."""
+    rng = np.random.default_rng(seed)
+    label = cohort.set_index("patient_id").alnm
+    ids = crops.per_patient.patient_id.to_numpy()
+    pick = rng.choice(ids, size=min(k, len(ids)), replace=False)
+    idx = []
+    for p in pick:
+        rows = np.flatnonzero(crops.patient_id == p)
+        idx.append(int(rows[len(rows) // 2]))
+    return crops.crops[idx], [f"{p} · {label[p]}" for p in pick]
+
+
+def intensities(rois: dict, limit: int = 200) -> tuple[list, list]:
+    """Raw (rescaled back) and normalised intensities of the first crops of each sequence."""
+    raw, normed = [], []
+    for r in rois.values():
+        c = r.crops
+        k = slice(0, min(limit, len(c.crops)))
+        lo, hi = c.raw_range[k, 0][:, None, None], c.raw_range[k, 1][:, None, None]
+        raw.append(c.crops[k] * (hi - lo) + lo)
+        normed.append(c.crops[k])
+    return raw, normed
+
+
+def tic_agreement(dce_crops, cohort: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame, float]:
+    """DCE curves (times in minutes), the curves per patient, the image-vs-manifest TIC
+    cross-table and the agreement."""
+    pp = dce_crops.per_patient.merge(cohort[["patient_id", "tic_type", "alnm"]], on="patient_id",
+                                     suffixes=("_image", "_manifest"))
+    t_s = pp.tic_times_s.iloc[0]
+    times = np.array(t_s) / 60 if len(t_s) else np.arange(len(pp.tic_curve.iloc[0]))
+    agree = pd.crosstab(pp.tic_type_image.rename("from the images"), pp.tic_type_manifest.rename("cohort.csv"))
+    return (times, pp.rename(columns={"tic_type_manifest": "tic", "tic_curve": "curve"}), agree,
+            float((pp.tic_type_image == pp.tic_type_manifest).mean()))
+
+
+# ----------------------------------------------------------------------------- section 3
+def training_settings(cfg, crops_shape: tuple[int, ...], device: str) -> pd.DataFrame:
+    """This run's training settings beside the paper's."""
+    t = cfg.train
+    rows = [
+        ("architecture", t.arch, "ResNet50"),
+        ("input", f"{crops_shape[1]} x {crops_shape[2]} crops, {t.in_channels} channel(s)", "224 x 224"),
+        ("initialisation", "ImageNet" if (t.pretrained or t.weights_path) else "random", "not stated"),
+        ("optimiser", f"Adam, lr {t.lr:g}, weight decay {t.weight_decay:g}", "Adam, lr 5e-5"),
+        ("batch size / epochs", f"{t.batch_size} / {t.epochs}", "64 / 300"),
+        ("augmentation", "flips, transposition, gamma 0.85-1.15" if t.augment else "none", "not stated"),
+        ("class imbalance", "loss weighted by inverse class frequency" if t.class_weighting == "balanced"
+         else "none", "not stated"),
+        ("validation", f"{cfg.split.n_folds}-fold cross-validation x {cfg.split.repeats} (one model per fold)"
+         if cfg.split.scheme == "kfold" else f"hold-out validation part ({cfg.split.val_fraction:.0%})", "not stated"),
+        ("checkpoint", "best AUC on the model's validation patients" if t.selection == "best_val_auc"
+         else "last epoch (a fixed epoch count)", "not stated"),
+        ("slice -> patient", t.aggregation, "not stated"),
+        ("device", device, "GPU"),
+    ]
+    return pd.DataFrame(rows, columns=["setting", "this run", "the paper"])
+
+
+def units_table(units: list) -> pd.DataFrame:
+    """One row per training unit: patients fitted / validated / predicted, epochs, time."""
+    return pd.DataFrame([{"unit": u.job.id, "patients fitted": u.info["n_roles"].get("train", 0),
+                          "validation": u.info["n_roles"].get("val", 0),
+                          "predicted out of fold": u.info["n_roles"].get("oof", 0),
+                          "epochs": len(u.history), "kept epoch": u.info["best_epoch"],
+                          "seconds": round(u.info["seconds"]), "device": u.info["device"],
+                          "crops/s": u.info["train_crops_per_s"],
+                          "resumed after epoch": u.info["resumed_from_epoch"] or ""} for u in units])
+
+
+def per_split_view(t: pd.DataFrame) -> pd.DataFrame:
+    """Per-split AUC with its CIs and ACC / SEN / SPE with Clopper-Pearson CIs."""
+    def ci(k):
+        return [f"{fmt_number(e)} ({fmt_number(lo)}-{fmt_number(hi)})"
+                for e, lo, hi in zip(t[k], t[f"{k}_low"], t[f"{k}_high"])]
+
+    return pd.DataFrame({"split": [s + (" (out-of-fold)" if s == "dev" else "") for s in t.split],
+                         "patients (ALNM)": [f"{n} ({k})" for n, k in zip(t.patients, t.n_pos)],
+                         "AUC": [fmt_number(a) for a in t.auc],
+                         "DeLong CI": [f"{fmt_number(a)}-{fmt_number(b)}" for a, b in zip(t.auc_delong_low, t.auc_delong_high)],
+                         "exact CI (MedCalc)": [f"{fmt_number(a)}-{fmt_number(b)}" for a, b in zip(t.auc_exact_low, t.auc_exact_high)],
+                         "ACC": ci("acc"), "SEN": ci("sen"), "SPE": ci("spe")})
+
+
+def gradcam_titles(table: pd.DataFrame) -> list[str]:
+    return [f"{p} y={int(y)} p={q:.2f}" for p, y, q in zip(table.patient_id, table.label, table.prob)]
+
+
+# ----------------------------------------------------------------------------- section 4
+def worked_example(fused: pd.DataFrame, weights: pd.DataFrame, members: list[str], weights_from: str,
+                   labels: dict[str, str], n: int = 6) -> pd.DataFrame:
+    """The headline vote for the first test patients, step by step (paper eq. 2-3)."""
+    from ..ensemble import weighted_vote
+
+    used = "acc_validation" if weights_from == "validation" else "acc_test"
+    w = weights.set_index("model")[used].to_dict()
+    test = fused[fused.split == "test"].head(n)
+    vote = weighted_vote(test[members], w)
+    out = test[["patient_id", "label", *members]].rename(columns=labels)
+    return out.assign(**{"H(x)": np.round(vote.H, 3), "Σw/2": round(vote.threshold, 3), "decision": vote.decision})
+
+
+def auc_by_method(fused: pd.DataFrame, columns: list[str], labels: dict[str, str], fit: tuple[str, str]) -> pd.DataFrame:
+    """Patient-level AUC of every fusion method and member, development and test."""
+    from ..stats import auc
+
+    value, name = fit
+    rows = []
+    for c in columns:
+        rows.append({"model": labels.get(c, c),
+                     **{f"AUC {s}": auc(fused[fused.split == v].label, fused[fused.split == v][c])
+                        for s, v in ((name, value), ("test", "test"))}})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- section 5
+def roc_curves(test: pd.DataFrame, models: dict[str, str]) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+    """``label -> (fpr, tpr, auc)`` on the test patients, for ``models`` (model id -> label)."""
+    from ..stats import auc, roc_curve
+
+    out = {}
+    for col, name in models.items():
+        d = test.dropna(subset=[col])
+        c = roc_curve(d.label, d[col])
+        out[name] = (c.fpr[::-1], c.sensitivity[::-1], auc(d.label, d[col]))
+    return out
+
+
+def delong_view(t: pd.DataFrame) -> pd.DataFrame:
+    """A DeLong family as printed: labels, AUCs, z, p, Holm and BH adjusted (journal style)."""
+    out = pd.DataFrame({"model A": t.get("label_a", t.model_a), "model B": t.get("label_b", t.model_b),
+                        "AUC A": t.auc_a, "AUC B": t.auc_b, "difference (95% CI)":
+                        [f"{fmt_number(d)} ({fmt_number(lo)} to {fmt_number(hi)})"
+                         for d, lo, hi in zip(t["diff"], t.ci_low, t.ci_high)] if "diff" in t else "",
+                        "z": t.z, "p": [fmt_p(p) for p in t.p_value]})
+    for col, name in (("p_holm", "p (Holm)"), ("p_bh", "p (BH)")):
+        if col in t:
+            out[name] = [fmt_p(p) for p in t[col]]
+    return out
+
+
+def cv_view(cv: pd.DataFrame) -> pd.DataFrame:
+    """Out-of-fold vs test AUC per model, and the spread over the fold models."""
+    def ci(a, lo, hi):
+        return [f"{fmt_number(x)} ({fmt_number(y)}-{fmt_number(z)})" for x, y, z in zip(a, lo, hi)]
+
+    return pd.DataFrame({
+        "model": cv.model,
+        "AUC out-of-fold (95% CI)": ci(cv.auc_oof, cv.auc_oof_low, cv.auc_oof_high),
+        "AUC test (95% CI)": ci(cv.auc_test, cv.auc_test_low, cv.auc_test_high),
+        "fold AUC mean ± SD (n)": [f"{fmt_number(m)} ± {fmt_number(sd)} ({n})" if n > 1 else "—"
+                                   for m, sd, n in zip(cv.fold_auc_mean, cv.fold_auc_sd, cv.fold_n)],
+        "fold models' test AUC mean ± SD": [f"{fmt_number(m)} ± {fmt_number(sd)}" if n > 1 else "—"
+                                            for m, sd, n in zip(cv.unit_test_auc_mean, cv.unit_test_auc_sd,
+                                                                cv.unit_test_n)]})
+
+
+def subgroups_view(sub: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "model": sub.model, "subgroup": sub.subgroup, "n": sub.n, "ALNM": sub.get("n_pos", ""),
+        "AUC (95% CI)": [f"{fmt_number(a)} ({fmt_number(lo)}-{fmt_number(hi)})" if np.isfinite(lo) else fmt_number(a)
+                         for a, lo, hi in zip(sub.auc, sub.ci_low, sub.ci_high)],
+        "exact CI (MedCalc)": [f"{fmt_number(lo)}-{fmt_number(hi)}" if np.isfinite(lo) else "—"
+                               for lo, hi in zip(sub.get("exact_low", sub.ci_low), sub.get("exact_high", sub.ci_high))],
+        "unpaired p": [fmt_p(p) if np.isfinite(p) else "" for p in sub.unpaired_p],
+        "note": sub.note.fillna("")})
+
+
+def calibration_view(cal: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"model": cal.model, "Brier": cal.brier, "intercept": cal.intercept,
+                         "slope": cal.slope, "note": cal.note.fillna("")})
+
+
+def radiomics_features_view(rad) -> pd.DataFrame:
+    return pd.DataFrame([{"sequence": s, "patients": len(f), "features": f.shape[1] - 1,
+                          "s / patient (1 process)": rad.seconds_per_patient.get(s, np.nan),
+                          "not computed (imputed)": sum(e["sequence"] == s for e in rad.exclusions)}
+                         for s, f in rad.features.items()])
+
+
+def radiomics_models_view(coefs: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
+    head = coefs[coefs.term == "(intercept)"]
+    return pd.DataFrame({"model": head.model.map(labels), "features": head.n_features,
+                         "after the robustness filter": head.n_after_filter, "C": head.C,
+                         "L1 ratio": head.l1_ratio,
+                         "non-zero coefficients": [int(((coefs.model == m) & (coefs.term != "(intercept)")).sum())
+                                                   for m in head.model]})
+
+
+def frozen_thresholds(t3: pd.DataFrame) -> dict[str, float]:
+    """``label -> Youden threshold`` frozen on the development predictions."""
+    y = t3[t3.threshold_from.str.startswith("Youden")]
+    return dict(zip(y.model, y.threshold.astype(float)))
+
+
+def thresholds_by_id(t3: pd.DataFrame) -> dict[str, float]:
+    y = t3[t3.threshold_from.str.startswith("Youden")]
+    return dict(zip(y.model_id, y.threshold.astype(float)))
+
+
+def explorer_inputs(test: pd.DataFrame, t3: pd.DataFrame, models) -> tuple[dict, dict]:
+    """The threshold explorer's predictions (label -> label/prob frame) and frozen thresholds,
+    the headline first."""
+    head = models.headline.model_id
+    order = [head] + [m.model_id for m in models.shown if m.model_id != head]
+    frozen = thresholds_by_id(t3)
+    preds = {models.label(c): test[["label"]].assign(prob=test[c]) for c in order}
+    return preds, {models.label(c): frozen[c] for c in order if c in frozen}
+
+
+def phantom_note(effects: dict[str, float], sequences: Any) -> str:
+    return ", ".join(f"{s} {effects[s]:.1f}" for s in sorted(effects, key=effects.get, reverse=True) if s in sequences)
+
+
+def reliability_curves(res) -> dict[str, pd.DataFrame]:
+    """Reliability bins of the headline, the first shown member and the clinical baseline."""
+    m = res.models
+    ids = [m.headline.model_id] + [x.model_id for x in m.members if x.shown][:1] + ["clinical"]
+    shown = set(m.labels(ids).values())
+    return {k: g for k, g in res.reliability.groupby("model", sort=False) if k in shown}
+
+
+def radiomics_section(res, cfg) -> list:
+    """What section 5 shows of the radiomics baselines: features, the models refitted on the
+    development set, the headline model's coefficients, the nomogram, ROC curves beside the CNNs
+    and the DeLong family (or a line saying they were not computed)."""
+    from ..radiomics_models import nomogram_points
+    from ..model_registry import radiomics_headline
+    from . import escape as esc
+    from . import plots
+
+    rad = res.radiomics
+    if rad is None:
+        return [esc.md("Not computed in this run (radiomics.enabled=false; on in the demo and paper profiles).")]
+    models, labels, test = res.models, res.models.labels(), res.test
+    head = radiomics_headline(cfg)
+    out = [esc.table(radiomics_features_view(rad), caption="Features per sequence")]
+    if rad.exclusions:
+        out.append(esc.table(pd.DataFrame(rad.exclusions),
+                             caption="Features not computed (imputed by each model's training medians)"))
+    out += [esc.table(radiomics_models_view(rad.coefficients, labels), caption="Models refitted on the development set"),
+            plots.coefficient_figure(rad.coefficients[rad.coefficients.model == head], labels[head]),
+            plots.nomogram_figure(nomogram_points(rad.coefficients))]
+    panels = {"Multiparametric": roc_curves(test, models.labels([models.headline.model_id, head,
+                                                                  "clinical_radiomics", "clinical"]))}
+    if len(cfg.sequences) > 1:
+        panels.update({m.sequence: roc_curves(test, {m.model_id: f"CNN {m.sequence}",
+                                                     f"radiomics_{m.sequence}": f"radiomics {m.sequence}"})
+                       for m in models.cnns("slice_vote")})
+    out += [plots.roc_panels(panels),
+            esc.table(delong_view(res.delong_radiomics),
+                      caption=f"Family: CNNs vs radiomics baselines ({len(res.delong_radiomics)} tests, test set)")]
+    return out

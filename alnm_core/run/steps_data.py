@@ -1,0 +1,176 @@
+"""The data steps: the cohort and its split, Table 1, the ROI crops, the radiomics features.
+
+Each step is a ``compute(call)`` that writes its declared artifacts and a ``load(call)`` that
+reads its result back (the declarations are in :mod:`alnm_core.run.registry`).
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from ..cohort import load_cohort
+from ..config import StatsConfig
+from ..runfolder import record
+from ..splits import fold_table, make_splits
+from ..stats import build_table1
+from ..report.views import crops_summary
+from ..storage import sha256_file, write_csv
+from .graph import StepCall
+from .results import CohortResult, Prepared, RoiResult
+
+SPLIT_ORDER = ("train", "val", "dev", "test")
+
+
+# ----------------------------------------------------------------------------- shared facts
+def cohort(call: StepCall) -> pd.DataFrame:
+    """The validated manifest (read and checked once per process)."""
+    r = call.session
+    return r.memo("cohort", lambda: load_cohort(r.cohort_dir, r.cfg.sequences))
+
+
+def manifest_digest(call: StepCall) -> str:
+    r = call.session
+    return r.memo("cohort.csv", lambda: sha256_file(r.cohort_dir / "cohort.csv"))
+
+
+def files_signature(call: StepCall, seq: str) -> list:
+    """(name, size, mtime) of every image and mask file of a sequence: cheap change detection
+    between runs (the cross-run crop cache keys on the bytes). Computed once per process."""
+    def make() -> list:
+        root = call.session.cohort_dir
+        sig = []
+        for _, row in cohort(call).sort_values("patient_id").iterrows():
+            for col in (f"{seq}_image", f"{seq}_roi"):
+                p = root / row[col]
+                files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+                sig.append([row["patient_id"], col] + [[f.name, f.stat().st_size, f.stat().st_mtime_ns]
+                                                       for f in files])
+        return sig
+
+    return call.session.memo(f"files:{seq}", make)
+
+
+def sequence_files(call: StepCall) -> list:
+    return [manifest_digest(call), files_signature(call, call.seq)]
+
+
+def excluded_patients(call: StepCall) -> set[str]:
+    """Patients an ROI step left out (of every model, so all see the same patients)."""
+    return {e["patient_id"] for r in call.up_all("roi").values() for e in r.exclusions}
+
+
+# ----------------------------------------------------------------------------- prepare
+def compute_prepare(call: StepCall) -> dict:
+    cfg, paths = call.cfg, call.paths
+    s = cfg.split
+    splits = make_splits(cohort(call), test_size=s.test_size, val_fraction=s.val_fraction,
+                         n_folds=s.n_folds, seed=cfg.seed, use_manifest_split=s.use_manifest_split,
+                         scheme=s.scheme, test_where=s.test_where)
+    write_csv(splits, call.out("artifacts/splits.csv"), what="the patient-level split")
+    folds = (fold_table(splits, n_folds=s.n_folds, repeats=s.repeats, seed=cfg.seed) if s.scheme == "kfold"
+             else pd.DataFrame(columns=["patient_id", "repeat", "fold"]))
+    write_csv(folds, call.out("artifacts/folds.csv"), what="the folds of every repeat")
+    return {"n_patients": len(splits)}
+
+
+def load_prepare(call: StepCall) -> Prepared:
+    paths = call.paths
+    splits = pd.read_csv(paths.splits, dtype={"patient_id": str})
+    folds = pd.read_csv(paths.folds, dtype={"patient_id": str}) if call.cfg.split.scheme == "kfold" else None
+    return Prepared(cohort=cohort(call), splits=splits, folds=folds, cohort_dir=call.session.cohort_dir)
+
+
+# ----------------------------------------------------------------------------- describe_cohort
+def table1_pair(all_patients: pd.DataFrame, test_set: pd.DataFrame,
+                s: StatsConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table 1 of all patients and of the test set, each with its own categorical test rule
+    (``stats.categorical_test`` and ``stats.categorical_test_test_set``)."""
+    kw = dict(continuous_method=s.continuous_test, normality_test=s.normality_test, alpha=s.alpha)
+    test_rule = s.categorical_test if s.categorical_test_test_set == "same" else s.categorical_test_test_set
+    return (build_table1(all_patients, categorical_method=s.categorical_test, **kw),
+            build_table1(test_set, categorical_method=test_rule, **kw))
+
+
+def _cohort_data(prep: Prepared) -> pd.DataFrame:
+    return prep.cohort.merge(prep.splits[["patient_id", "split", "fold"]].rename(columns={"split": "part"}),
+                             on="patient_id")
+
+
+def compute_describe_cohort(call: StepCall) -> None:
+    prep = call.up("prepare")
+    data = _cohort_data(prep)
+    t_all, t_test = table1_pair(data, data[data.part == "test"], call.cfg.stats)
+    table1 = pd.concat([t_all.assign(population="All patients"), t_test.assign(population="Test set")],
+                       ignore_index=True)
+    write_csv(table1, call.out("artifacts/table1.csv"), what="Table 1")
+
+
+def patient_flow(splits: pd.DataFrame) -> pd.DataFrame:
+    """Patients with and without ALNM per split, and the total, in split order."""
+    flow = (splits.groupby(["split", "label"]).size().unstack(fill_value=0)
+            .rename(columns={0: "non-ALNM", 1: "ALNM"})
+            .reindex([s for s in SPLIT_ORDER if s in set(splits.split)]))
+    for c in ("ALNM", "non-ALNM"):
+        if c not in flow.columns:
+            flow[c] = 0
+    flow = flow[["ALNM", "non-ALNM"]]
+    flow["total"] = flow.sum(axis=1)
+    return flow
+
+
+def load_describe_cohort(call: StepCall) -> CohortResult:
+    prep = call.up("prepare")
+    return CohortResult(cohort=prep.cohort, splits=prep.splits, data=_cohort_data(prep),
+                        table1=pd.read_csv(call.paths.table1, keep_default_na=False),
+                        flow=patient_flow(prep.splits))
+
+
+# ----------------------------------------------------------------------------- roi
+def compute_roi(call: StepCall) -> dict:
+    from ..roi import extract_sequence
+
+    seq, say = call.seq, call.say
+
+    def prog(i: int, n: int) -> None:
+        if i == n or i % max(1, n // 4) == 0:
+            say(f"ROI {seq}: {i}/{n} patients")
+
+    crops = extract_sequence(cohort(call), call.session.cohort_dir, seq, call.cfg.roi, progress=prog)
+    crops.save(call.out("artifacts/roi/{seq}.npz"))
+    warnings = [dict(patient_id=p, sequence=seq, warning=w)
+                for p, ws in zip(crops.per_patient.patient_id, crops.per_patient.warnings) if ws
+                for w in ws.split("; ")]
+    return {"content_key": crops.key, "exclusions": crops.exclusions, "warnings": warnings}
+
+
+def load_roi(call: StepCall) -> RoiResult:
+    from ..roi import SequenceCrops
+
+    crops = SequenceCrops.load(call.paths.roi(call.seq))
+    st = record.step_state(call.paths, call.name) or {}
+    return RoiResult(sequence=call.seq, crops=crops, exclusions=list(st.get("exclusions", [])),
+                     warnings=list(st.get("warnings", [])), summary=crops_summary(crops))
+
+
+# ----------------------------------------------------------------------------- radiomics features
+def compute_radiomics_features(call: StepCall) -> dict:
+    from ..radiomics_features import extract_sequence as extract_features
+
+    seq, say = call.seq, call.say
+
+    def prog(i: int, n: int) -> None:
+        if i == n or i % max(1, n // 4) == 0:
+            say(f"radiomics {seq}: {i}/{n} patients")
+
+    feats = extract_features(cohort(call), call.session.cohort_dir, seq, call.cfg.roi, call.cfg.radiomics,
+                             progress=prog)
+    write_csv(feats.features, call.out("artifacts/radiomics/{seq}.csv"), what=f"the {seq} radiomics features")
+    return {"content_key": feats.key, "exclusions": feats.exclusions,
+            "seconds_per_patient": round(feats.seconds_per_patient, 4),
+            "n_features": int(feats.features.shape[1] - 1)}
+
+
+def load_radiomics_features(call: StepCall) -> dict:
+    st = record.step_state(call.paths, call.name) or {}
+    return {"features": pd.read_csv(call.paths.radiomics_features(call.seq), dtype={"patient_id": str}),
+            "exclusions": list(st.get("exclusions", [])),
+            "seconds_per_patient": st.get("seconds_per_patient", float("nan"))}

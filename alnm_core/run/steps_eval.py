@@ -1,0 +1,216 @@
+"""The fusion, baseline and evaluation steps.
+
+Every table carries ``model_id`` (:mod:`alnm_core.model_registry`) beside the display label, so
+that no reader looks a model up by its label.
+"""
+from __future__ import annotations
+
+import functools
+
+import pandas as pd
+
+from .. import ensemble as E
+from .. import evaluation as EV
+from ..model_registry import HEADLINE, radiomics_headline, study_models
+from ..runfolder import record
+from ..storage import write_csv
+from .graph import StepCall
+from .results import Baseline, Evaluation, Fusion, RadiomicsResult
+
+read = functools.partial(pd.read_csv, dtype={"patient_id": str})
+
+
+def fit_split(cfg) -> tuple[str, str]:
+    """``(split value, name)`` of the development predictions that thresholds, ensemble weights
+    and stacking are fitted on: the validation patients (hold-out) or every development
+    patient's out-of-fold prediction (k-fold)."""
+    return ("val", "validation") if cfg.split.scheme == "holdout" else ("dev", "out-of-fold")
+
+
+# ----------------------------------------------------------------------------- fuse
+def member_predictions(call: StepCall) -> dict[str, pd.DataFrame]:
+    """Patient-level predictions of each fusion member, by model id (in member order)."""
+    ms = study_models(call.cfg)
+    out = {}
+    for m in ms.members:
+        base, _, seq = m.step.partition(":")
+        out[m.model_id] = call.session.get(m.step).patients if call.has(base) else None
+    missing = [k for k, v in out.items() if v is None]
+    if missing:
+        raise RuntimeError(f"fuse: no step upstream produces {missing}")
+    return out
+
+
+def compute_fuse(call: StepCall) -> dict:
+    cfg = call.cfg
+    res = E.fuse(member_predictions(call), fit_split=fit_split(cfg)[0],
+                 weights_from=cfg.ensemble.weights_from, threshold=cfg.stats.threshold)
+    write_csv(res.ensemble, call.out("artifacts/predictions/ensemble.csv"), what="the fused predictions")
+    write_csv(res.weights, call.out("artifacts/ensemble_weights.csv"), what="the ensemble weights")
+    return {"weights_from": cfg.ensemble.weights_from,
+            "weights": res.weights.set_index("model").weight_used.round(4).to_dict()}
+
+
+def load_fuse(call: StepCall) -> Fusion:
+    members = [m.model_id for m in study_models(call.cfg).members]
+    return Fusion(ensemble=read(call.paths.predictions("ensemble")), weights=pd.read_csv(call.paths.ensemble_weights),
+                  members=members)
+
+
+# ----------------------------------------------------------------------------- clinical
+def compute_clinical(call: StepCall) -> None:
+    prep = call.up("prepare")
+    clin = EV.clinical_baseline(prep.cohort, prep.splits, prep.folds)
+    write_csv(clin, call.out("artifacts/predictions/clinical.csv"), what="the clinical baseline's predictions")
+
+
+def load_clinical(call: StepCall) -> Baseline:
+    return Baseline(model_id="clinical", predictions=read(call.paths.predictions("clinical")))
+
+
+# ----------------------------------------------------------------------------- radiomics
+def compute_radiomics(call: StepCall) -> None:
+    from ..radiomics_models import fit_radiomics_models
+
+    prep = call.up("prepare")
+    feats = {s: r["features"] for s, r in call.up_all("radiomics_features").items()}
+    excluded = {e["patient_id"] for r in call.up_all("roi").values() for e in r.exclusions}
+    splits = prep.splits[~prep.splits.patient_id.isin(excluded)].reset_index(drop=True)
+    folds = prep.folds
+    if folds is not None:
+        folds = folds[~folds.patient_id.isin(excluded)].reset_index(drop=True)
+    call.say("radiomics: fitting the models")
+    preds, coefs = fit_radiomics_models(feats, prep.cohort, splits, folds, call.cfg.radiomics, seed=call.cfg.seed)
+    write_csv(preds, call.out("artifacts/predictions/radiomics.csv"), what="the radiomics models' predictions")
+    write_csv(coefs, call.out("artifacts/radiomics_model.csv"), what="the radiomics models' coefficients")
+
+
+def load_radiomics(call: StepCall) -> RadiomicsResult:
+    up = call.up_all("radiomics_features")
+    return RadiomicsResult(features={s: r["features"] for s, r in up.items()},
+                           exclusions=[e for r in up.values() for e in r["exclusions"]],
+                           predictions=read(call.paths.predictions("radiomics")),
+                           coefficients=read(call.paths.radiomics_model),
+                           seconds_per_patient={s: r["seconds_per_patient"] for s, r in up.items()})
+
+
+def radiomics_comparisons(cfg) -> list[tuple[str, str]]:
+    """The family of ``delong_radiomics.csv``: the CNN fusion against the radiomics and
+    clinical-radiomics models, the clinical-radiomics model against radiomics alone and against
+    the clinical baseline, and each sequence's slice-vote CNN against its own radiomics model."""
+    rad = radiomics_headline(cfg)
+    pairs = [(HEADLINE, rad), (HEADLINE, "clinical_radiomics"), ("clinical_radiomics", rad),
+             ("clinical_radiomics", "clinical")]
+    if len(cfg.sequences) > 1:
+        pairs += [(m.model_id, f"radiomics_{m.sequence}") for m in study_models(cfg).cnns()]
+    return pairs
+
+
+# ----------------------------------------------------------------------------- evaluate
+def all_predictions(call: StepCall) -> pd.DataFrame:
+    """One wide table: ``patient_id, split, label`` and a probability column per model id,
+    for the patients every model predicts."""
+    ms = study_models(call.cfg)
+    fused = call.up("fuse").ensemble
+    preds = fused.merge(call.up("clinical").predictions[["patient_id", "prob"]]
+                        .rename(columns={"prob": "clinical"}), on="patient_id")
+    cnn_cols = [m.model_id for m in ms.cnns() if m.model_id not in preds.columns]
+    for mid in cnn_cols:
+        p = call.session.get(ms[mid].step).patients[["patient_id", "prob"]].rename(columns={"prob": mid})
+        preds = preds.merge(p, on="patient_id")
+    if call.has("radiomics"):
+        preds = preds.merge(call.up("radiomics").predictions.drop(columns=["split", "label"]), on="patient_id")
+    return preds[["patient_id", "split", "label"] + [m.model_id for m in ms]]
+
+
+def evaluation_outputs(cfg) -> dict[str, str]:
+    out = {"models": "artifacts/predictions/models.csv", "table3": "artifacts/table3.csv",
+           "delong": "artifacts/delong.csv", "delong_fusion": "artifacts/delong_fusion.csv",
+           "calibration": "artifacts/calibration.csv", "reliability": "artifacts/reliability.csv",
+           "decision_curve": "artifacts/decision_curve.csv", "subgroups": "artifacts/subgroups.csv"}
+    if cfg.split.scheme == "kfold":
+        out["cv_summary"] = "artifacts/cv_summary.csv"
+    if cfg.radiomics.enabled:
+        out["delong_radiomics"] = "artifacts/delong_radiomics.csv"
+    return out
+
+
+def main_models(ms) -> list[str]:
+    """The models calibration and the cross-validation summary show: the fusion's members, the
+    headline, the other CNNs, the clinical baseline and the radiomics headline models."""
+    base = [m.model_id for m in ms.members if m.shown]
+    others = [m.model_id for m in ms.cnns() if m.shown and not m.member]
+    rad = [i for i in ("radiomics_all", "clinical_radiomics") if i in ms]
+    if rad and "radiomics_all" not in ms:  # one sequence: its radiomics model is the headline one
+        rad = [i for i in ms.ids(kind="radiomics") if i != "clinical_radiomics"][:1] + ["clinical_radiomics"]
+    return base + [HEADLINE] + others + ["clinical"] + rad
+
+
+def compute_evaluate(call: StepCall) -> None:
+    cfg = call.cfg
+    ms = study_models(cfg)
+    files = {k: call.out(v) for k, v in evaluation_outputs(cfg).items()}
+    preds = all_predictions(call)
+    write_csv(preds, files["models"], what="every model's predictions")
+    test = preds[preds.split == "test"]
+    shown = ms.labels([m.model_id for m in ms.shown])
+    s = cfg.stats
+    split_value, fit_name = fit_split(cfg)
+    t3 = EV.build_table3(preds, shown, threshold=s.threshold, ppv_npv_method=s.ppv_npv_method,
+                         auc_ci_method=s.auc_ci, n_boot=s.bootstrap_n, seed=cfg.seed,
+                         fit_split=split_value, fit_name=fit_name)
+    write_csv(t3, files["table3"], what="Table 3")
+    from ..stats import delong_matrix
+
+    dm = delong_matrix(test.label.to_numpy(), {c: test[c].to_numpy() for c in shown})
+    write_csv(EV.with_labels(dm, ms.labels()), files["delong"], what="the DeLong tests")
+    base = [m.model_id for m in ms.members if m.shown]
+    versus = EV.delong_against(preds, HEADLINE, base + ["clinical"])
+    write_csv(EV.with_labels(versus, ms.labels()), files["delong_fusion"], what="the DeLong tests of the fusion")
+    if "delong_radiomics" in files:
+        dr = EV.delong_pairs(preds, radiomics_comparisons(cfg), "CNNs vs radiomics baselines")
+        write_csv(EV.with_labels(dr, ms.labels()), files["delong_radiomics"],
+                  what="the DeLong tests of the radiomics baselines")
+    main = ms.labels(main_models(ms))
+    write_csv(EV.calibration_table(test, main), files["calibration"], what="the calibration table")
+    write_csv(EV.reliability_long(test, main), files["reliability"], what="the reliability bins")
+    dca = ms.labels([HEADLINE] + base[:1] + ["clinical"])
+    write_csv(EV.decision_curves(test, dca), files["decision_curve"], what="the decision curves")
+    sub = EV.subgroup_auc(preds, call.up("prepare").cohort, ms.labels(base + [HEADLINE]),
+                          ci_method=s.auc_ci, n_boot=s.bootstrap_n, seed=cfg.seed)
+    write_csv(sub, files["subgroups"], what="the subgroup table")
+    if "cv_summary" in files:
+        units = {m.model_id: call.session.get(m.step).unit_patients for m in ms.members} if len(base) > 1 else {}
+        w = call.up("fuse").weights.set_index("model").weight_used.to_dict()
+        write_csv(EV.cv_summary(preds, units, w, main), files["cv_summary"], what="the cross-validation summary")
+
+
+def load_evaluate(call: StepCall) -> Evaluation:
+    cfg = call.cfg
+    files = evaluation_outputs(cfg)
+    t = {k: read(call.paths.root / v) for k, v in files.items()}
+    return Evaluation(predictions=t["models"], models=study_models(cfg), table3=t["table3"],
+                      delong=t["delong"], delong_fusion=t["delong_fusion"], calibration=t["calibration"],
+                      reliability=t["reliability"], decision_curve=t["decision_curve"],
+                      subgroups=t["subgroups"], cv_summary=t.get("cv_summary"),
+                      delong_radiomics=t.get("delong_radiomics"),
+                      radiomics=call.up("radiomics") if call.has("radiomics") else None)
+
+
+def excluded_from_record(call: StepCall) -> list[dict]:
+    return record.exclusions(record.read(call.paths.root))
+
+
+# ----------------------------------------------------------------------------- crosscheck
+def compute_crosscheck(call: StepCall) -> dict:
+    from .. import crosscheck as X
+
+    check = X.crosscheck(call.paths.root)
+    write_csv(check, call.out("artifacts/crosscheck.csv"), what="the reviewer's cross-check")
+    return {"summary": X.summary(check), "differ": int((check.ok == False).sum())}  # noqa: E712
+
+
+def load_crosscheck(call: StepCall) -> pd.DataFrame:
+    out = pd.read_csv(call.paths.root / "artifacts/crosscheck.csv")
+    out["ok"] = out.ok.map({True: True, False: False, "True": True, "False": False})
+    return out

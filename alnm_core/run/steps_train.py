@@ -1,0 +1,285 @@
+"""The training steps: the grid of training units, each CNN's pooled predictions, and what the
+report shows of a sequence's CNN (per-split metrics, Grad-CAM).
+
+A **training unit** (:class:`TrainJob`) is one network: a CNN model (``slice_vote_T2WI``) and
+one fit of the validation protocol (:mod:`alnm_core.protocol`). :func:`run_job` is the unit of
+work an executor distributes: it reads the crops from the run folder and writes only the unit's
+own folder (``artifacts/models/<model_id>/<unit>/``), so that workers on other machines can run
+it on a shared file system; the driver records the results.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import StudyConfig
+from ..model_registry import study_models
+from ..protocol import Fold, fits, fold_seed, pool, roles
+from ..runfolder import record
+from ..runfolder.paths import RunPaths
+from ..storage import atomic_write_text, write_csv
+from .graph import StepCall, make_key
+from .results import GridResult, ModelPredictions, ModelSummary, UnitResult
+
+#: bumped when a unit's computation changes (its folder is then retrained)
+UNIT_VERSION = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainJob:
+    """One training unit: a CNN model and one fit of the protocol, with everything it needs."""
+
+    model_id: str
+    family: str
+    sequence: str
+    fold: Fold
+    seed: int
+    key: str
+    excluded: tuple[str, ...] = ()
+    roles: pd.DataFrame = field(compare=False, repr=False, default=None)
+
+    @property
+    def id(self) -> str:
+        return self.fold.id
+
+    def __str__(self) -> str:
+        return f"{self.model_id} {self.fold.id}"
+
+    def describe(self) -> str:
+        fold = "none: hold-out" if self.fold.fold is None else self.fold.fold
+        return f"{self} (model {self.model_id}, sequence {self.sequence}, repeat {self.fold.repeat}, fold {fold})"
+
+
+def jobs(call: StepCall) -> list[TrainJob]:
+    """Every training unit of the study's CNN models, in grid order."""
+    cfg = call.cfg
+    prep = call.up("prepare")
+    excluded = tuple(sorted({e["patient_id"] for r in call.up_all("roi").values() for e in r.exclusions}))
+    train_cfg = {k: v for k, v in asdict(cfg.train).items() if k != "models"}
+    out = []
+    for m in study_models(cfg).cnns():
+        roi_key = call.session.key(f"roi:{m.sequence}")
+        family_cfg = asdict(getattr(cfg, "mil")) if m.family == "attention_mil" and hasattr(cfg, "mil") else None
+        for fold in fits(scheme=cfg.split.scheme, n_folds=cfg.split.n_folds, repeats=cfg.split.repeats):
+            r = roles(prep.splits, fold, folds_table=prep.folds, selection=cfg.train.selection,
+                      val_fraction=cfg.split.val_fraction, seed=cfg.seed)
+            seed = fold_seed(cfg.seed, fold)
+            key = make_key("train_unit", UNIT_VERSION, m.family, roi_key, train_cfg, family_cfg, seed,
+                           r.to_csv(index=False), list(excluded))
+            out.append(TrainJob(model_id=m.model_id, family=m.family, sequence=m.sequence, fold=fold,
+                                seed=seed, key=key, excluded=excluded, roles=r))
+    return out
+
+
+def finished(paths: RunPaths, job: TrainJob) -> UnitResult | None:
+    """The unit read back from its folder when it finished with the same key (cheap: no torch)."""
+    m, u = job.model_id, job.id
+    files = [paths.unit_record(m, u), paths.checkpoint(m, u), paths.history(m, u),
+             paths.unit_predictions(m, u), paths.unit_roles(m, u)]
+    if not all(f.is_file() for f in files):
+        return None
+    info = json.loads(files[0].read_text())
+    if info.get("key") != job.key:
+        return None
+    read = functools.partial(pd.read_csv, dtype={"patient_id": str})
+    return UnitResult(job=job, key=job.key, history=pd.read_csv(files[2]), predictions=read(files[3]),
+                      info=info, skipped=True, roles=read(files[4]))
+
+
+def run_job(paths: RunPaths, cfg: StudyConfig, job: TrainJob, *, progress=None,
+            stop_after_epoch: int | None = None) -> UnitResult:
+    """Train one unit; writes ``models/<model_id>/<unit>/`` only (the unit of work of an executor)."""
+    say = progress or (lambda s: None)
+    done = finished(paths, job)
+    if done is not None:
+        return done
+    from ..roi import SequenceCrops
+    from ..training import UnitFiles
+
+    m, u = job.model_id, job.id
+    crops = SequenceCrops.load(paths.roi(job.sequence))
+    files = UnitFiles(paths.checkpoint(m, u), paths.resume_state(m, u), paths.history(m, u))
+    # k-fold units predict their held-out fold and the test set only
+    predict = None if job.fold.fold is None else ("oof", "test")
+    t0 = time.time()
+    if job.family == "slice_vote":
+        from ..training import train_unit
+
+        res = train_unit(crops, job.roles, cfg.train, files, seed=job.seed, excluded=set(job.excluded),
+                         progress=say, stop_after_epoch=stop_after_epoch, predict_roles=predict)
+        preds = res.slices
+    else:  # pragma: no cover - a family registered without a trainer
+        raise ValueError(f"{job}: no trainer for the model family {job.family!r}")
+    write_csv(job.roles, paths.unit_roles(m, u), what=f"the roles of {job}")
+    write_csv(preds, paths.unit_predictions(m, u), what=f"the {job} predictions")
+    info = {"key": job.key, "unit": u, "model_id": m, "sequence": job.sequence, "repeat": job.fold.repeat,
+            "fold": job.fold.fold, "best_epoch": int(res.best_epoch), "epochs": cfg.train.epochs,
+            "selection": cfg.train.selection, "seed": job.seed,
+            "n_roles": {k: int(v) for k, v in job.roles.role.value_counts().items()},
+            "seconds": round(res.seconds, 2), "device": res.device, "num_threads": res.threads,
+            "train_crops_per_s": round(res.crops_per_s, 1), "resumed_from_epoch": res.resumed_from,
+            "host": socket.gethostname(), "pid": os.getpid(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t0)), "finished": record.now()}
+    atomic_write_text(paths.unit_record(m, u), json.dumps(info, indent=1), what=f"the record of {job}")
+    return UnitResult(job=job, key=job.key, history=res.history, predictions=preds, info=info,
+                      skipped=False, roles=job.roles)
+
+
+# ----------------------------------------------------------------------------- train_units
+def compute_train_units(call: StepCall) -> dict:
+    from .executor import LocalExecutor
+
+    grid = jobs(call)
+    done = {i: finished(call.paths, j) for i, j in enumerate(grid)}
+    todo = [j for i, j in enumerate(grid) if done[i] is None]
+    call.out("artifacts/models/").mkdir(parents=True, exist_ok=True)
+    if todo:
+        work = functools.partial(run_job, call.paths, call.cfg)
+        ran = iter((call.session.executor or LocalExecutor()).run(work, todo, progress=call.say))
+        for i in range(len(grid)):
+            if done[i] is None:
+                done[i] = next(ran)
+    return {"units": {str(r.job): {k: v for k, v in r.info.items() if k != "key"} for r in done.values()},
+            "trained": [str(j) for j in todo]}
+
+
+def load_train_units(call: StepCall) -> GridResult:
+    units: dict[str, list[UnitResult]] = {}
+    for j in jobs(call):
+        r = finished(call.paths, j)
+        if r is None:
+            raise RuntimeError(f"training unit {j} is not finished (its folder lacks a file or holds "
+                               "another key): run the study again")
+        units.setdefault(j.model_id, []).append(r)
+    return GridResult(units=units)
+
+
+# ----------------------------------------------------------------------------- train:<SEQ>
+def model_id_of(call: StepCall, family: str = "slice_vote") -> str:
+    return f"{family}_{call.seq}"
+
+
+def _pooled(call: StepCall, model_id: str, units: list[UnitResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from ..aggregation import aggregate
+
+    how = call.cfg.train.aggregation
+    per_unit = []
+    for r in units:
+        f = r.job.fold
+        pat = aggregate(r.predictions, how).assign(repeat=f.repeat, fold=-1 if f.fold is None else f.fold)
+        per_unit.append((f, r.roles, pat))
+    excluded = {e["patient_id"] for r in call.up_all("roi").values() for e in r.exclusions}
+    patients = pool([(f, ro, p.drop(columns=["repeat", "fold"])) for f, ro, p in per_unit],
+                    call.up("prepare").splits, excluded=excluded, what=model_id)
+    return patients, pd.concat([p for _, _, p in per_unit], ignore_index=True)
+
+
+def compute_train(call: StepCall) -> None:
+    mid = model_id_of(call)
+    units = call.up("train_units").units[mid]
+    patients, unit_patients = _pooled(call, mid, units)
+    slices = pd.concat([r.predictions.assign(repeat=r.job.fold.repeat,
+                                             fold=-1 if r.job.fold.fold is None else r.job.fold.fold)
+                        for r in units], ignore_index=True)
+    write_csv(slices, call.out("artifacts/predictions/slice_vote_{seq}_slices.csv"),
+              what=f"the {mid} slice predictions")
+    write_csv(unit_patients, call.out("artifacts/predictions/slice_vote_{seq}_units.csv"),
+              what=f"the {mid} predictions of each unit")
+    write_csv(patients, call.out("artifacts/predictions/slice_vote_{seq}.csv"), what=f"the {mid} predictions")
+
+
+def load_train(call: StepCall) -> ModelPredictions:
+    mid = model_id_of(call)
+    read = functools.partial(pd.read_csv, dtype={"patient_id": str})
+    p = call.paths
+    return ModelPredictions(model_id=mid, sequence=call.seq, units=call.up("train_units").units[mid],
+                            patients=read(p.predictions(mid)), slices=read(p.slice_predictions(mid)),
+                            unit_patients=read(p.unit_patient_predictions(mid)))
+
+
+# ----------------------------------------------------------------------------- describe_model:<SEQ>
+def per_split_metrics(patients: pd.DataFrame, *, threshold: float) -> pd.DataFrame:
+    """AUC (DeLong CI as pROC, exact binomial CI as MedCalc) and ACC / SEN / SPE at ``threshold``
+    (Clopper-Pearson) with the confusion counts, per split that has both classes."""
+    from ..stats import auc_ci, confusion_counts, diagnostic_metrics
+
+    rows = []
+    for split_name in ("train", "val", "dev", "test"):
+        p = patients[patients.split == split_name]
+        if p.label.nunique() < 2:
+            continue
+        dl, ex = auc_ci(p.label, p.prob, method="delong"), auc_ci(p.label, p.prob, method="exact")
+        pred = (p.prob >= threshold).astype(int)
+        m = diagnostic_metrics(p.label, pred)
+        tp, fp, fn, tn = confusion_counts(p.label, pred)
+        row = {"split": split_name, "patients": len(p), "n_pos": int(p.label.sum()), "threshold": threshold,
+               "auc": dl.auc, "auc_delong_low": dl.low, "auc_delong_high": dl.high,
+               "auc_exact_low": ex.low, "auc_exact_high": ex.high, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+        for k in ("acc", "sen", "spe"):
+            row[k], row[f"{k}_low"], row[f"{k}_high"] = m[k][:3]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def gradcam_panels(call: StepCall, mid: str, patients: pd.DataFrame, *, n: int = 6) -> dict:
+    """Grad-CAM of the first unit's network on one crop (the largest tumour slice) of up to
+    ``n`` correctly and ``n`` wrongly classified test patients, at the operating threshold."""
+    import torch
+
+    from ..gradcam import gradcam
+    from ..models import load_network
+
+    crops = call.up("roi").crops
+    unit = call.up("train_units").units[mid][0]
+    model = load_network(call.cfg.train, call.paths.checkpoint(mid, unit.job.id))
+    test = patients[patients.split == "test"].copy()
+    test["correct"] = (test.prob >= call.cfg.stats.threshold).astype(int) == test.label
+    picked = []
+    for correct in (True, False):
+        c = test[test.correct == correct].sort_values("prob", ascending=False)
+        picked.append(pd.concat([c[c.label == 1].head(n // 2), c[c.label == 0].head(n - n // 2)]))
+    table = pd.concat(picked, ignore_index=True)
+    idx = []
+    for pid in table.patient_id:
+        rows = np.flatnonzero(crops.patient_id == pid)
+        idx.append(int(rows[np.argmax(crops.area_mm2[rows])]))
+    table["slice_index"] = [int(crops.slice_index[i]) for i in idx]
+    if not idx:
+        return {"crops": np.zeros((0, 1, 1)), "heatmaps": np.zeros((0, 1, 1)), "table": table}
+    x = torch.from_numpy(crops.crops[idx][:, None].astype(np.float32))
+    return {"crops": crops.crops[idx], "heatmaps": gradcam(model, x), "table": table,
+            "unit": unit.job.id}
+
+
+def compute_describe_model(call: StepCall) -> None:
+    mid = model_id_of(call)
+    patients = call.up("train").patients
+    write_csv(per_split_metrics(patients, threshold=call.cfg.stats.threshold),
+              call.out("artifacts/per_split/slice_vote_{seq}.csv"), what=f"the {mid} per-split metrics")
+    g = gradcam_panels(call, mid, patients)
+    target = call.out("artifacts/gradcam/slice_vote_{seq}.npz")
+    from ..storage import atomic_path
+
+    with atomic_path(target, what=f"the {mid} Grad-CAM maps") as tmp:
+        np.savez_compressed(tmp, crops=g["crops"].astype(np.float16), heatmaps=g["heatmaps"].astype(np.float16),
+                            table=np.array(g["table"].to_json(orient="records")),
+                            unit=np.array(g.get("unit", "")))
+
+
+def load_describe_model(call: StepCall) -> ModelSummary:
+    import io
+
+    mid = model_id_of(call)
+    with np.load(call.paths.gradcam(mid), allow_pickle=False) as z:
+        g = {"crops": z["crops"].astype(np.float32), "heatmaps": z["heatmaps"].astype(np.float32),
+             "table": pd.read_json(io.StringIO(str(z["table"])), orient="records", dtype={"patient_id": str}),
+             "unit": str(z["unit"])}
+    return ModelSummary(model_id=mid, per_split=pd.read_csv(call.paths.model_summary(mid)), gradcam=g)
