@@ -41,8 +41,9 @@ def holdout_splits(n: int = 120, seed: int = RNG_SEED) -> pd.DataFrame:
     return pd.DataFrame({"patient_id": c.patient_id, "label": c.alnm, "split": split, "fold": -1})
 
 
-MODELS = {"T2WI": "CNN T2WI", "DWI": "CNN DWI", "DCE": "CNN DCE",
-          "ensemble": "Multiparametric (weighted fusion)", "clinical": "Clinical baseline"}
+MODELS = {"T2WI": "CNN T2WI", "DWI": "CNN DWI", "DCE": "CNN DCE",  # names as long as the report's
+          "ensemble": "Multiparametric (weighted fusion)",
+          "clinical": "Clinical baseline (logistic: age, size, margin, TIC)"}
 
 
 def predictions_frame(n: int = 60, seed: int = RNG_SEED) -> pd.DataFrame:
@@ -158,7 +159,7 @@ def figures() -> dict:
     normed = [(x - x.min()) / (x.max() - x.min()) for x in raw]
     times, tic = tic_frame()
     rad_cols = {"ensemble": "Multiparametric (weighted fusion)", "T2WI": "Radiomics: all sequences",
-                "DWI": "Clinical-radiomics (nomogram)", "clinical": "Clinical baseline"}
+                "DWI": "Clinical-radiomics (nomogram)", "clinical": "Clinical baseline (logistic: age, size, margin, TIC)"}
     panels = {"Multiparametric": roc_curves(test, rad_cols)}
     panels.update({s: {f"CNN {s}": roc_curves(test, {s: s})[s], f"radiomics {s}": roc_curves(test, {"clinical": s})[s]}
                    for s in ("T2WI", "DWI", "DCE")})
@@ -166,7 +167,7 @@ def figures() -> dict:
         "distributions_by_group": lambda: plots.distributions_by_group(
             cohort_frame(), [("age", "age (years)"), ("tumor_size_cm", "tumour size (cm)")]),
         "probabilities_by_class": lambda: plots.probabilities_by_class(
-            test, MODELS, thresholds={"CNN T2WI": .42, "CNN DWI": .0, "Clinical baseline": .31}),
+            test, MODELS, thresholds={"CNN T2WI": .42, "CNN DWI": .0, MODELS["clinical"]: .31}),
         "patient_flow kfold": lambda: plots.patient_flow(kfold_splits()),
         "patient_flow holdout": lambda: plots.patient_flow(holdout_splits()),
         "roi_qc_panel": lambda: plots.roi_qc_panel(qc_views()),
@@ -175,7 +176,8 @@ def figures() -> dict:
         "histograms_before_after": lambda: plots.histograms_before_after(raw, normed, ["T2WI", "DWI", "DCE"]),
         "tic_curves": lambda: plots.tic_curves(times, tic),
         "learning_curves": lambda: plots.learning_curves(history()),
-        "learning_curves_units": lambda: plots.learning_curves_units({u: history(seed=i) for i, u in enumerate(ups)}),
+        "learning_curves_units": lambda: plots.learning_curves_units(
+            {u: history(seed=i) for i, u in enumerate(ups)} | {"final (all development)": history(seed=9).assign(val_auc=np.nan)}),
         "fold_spread_figure": lambda: plots.fold_spread_figure(unit_patients(), "T2WI"),
         "confusion_matrix_figure": lambda: plots.confusion_matrix_figure(14, 9, 7, 30, "T2WI · test"),
         "heatmap_gallery": lambda: plots.heatmap_gallery(
@@ -377,3 +379,19 @@ def test_flow_from_run_counts_patients_once_and_strips_paths():
     assert fc.notes == [("radiomics features", "T2WI: texture undefined (imputed)", 1)]
     text = " ".join(_drawn_texts(plots.participant_flow(*fc[:3], notes=fc.notes)))
     assert "DOE" not in text and "ROE" not in text
+
+
+def test_install_check_warns_about_every_printed_figure(tmp_path):
+    undo = L.install_check()
+    try:
+        fig, ax = _fig(9, 3)
+        with pytest.warns(L.FigureLegibilityWarning, match="figure too wide"):
+            fig.savefig(tmp_path / "wide.png")
+        ok = plots.confusion_matrix_figure(1, 2, 3, 4, "fine")
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", L.FigureLegibilityWarning)
+            ok.savefig(tmp_path / "ok.png")
+    finally:
+        undo()

@@ -494,3 +494,59 @@ def text_width_px(s: str, fontsize: float, renderer) -> float:
 
     w, _, _ = renderer.get_text_width_height_descent(s, FontProperties(size=fontsize), ismath=False)
     return float(w)
+
+
+class FigureLegibilityWarning(UserWarning):
+    """A figure was shown or saved with legibility problems (see :func:`install_check`)."""
+
+
+def _figure_name(fig: Figure) -> str:
+    titles = [ax.get_title() for ax in fig.get_axes() if ax.get_title()]
+    sup = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
+    return sup or (titles[0] if titles else f"a {fig.get_figwidth():.1f} x {fig.get_figheight():.1f} in figure")
+
+
+def install_check(on_problems=None, **check_kwargs):
+    """Check every figure as it is printed (IPython's ``display``, ``savefig``): from then on each
+    figure is first checked with :func:`check_figure`, and ``on_problems(fig, problems)`` is called
+    when it has any (default: a :class:`FigureLegibilityWarning` naming the figure and its
+    problems, which lands in the notebook's output). Use it in a notebook kernel or a test to
+    check every figure the notebooks produce.
+
+    Returns:
+        A function that uninstalls the check.
+
+    Example:
+        >>> seen = []
+        >>> undo = install_check(lambda fig, problems: seen.append(problems))
+        >>> fig = Figure(figsize=(9, 2))
+        >>> import io; fig.savefig(io.BytesIO(), format="png")
+        >>> undo(); [p.kind for p in seen[0]]
+        ['figure too wide']
+    """
+    import warnings
+
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    def warn(fig, problems):
+        warnings.warn(f"figure '{_figure_name(fig)}' is hard to read:\n  " + "\n  ".join(map(str, problems)),
+                      FigureLegibilityWarning, stacklevel=3)
+
+    report = on_problems or warn
+    original = FigureCanvasBase.print_figure
+
+    def print_figure(self, *args, **kwargs):
+        fig = self.figure
+        if not getattr(fig, "_alnm_checked", False):
+            fig._alnm_checked = True
+            problems = check_figure(fig, **check_kwargs)
+            if problems:
+                report(fig, problems)
+        return original(self, *args, **kwargs)
+
+    FigureCanvasBase.print_figure = print_figure
+
+    def uninstall():
+        FigureCanvasBase.print_figure = original
+
+    return uninstall

@@ -27,6 +27,8 @@ __all__ = ["use_theme", "distributions_by_group", "probabilities_by_class", "pat
 
 #: widest figure: an A4 page's text column, so that 8 pt text prints at 8 pt
 MAX_WIDTH_IN = 7.0
+#: legend entries longer than this (inches at 8 pt) wrap, so a legend beside an axes leaves it room
+LEGEND_IN = 2.4
 GROUP_COLORS = {1: "#c0392b", 0: "#2e86c1"}
 GROUP_NAMES = {1: "ALNM", 0: "Non-ALNM"}
 MODEL_COLORS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
@@ -320,8 +322,8 @@ def learning_curves_units(histories: dict[str, pd.DataFrame]) -> Figure:
     a0.set_ylabel("training loss")
     a1.set_xlabel("epoch")
     a1.set_ylabel("AUC (patients)")
-    a1.set_title("validation AUC" + (" (dashed: training AUC, no validation part)" if any_dashed else "")
-                 + "; dot: kept epoch", fontsize=8)
+    a1.set_title(_wrap("validation AUC" + (" (dashed: training AUC, no validation part)" if any_dashed else "")
+                       + "; dot: kept epoch", 3.0, 8), fontsize=8)
     a0.set_title("training loss per unit", fontsize=8)
     a1.set_ylim(0, 1.02)
     fig.legend(*a0.get_legend_handles_labels(), loc="outside lower center",
@@ -383,7 +385,8 @@ def confusion_matrix_figure(tp: int, fp: int, fn: int, tn: int, title: str = "")
 
 def _roc_axes(ax, curves, *, lw: float, label_fmt: str) -> None:
     for (name, (fpr, tpr, a)), c in zip(curves.items(), MODEL_COLORS * 4):
-        ax.plot(fpr, tpr, color=c, lw=lw, label=label_fmt.format(name=name, auc=a), drawstyle="steps-post")
+        ax.plot(fpr, tpr, color=c, lw=lw, label=_wrap(label_fmt.format(name=name, auc=a), LEGEND_IN, 8),
+                drawstyle="steps-post")
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
@@ -395,7 +398,7 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: s
     curve passes there (else another free corner, else beside the axes)."""
     fig = Figure(figsize=(4.6, 4.6), layout="constrained")
     ax = fig.subplots()
-    _roc_axes(ax, curves, lw=1.8, label_fmt="{name} (AUC {auc:.3f})")
+    _roc_axes(ax, curves, lw=1.8, label_fmt="{name} (AUC\u00a0{auc:.3f})")
     ax.set_xlabel("1 - specificity")
     ax.set_ylabel("sensitivity")
     ax.set_title(title)
@@ -412,7 +415,7 @@ def reliability_figure(tables: dict[str, pd.DataFrame]) -> Figure:
     for (name, t), c in zip(tables.items(), MODEL_COLORS * 4):
         ax.errorbar(t["mean_predicted"], t["observed"],
                     yerr=[t["observed"] - t["low"], t["high"] - t["observed"]],
-                    marker="o", color=c, capsize=2, lw=1, label=name)
+                    marker="o", color=c, capsize=2, lw=1, label=_wrap(name, LEGEND_IN, 8))
     ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=0.8)
     ax.set_xlabel("mean predicted probability")
     ax.set_ylabel("observed ALNM rate")
@@ -430,7 +433,7 @@ def decision_curve_figure(curves: dict[str, pd.DataFrame]) -> Figure:
     ax = fig.subplots()
     first = next(iter(curves.values()))
     for (name, d), c in zip(curves.items(), MODEL_COLORS * 4):
-        ax.plot(d["threshold"], d["net_benefit"], color=c, label=name)
+        ax.plot(d["threshold"], d["net_benefit"], color=c, label=_wrap(name, LEGEND_IN, 8))
     ax.plot(first["threshold"], first["treat_all"], color="black", lw=1, label="treat all")
     ax.plot(first["threshold"], first["treat_none"], color="grey", lw=1, ls="--", label="treat none")
     prev = first["treat_all"].iloc[0] + 0.0
