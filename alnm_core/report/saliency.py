@@ -15,7 +15,7 @@ PANEL_IN = 2.6
 
 def gradcam_png(crop: np.ndarray, heatmap: np.ndarray, title: str, path: Path) -> Path:
     """Write one case's Grad-CAM PNG: the crop beside the crop with its heatmap overlaid, and a
-    colour bar saying what the colours mean (about 880 x 640 pixels)."""
+    colour bar saying what the colours mean (about 800 x 580 pixels)."""
     from .gallery import heatmap_gallery
 
     fig = heatmap_gallery(crop[None], heatmap[None], [title], ncols=1, panel_in=PANEL_IN)
@@ -41,6 +41,6 @@ def gradcam_figures(bundle: Bundle, pred: Prediction, out_dir: Path) -> list[Pat
             x = torch.from_numpy(crops.crops[[k]][:, None].astype(np.float32))
             p = float(pred.patients.set_index("patient_id").loc[pid, seq])
             heat = gradcam(model, x)[0]
-            title = f"{pid} · {seq} · predicted P(ALNM) = {p:.2f}"
+            title = f"{pid} · {seq} model: P(ALNM) = {p:.2f}"
             written.append(gradcam_png(crops.crops[k], heat, title, out_dir / f"{pid}_{seq}_gradcam.png"))
     return written
