@@ -189,6 +189,8 @@ def figures() -> dict:
         "coefficient_figure": lambda: plots.coefficient_figure(coefficient_frame(), "Radiomics: all sequences"),
         "nomogram_figure": lambda: plots.nomogram_figure(nomogram_points(nomogram_coefs())),
         "participant_flow": lambda: plots.participant_flow(*flow_inputs()[:3], notes=flow_inputs()[3]),
+        "participant_flow one group, nobody excluded": lambda: plots.participant_flow(
+            40, [("ROI extraction", "", 0)], {"external cohort": (40, 13)}),
     }
 
 
@@ -379,6 +381,9 @@ def test_flow_from_run_counts_patients_once_and_strips_paths():
     assert fc.notes == [("radiomics features", "T2WI: texture undefined (imputed)", 1)]
     text = " ".join(_drawn_texts(plots.participant_flow(*fc[:3], notes=fc.notes)))
     assert "DOE" not in text and "ROE" not in text
+    fc = flow_from_run(splits, [])
+    assert fc.exclusions == [("ROI extraction", "", 0)] and fc.n_cohort == 40
+    assert "Excluded at ROI extraction: n = 0" in _drawn_texts(plots.participant_flow(*fc[:3]))
 
 
 def test_install_check_warns_about_every_printed_figure(tmp_path):

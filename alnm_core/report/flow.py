@@ -70,6 +70,8 @@ def _step_text(head: str, reasons: list[tuple[str, int]], width_in: float) -> st
         shown.append((f"{len(rest)} other reasons", sum(n for _, n in rest)))
     lines = [wrap_to_width(head, width_in, FONT)]
     for reason, n in shown:
+        if not reason and not n:  # a step that excluded nobody: its head says n = 0
+            continue
         lines.append(wrap_to_width(f"• {reason} (n = {n})", width_in, FONT).replace("\n", "\n   "))
     return "\n".join(lines)
 
@@ -87,7 +89,8 @@ def participant_flow(n_cohort: int, exclusions: Sequence[tuple[str, str, int]],
     Args:
         n_cohort: patients in the cohort manifest.
         exclusions: ``(step, reason, n)``: patients excluded at ``step`` for ``reason``; each
-            patient counted once (steps drawn in their order of first appearance).
+            patient counted once (steps drawn in their order of first appearance);
+            ``(step, "", 0)`` draws a step that excluded nobody.
         groups: partition name -> ``(patients, events)`` (events: ALNM), e.g. development and
             test.
         notes: ``(step, what, n)``: patients kept but flagged at a step (e.g. radiomics features
@@ -125,7 +128,7 @@ def participant_flow(n_cohort: int, exclusions: Sequence[tuple[str, str, int]],
     links = []   # (x0, y0, x1, y1)
     cohort = box(wrap_to_width(f"{cohort_label}\nn = {n_cohort}", trunk_w, FONT), _BOX, ha="center",
                  ma="center")
-    w, h = size(cohort)
+    _, h = size(cohort)
     placed.append((cohort, trunk_x, y - PAD_IN))
     bottom = trunk_bottom = y - h
     left = n_cohort
@@ -134,7 +137,7 @@ def participant_flow(n_cohort: int, exclusions: Sequence[tuple[str, str, int]],
         n_out = sum(n for _, n in reasons)
         left -= n_out
         ex = box(_step_text(f"Excluded at {step}: n = {n_out}", reasons, side_w - 0.2), _EXCL, ha="left")
-        ew, eh = size(ex)
+        _, eh = size(ex)
         y_ex = bottom - 0.3
         placed.append((ex, side_x, y_ex - PAD_IN))
         links.append((trunk_x, y_ex - eh / 2, side_x - PAD_IN, y_ex - eh / 2))
@@ -146,13 +149,13 @@ def participant_flow(n_cohort: int, exclusions: Sequence[tuple[str, str, int]],
         bottom = trunk_bottom = y_kept - kh
         if step in step_notes:
             nt = box(_note_text(step, step_notes.pop(step), side_w - 0.2), _NOTE, ha="left")
-            nw, nh = size(nt)
+            _, nh = size(nt)
             placed.append((nt, side_x, y_kept - PAD_IN))
             links.append((trunk_x + kw / 2, y_kept - kh / 2, side_x - PAD_IN, y_kept - kh / 2))
             bottom = min(bottom, y_kept - nh)
     for step, items in step_notes.items():  # notes at steps that excluded nobody
         nt = box(_note_text(step, items, side_w - 0.2), _NOTE, ha="left")
-        nw, nh = size(nt)
+        _, nh = size(nt)
         y_nt = bottom - 0.3
         placed.append((nt, side_x, y_nt - PAD_IN))
         links.append((trunk_x, y_nt - nh / 2, side_x - PAD_IN, y_nt - nh / 2))
@@ -163,13 +166,13 @@ def participant_flow(n_cohort: int, exclusions: Sequence[tuple[str, str, int]],
     y_bar = bottom - 0.3
     y_grp = y_bar - 0.3
     g_bottom = y_grp
-    xs = [col * (i + 0.5) for i in range(len(names))]
+    xs = [col * (i + 0.5) for i in range(len(names))] if len(names) > 1 else [trunk_x]
     for name, x in zip(names, xs):
         n, e = groups[name]
         pct = f" ({100 * e / n:.0f}%)" if n else ""
         g = box(wrap_to_width(f"{name}\nn = {n}\nALNM: {e}{pct}\nnon-ALNM: {n - e}", col - 0.45, FONT), _BOX,
                 ha="center", ma="center")
-        gw, gh = size(g)
+        _, gh = size(g)
         placed.append((g, x, y_grp - PAD_IN))
         g_bottom = min(g_bottom, y_grp - gh)
         links.append((x, y_bar, x, y_grp))
@@ -180,8 +183,7 @@ def participant_flow(n_cohort: int, exclusions: Sequence[tuple[str, str, int]],
     for t, x, yy in placed:
         t.set_position((x, yy))
     ax.plot([trunk_x, trunk_x], [trunk_bottom, y_bar], color=_ARROW["color"], lw=_ARROW["lw"])
-    if len(xs) > 1:
-        ax.plot([min(xs), max(xs)], [y_bar, y_bar], color=_ARROW["color"], lw=_ARROW["lw"])
+    ax.plot([min(xs + [trunk_x]), max(xs + [trunk_x])], [y_bar, y_bar], color=_ARROW["color"], lw=_ARROW["lw"])
     for x0, y0, x1, y1 in links:
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops=_ARROW)
     head.set_position((width_in / 2, -0.12))
@@ -210,7 +212,7 @@ def flow_from_run(splits: pd.DataFrame, exclusions: Sequence[Mapping], *,
         splits: ``patient_id, label, split`` (and ``fold``) of every patient in the cohort.
         exclusions: ``run.json``'s ``exclusions`` (``patient_id, sequence, reason``): those
             patients leave every model; one patient excluded in several sequences counts once,
-            under the first.
+            under the first. None: the step is drawn with n = 0.
         radiomics_exclusions: ``run.json``'s ``radiomics_exclusions``: kept, features imputed.
         step: the name of the exclusion step.
         split_names: partition -> display name (default: training, validation, development
@@ -239,7 +241,7 @@ def flow_from_run(splits: pd.DataFrame, exclusions: Sequence[Mapping], *,
             rad.setdefault(str(e["patient_id"]), f"{e.get('sequence', '')}: {reason_category(e.get('reason', ''))}"
                            .lstrip(": ") + " (imputed)")
     notes = pd.Series(rad, dtype=object).value_counts(sort=False) if rad else pd.Series(dtype=int)
-    return FlowCounts(n_cohort, [(step, str(r), int(n)) for r, n in ex.items()], groups,
+    return FlowCounts(n_cohort, [(step, str(r), int(n)) for r, n in ex.items()] or [(step, "", 0)], groups,
                       [("radiomics features", str(r), int(n)) for r, n in notes.items()])
 
 
