@@ -14,6 +14,21 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from .flow import SPLIT_NAMES, participant_flow
+from .gallery import heatmap_gallery
+from .legibility import legend_outside, place_legend, settle_legends
+from .legibility import wrap_to_width as _wrap
+from .nomogram import nomogram_figure
+
+__all__ = ["use_theme", "distributions_by_group", "probabilities_by_class", "patient_flow", "roi_qc_panel",
+           "crop_gallery", "histograms_before_after", "tic_curves", "learning_curves", "learning_curves_units",
+           "fold_spread_figure", "confusion_matrix_figure", "heatmap_gallery", "roc_figure", "reliability_figure",
+           "decision_curve_figure", "roc_panels", "coefficient_figure", "nomogram_figure", "participant_flow"]
+
+#: widest figure: an A4 page's text column, so that 8 pt text prints at 8 pt
+MAX_WIDTH_IN = 7.0
+#: legend entries longer than this (inches at 8 pt) wrap, so a legend beside an axes leaves it room
+LEGEND_IN = 2.4
 GROUP_COLORS = {1: "#c0392b", 0: "#2e86c1"}
 GROUP_NAMES = {1: "ALNM", 0: "Non-ALNM"}
 MODEL_COLORS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
@@ -34,14 +49,24 @@ def _group_palette() -> dict[str, str]:
     return {GROUP_NAMES[g]: GROUP_COLORS[g] for g in (0, 1)}
 
 
+def _group_legend(ax, **kwargs):
+    """A legend of the two outcome groups (colour patches), placed where it covers no data."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=GROUP_COLORS[g], lw=2, label=GROUP_NAMES[g]) for g in (1, 0)]
+    return place_legend(ax, handles=handles, **kwargs)
+
+
 def distributions_by_group(df: pd.DataFrame, columns: Sequence[tuple[str, str]], *,
                            group: str = "alnm") -> Figure:
     """Box + points of each continuous column by group (ALNM vs non-ALNM), n and mean ± SD
-    in the axis labels: the distributions behind Table 1's tests."""
+    in the axis labels: the distributions behind Table 1's tests (two panels per row)."""
     import seaborn as sns
 
-    fig = Figure(figsize=(4.2 * len(columns), 3.6), layout="constrained")
-    axes = fig.subplots(1, len(columns), squeeze=False)[0]
+    ncols = min(2, len(columns))
+    nrows = int(np.ceil(len(columns) / ncols))
+    fig = Figure(figsize=(3.4 * ncols, 3.3 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     d = df.assign(_group=df[group].map(GROUP_NAMES))
     order = [GROUP_NAMES[0], GROUP_NAMES[1]]
     for ax, (col, label) in zip(axes, columns):
@@ -56,6 +81,8 @@ def distributions_by_group(df: pd.DataFrame, columns: Sequence[tuple[str, str]],
         ax.set_xticks([0, 1], ticks)
         ax.set_xlabel("")
         ax.set_ylabel(label)
+    for ax in axes[len(columns):]:
+        ax.remove()
     return fig
 
 
@@ -73,12 +100,13 @@ def probabilities_by_class(frame: pd.DataFrame, models: dict[str, str], *,
 
     long = (frame.melt(id_vars="label", value_vars=list(models), var_name="model", value_name="prob")
             .assign(model=lambda t: t.model.map(models), truth=lambda t: t.label.map(GROUP_NAMES)))
-    fig = Figure(figsize=(max(6.0, 1.1 * len(models) + 2), 3.8), layout="constrained")
+    fig = Figure(figsize=(MAX_WIDTH_IN, 4.0), layout="constrained")
     ax = fig.subplots()
     order = list(models.values())
     hue_order = [GROUP_NAMES[0], GROUP_NAMES[1]]
     sns.boxplot(data=long, x="model", y="prob", hue="truth", order=order, hue_order=hue_order,
-                palette=_group_palette(), ax=ax, fliersize=0, boxprops={"alpha": 0.35}, width=0.7)
+                palette=_group_palette(), ax=ax, fliersize=0, boxprops={"alpha": 0.35}, width=0.7,
+                legend=False)
     sns.stripplot(data=long, x="model", y="prob", hue="truth", order=order, hue_order=hue_order,
                   palette=_group_palette(), ax=ax, dodge=True, size=3, alpha=0.8, legend=False)
     for i, name in enumerate(order):
@@ -88,34 +116,69 @@ def probabilities_by_class(frame: pd.DataFrame, models: dict[str, str], *,
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("")
     ax.set_ylabel("predicted probability (test set)")
-    ax.tick_params(axis="x", labelrotation=20)
-    for lab in ax.get_xticklabels():
-        lab.set_horizontalalignment("right")
-    ax.legend(title="", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    per_model_in = 5.6 / max(len(order), 1)
+    ax.set_xticks(range(len(order)), [_wrap(n, per_model_in * 0.95, 8) for n in order])
     ax.set_title("Predicted probability by true class (dashed: frozen threshold)")
+    _group_legend(ax, outside="right")
     return fig
 
 
-def patient_flow(splits: pd.DataFrame) -> Figure:
-    """Stacked bars: patients per split and label."""
-    counts = splits.groupby(["split", "label"]).size().unstack(fill_value=0)
-    order = [s for s in ("train", "val", "test") if s in counts.index]
+def patient_flow(splits: pd.DataFrame, *, title: str = "Patients per partition") -> Figure:
+    """Stacked bars: patients per partition (``split``) and outcome (``label``), for either
+    design: ``train``/``val``/``test`` (hold-out) or ``dev``/``test`` (k-fold inside the
+    development set); any other partition name is drawn after them, never dropped. Each bar's
+    label gives its patients and events (ALNM, %).
+
+    Args:
+        splits: ``artifacts/splits.csv``: ``patient_id, label, split`` (and ``fold``).
+        title: the axes title.
+
+    Raises:
+        ValueError: a column is missing or ``label`` is not 0/1.
+    """
+    missing = {"split", "label"} - set(splits.columns)
+    if missing:
+        raise ValueError(f"splits.csv: column(s) {sorted(missing)} missing (has {list(splits.columns)})")
+    bad = splits.loc[~splits.label.isin([0, 1])]
+    if len(bad):
+        who = bad.patient_id.iloc[0] if "patient_id" in bad else bad.index[0]
+        raise ValueError(f"splits.csv: label must be 0/1; patient {who} has {bad.label.iloc[0]!r}")
+    counts = splits.groupby(["split", "label"]).size().unstack(fill_value=0).reindex(columns=[0, 1], fill_value=0)
+    order = [s for s in SPLIT_NAMES if s in counts.index] + sorted(set(counts.index) - set(SPLIT_NAMES))
     counts = counts.loc[order]
-    fig = Figure(figsize=(5, 3), layout="constrained")
+    names = []
+    for s in order:
+        name = SPLIT_NAMES.get(s, s)
+        if s == "dev" and "fold" in splits:
+            k = splits.loc[(splits.split == "dev") & (splits.fold >= 0), "fold"].nunique()
+            name += f" ({k}-fold)" if k > 1 else ""
+        n, e = int(counts.loc[s].sum()), int(counts.loc[s, 1])
+        names.append(f"{name}\n{n} patients, {e} ALNM ({100 * e / n:.0f}%)")
+    fig = Figure(figsize=(6.0, 0.55 * len(order) + 1.4), layout="constrained")
     ax = fig.subplots()
     bottom = np.zeros(len(order))
+    bars = []
     for g in (1, 0):
-        vals = counts.get(g, pd.Series(0, index=order)).to_numpy()
-        ax.barh(order, vals, left=bottom, color=GROUP_COLORS[g], label=GROUP_NAMES[g])
-        for i, v in enumerate(vals):
-            if v:
-                ax.text(bottom[i] + v / 2, i, str(v), ha="center", va="center", color="white",
-                        fontsize=9)
+        vals = counts[g].to_numpy()
+        ax.barh(range(len(order)), vals, left=bottom, color=GROUP_COLORS[g], label=GROUP_NAMES[g], height=0.6)
+        bars.append((bottom.copy(), vals))
         bottom += vals
+    ax.set_yticks(range(len(order)), names)
     ax.invert_yaxis()
+    ax.set_xlim(0, bottom.max() * 1.02)
+    ax.grid(axis="y", visible=False)
     ax.set_xlabel("patients")
-    ax.legend(frameon=False, fontsize=8)
-    ax.set_title("Patient-level split", fontsize=10)
+    ax.set_title(title)
+    fig.draw_without_rendering()
+    px_per_patient = ax.bbox.width / (bottom.max() * 1.02)
+    from .legibility import agg_renderer, text_width_px
+
+    renderer = agg_renderer(fig)
+    for left, vals in bars:
+        for i, v in enumerate(vals):
+            if v and v * px_per_patient >= text_width_px(str(v), 8, renderer) + 6:
+                ax.text(left[i] + v / 2, i, str(v), ha="center", va="center", color="white", fontsize=8)
+    place_legend(ax, prefer=("lower right", "upper right"), outside="right")
     return fig
 
 
@@ -126,7 +189,8 @@ def roi_qc_panel(views: Sequence) -> Figure:
         views: :class:`alnm_core.roi.QcView` objects (image, mask, box, crop, title, aspect).
     """
     n = len(views)
-    fig = Figure(figsize=(3.3 * n, 6.2), layout="constrained")
+    col_in = min(2.3, MAX_WIDTH_IN / max(n, 1))
+    fig = Figure(figsize=(col_in * n, 2 * col_in + 1.2), layout="constrained")
     axes = fig.subplots(2, n, squeeze=False)
     for i, v in enumerate(views):
         ax = axes[0, i]
@@ -134,10 +198,10 @@ def roi_qc_panel(views: Sequence) -> Figure:
         ax.contour(v.mask.astype(float), levels=[0.5], colors="#e74c3c", linewidths=0.8)
         r0, r1, c0, c1 = v.box
         ax.add_patch(_rect(c0 - 0.5, r0 - 0.5, c1 - c0, r1 - r0))
-        ax.set_title(v.title.replace(" · ", "\n", 1), fontsize=8)
+        ax.set_title(_wrap(v.title.replace(" · ", "\n", 1), col_in * 0.95, 7), fontsize=7)
         ax.axis("off")
         axes[1, i].imshow(v.crop, cmap="gray", vmin=0, vmax=1)
-        axes[1, i].set_title("crop, min-max to [0, 1]", fontsize=8)
+        axes[1, i].set_title("crop, min-max to [0, 1]", fontsize=7)
         axes[1, i].axis("off")
     return fig
 
@@ -150,10 +214,17 @@ def _rect(x, y, w, h):
 
 def crop_gallery(crops: np.ndarray, titles: Sequence[str], *, ncols: int = 8,
                  heatmaps: np.ndarray | None = None, cell: tuple[float, float] = (1.4, 1.55)) -> Figure:
-    """A grid of crops, optionally with heatmaps (in [0, 1]) overlaid."""
+    """A grid of crops, optionally with heatmaps (in [0, 1]) overlaid.
+
+    ``ncols`` crops per row, narrowed to fit an A4 text column (cells of at least 0.85 in; fewer
+    columns when that does not fit).
+    """
     n = len(crops)
+    ncols = max(1, min(ncols, n, int(MAX_WIDTH_IN // 0.85)))
+    w = min(cell[0], MAX_WIDTH_IN / ncols)
+    h = cell[1] * w / cell[0]
     nrows = max(1, int(np.ceil(n / ncols)))
-    fig = Figure(figsize=(cell[0] * ncols, cell[1] * nrows), layout="constrained")
+    fig = Figure(figsize=(w * ncols, h * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for k, ax in enumerate(axes.ravel()):
         ax.axis("off")
@@ -161,50 +232,55 @@ def crop_gallery(crops: np.ndarray, titles: Sequence[str], *, ncols: int = 8,
             ax.imshow(crops[k], cmap="gray", vmin=0, vmax=1)
             if heatmaps is not None:
                 ax.imshow(heatmaps[k], cmap="jet", alpha=0.35, vmin=0, vmax=1)
-            ax.set_title(titles[k], fontsize=7)
+            ax.set_title(_wrap(titles[k], w * 0.95, 7), fontsize=7)
     return fig
 
 
 def histograms_before_after(raw: Sequence[np.ndarray], normed: Sequence[np.ndarray],
                             labels: Sequence[str]) -> Figure:
     """Intensity histograms of crops before and after min-max normalisation."""
-    fig = Figure(figsize=(10, 3.2), layout="constrained")
+    fig = Figure(figsize=(MAX_WIDTH_IN, 2.9), layout="constrained")
     a0, a1 = fig.subplots(1, 2)
     for x, y, lab, c in zip(raw, normed, labels, MODEL_COLORS):
         a0.hist(np.ravel(x), bins=60, histtype="step", color=c, label=lab, density=True)
         a1.hist(np.ravel(y), bins=60, histtype="step", color=c, label=lab, density=True)
-    a0.set_title("before (scanner units)", fontsize=10)
-    a1.set_title("after min-max (eq. 1)", fontsize=10)
-    a0.legend(fontsize=8, frameon=False)
+    a0.set_title("before (scanner units)")
+    a1.set_title("after min-max (eq. 1)")
+    a0.set_xlabel("signal intensity")
+    a1.set_xlabel("normalised intensity")
     for a in (a0, a1):
         a.set_ylabel("density")
+        a.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+    place_legend(a0, prefer=("upper right", "upper left", "lower right"), outside="right")
     return fig
 
 
 def tic_curves(times_min: np.ndarray, curves: pd.DataFrame) -> Figure:
-    """Relative enhancement curves (one line per patient) by TIC type."""
+    """Relative enhancement curves (one line per patient, coloured by ALNM) by TIC type."""
     types = sorted(curves["tic"].unique())
-    fig = Figure(figsize=(4 * max(1, len(types)), 3.2), layout="constrained")
-    axes = fig.subplots(1, max(1, len(types)), squeeze=False)[0]
+    n = max(1, len(types))
+    fig = Figure(figsize=(min(MAX_WIDTH_IN, 2.6 * n + 0.4), 2.9), layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False, sharey=True)[0]
     for ax, t in zip(axes, types):
         sub = curves[curves["tic"] == t]
         for _, row in sub.iterrows():
             ax.plot(times_min, row["curve"], color=GROUP_COLORS[int(row["alnm"])], alpha=0.35, lw=1)
-        ax.set_title(f"TIC type {t} (n={len(sub)})", fontsize=10)
+        ax.set_title(f"TIC type {t} (n={len(sub)})")
         ax.set_xlabel("minutes after contrast")
-        ax.set_ylabel("relative enhancement")
+    axes[0].set_ylabel("relative enhancement")
+    _group_legend(axes[-1], prefer=("lower right", "upper right", "lower left", "upper left"), outside="right")
     return fig
 
 
 def learning_curves(history: pd.DataFrame) -> Figure:
     """Loss and AUC per epoch (train and validation)."""
-    fig = Figure(figsize=(10, 3.2), layout="constrained")
+    fig = Figure(figsize=(MAX_WIDTH_IN, 2.9), layout="constrained")
     a0, a1 = fig.subplots(1, 2)
     a0.plot(history["epoch"], history["train_loss"], label="train loss")
     if "val_loss" in history:
         a0.plot(history["epoch"], history["val_loss"], label="validation loss")
     a0.set_xlabel("epoch")
-    a0.legend(frameon=False)
+    a0.set_ylabel("loss")
     a1.plot(history["epoch"], history["train_auc"], label="train AUC (patients)")
     a1.plot(history["epoch"], history["val_auc"], label="validation AUC (patients)")
     if "selected" in history and history["selected"].any():
@@ -212,7 +288,11 @@ def learning_curves(history: pd.DataFrame) -> Figure:
         a1.axvline(best, color="grey", ls="--", lw=1, label=f"kept: epoch {best}")
     a1.set_ylim(0, 1.02)
     a1.set_xlabel("epoch")
-    a1.legend(frameon=False, fontsize=8)
+    a1.set_ylabel("AUC")
+    fig.draw_without_rendering()
+    place_legend(a0, outside="below", redraw=False)
+    place_legend(a1, outside="below", redraw=False)
+    settle_legends(fig)
     return fig
 
 
@@ -225,11 +305,13 @@ def learning_curves_units(histories: dict[str, pd.DataFrame]) -> Figure:
     """
     if len(histories) == 1:
         return learning_curves(next(iter(histories.values())))
-    fig = Figure(figsize=(10, 3.4), layout="constrained")
+    fig = Figure(figsize=(MAX_WIDTH_IN, 3.2), layout="constrained")
     a0, a1 = fig.subplots(1, 2)
+    any_dashed = False
     for (uid, h), c in zip(histories.items(), MODEL_COLORS * 10):
         a0.plot(h["epoch"], h["train_loss"], color=c, lw=1.2, label=uid)
         has_val = "val_auc" in h and h["val_auc"].notna().any()
+        any_dashed |= not has_val
         a1.plot(h["epoch"], h["val_auc"] if has_val else h["train_auc"], color=c, lw=1.2,
                 ls="-" if has_val else "--", label=uid)
         if "selected" in h and h["selected"].any():
@@ -239,9 +321,13 @@ def learning_curves_units(histories: dict[str, pd.DataFrame]) -> Figure:
     a0.set_xlabel("epoch")
     a0.set_ylabel("training loss")
     a1.set_xlabel("epoch")
-    a1.set_ylabel("AUC (patients): validation, or training when dashed")
+    a1.set_ylabel("AUC (patients)")
+    a1.set_title(_wrap("validation AUC" + (" (dashed: training AUC, no validation part)" if any_dashed else "")
+                       + "; dot: kept epoch", 3.0, 8), fontsize=8)
+    a0.set_title("training loss per unit", fontsize=8)
     a1.set_ylim(0, 1.02)
-    a1.legend(frameon=False, fontsize=7, ncol=2)
+    fig.legend(*a0.get_legend_handles_labels(), loc="outside lower center",
+               ncols=min(len(histories), 5), fontsize=7)
     return fig
 
 
@@ -271,91 +357,114 @@ def fold_spread_figure(unit_patients: pd.DataFrame, sequence: str) -> Figure:
     ax.set_xlabel("")
     ax.set_ylim(0, 1.02)
     ax.set_title(f"{sequence}: one dot per fold model (bar: mean ± SD)")
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()
+        place_legend(ax, prefer=("lower right", "lower left", "upper right", "upper left"), outside="right")
     return fig
 
 
 def confusion_matrix_figure(tp: int, fp: int, fn: int, tn: int, title: str = "") -> Figure:
-    fig = Figure(figsize=(2.6, 2.4), layout="constrained")
+    """The 2 x 2 table as a shaded grid: rows the truth, columns the prediction; no grid line
+    crosses the counts."""
+    fig = Figure(figsize=(2.8, 2.5), layout="constrained")
     ax = fig.subplots()
     m = np.array([[tn, fp], [fn, tp]])
-    ax.imshow(m, cmap="Blues")
+    ax.imshow(m, cmap="Blues", vmin=0, vmax=max(int(m.max()), 1))
+    ax.grid(False)
     for (i, j), v in np.ndenumerate(m):
-        ax.text(j, i, str(v), ha="center", va="center",
+        ax.text(j, i, str(v), ha="center", va="center", fontsize=10,
                 color="white" if v > m.max() / 2 else "black")
-    ax.set_xticks([0, 1], ["pred non-ALNM", "pred ALNM"], fontsize=8)
+    ax.set_xticks([0, 1], ["non-ALNM", "ALNM"], fontsize=8)
     ax.set_yticks([0, 1], ["non-ALNM", "ALNM"], fontsize=8)
+    ax.set_xlabel("predicted", fontsize=8)
+    ax.set_ylabel("true", fontsize=8)
+    ax.tick_params(length=0)
     ax.set_title(title, fontsize=9)
     return fig
 
 
-def heatmap_gallery(crops: np.ndarray, heatmaps: np.ndarray, titles: Sequence[str],
-                    *, ncols: int = 6) -> Figure:
-    """Crops with Grad-CAM heatmaps overlaid."""
-    return crop_gallery(crops, titles, ncols=ncols, heatmaps=heatmaps, cell=(1.7, 1.9))
+def _roc_axes(ax, curves, *, lw: float, label_fmt: str) -> None:
+    for (name, (fpr, tpr, a)), c in zip(curves.items(), MODEL_COLORS * 4):
+        ax.plot(fpr, tpr, color=c, lw=lw, label=_wrap(label_fmt.format(name=name, auc=a), LEGEND_IN, 8),
+                drawstyle="steps-post")
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_aspect("equal")
 
 
 def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: str = "") -> Figure:
-    """ROC curves: name -> (fpr, tpr, auc)."""
-    fig = Figure(figsize=(5, 5), layout="constrained")
+    """ROC curves: name -> (fpr, tpr, auc). The legend sits in the lower right corner when no
+    curve passes there (else another free corner, else beside the axes)."""
+    fig = Figure(figsize=(4.6, 4.6), layout="constrained")
     ax = fig.subplots()
-    for (name, (fpr, tpr, a)), c in zip(curves.items(), MODEL_COLORS):
-        ax.plot(fpr, tpr, color=c, lw=1.8, label=f"{name} (AUC {a:.3f})", drawstyle="steps-post")
-    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
+    _roc_axes(ax, curves, lw=1.8, label_fmt="{name} (AUC\u00a0{auc:.3f})")
     ax.set_xlabel("1 - specificity")
     ax.set_ylabel("sensitivity")
-    ax.set_aspect("equal")
-    ax.legend(loc="lower right", fontsize=8, frameon=False)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title)
+    if legend_outside(ax, place_legend(ax, prefer=("lower right", "upper left"), outside="figure right")):
+        fig.set_size_inches(MAX_WIDTH_IN, 4.2)
+    settle_legends(fig)
     return fig
 
 
 def reliability_figure(tables: dict[str, pd.DataFrame]) -> Figure:
-    fig = Figure(figsize=(5, 5), layout="constrained")
+    """Reliability (calibration) plot: name -> ``mean_predicted, observed, low, high`` per bin."""
+    fig = Figure(figsize=(4.6, 4.6), layout="constrained")
     ax = fig.subplots()
-    for (name, t), c in zip(tables.items(), MODEL_COLORS):
+    for (name, t), c in zip(tables.items(), MODEL_COLORS * 4):
         ax.errorbar(t["mean_predicted"], t["observed"],
                     yerr=[t["observed"] - t["low"], t["high"] - t["observed"]],
-                    marker="o", color=c, capsize=2, lw=1, label=name)
+                    marker="o", color=c, capsize=2, lw=1, label=_wrap(name, LEGEND_IN, 8))
     ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=0.8)
     ax.set_xlabel("mean predicted probability")
     ax.set_ylabel("observed ALNM rate")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=8, frameon=False)
+    if legend_outside(ax, place_legend(ax, prefer=("upper left", "lower right"), outside="figure right")):
+        fig.set_size_inches(MAX_WIDTH_IN, 4.2)
+    settle_legends(fig)
     return fig
 
 
 def decision_curve_figure(curves: dict[str, pd.DataFrame]) -> Figure:
     """Net benefit curves: name -> ``threshold, net_benefit, treat_all, treat_none``."""
-    fig = Figure(figsize=(6, 4), layout="constrained")
+    fig = Figure(figsize=(5.5, 3.8), layout="constrained")
     ax = fig.subplots()
     first = next(iter(curves.values()))
-    for (name, d), c in zip(curves.items(), MODEL_COLORS):
-        ax.plot(d["threshold"], d["net_benefit"], color=c, label=name)
+    for (name, d), c in zip(curves.items(), MODEL_COLORS * 4):
+        ax.plot(d["threshold"], d["net_benefit"], color=c, label=_wrap(name, LEGEND_IN, 8))
     ax.plot(first["threshold"], first["treat_all"], color="black", lw=1, label="treat all")
     ax.plot(first["threshold"], first["treat_none"], color="grey", lw=1, ls="--", label="treat none")
     prev = first["treat_all"].iloc[0] + 0.0
     ax.set_ylim(min(-0.05, -0.1 * abs(prev)), max(0.05, first["treat_all"].max() * 1.15 + 0.02))
     ax.set_xlabel("threshold probability")
     ax.set_ylabel("net benefit")
-    ax.legend(fontsize=8, frameon=False)
+    if legend_outside(ax, place_legend(ax, prefer=("upper right", "lower left"), outside="figure right")):
+        fig.set_size_inches(MAX_WIDTH_IN, 3.8)
+    settle_legends(fig)
     return fig
 
 
 def roc_panels(panels: dict[str, dict[str, tuple[np.ndarray, np.ndarray, float]]]) -> Figure:
-    """Small multiples of ROC curves: panel title -> (name -> (fpr, tpr, auc))."""
+    """Small multiples of ROC curves: panel title -> (name -> (fpr, tpr, auc)); two panels per
+    row, each legend in a free corner or under its panel."""
     n = len(panels)
-    fig = Figure(figsize=(3.6 * n, 3.9), layout="constrained")
-    axes = fig.subplots(1, n, squeeze=False)[0]
+    ncols = min(2, n)
+    nrows = int(np.ceil(n / ncols))
+    fig = Figure(figsize=(3.5 * ncols, 4.3 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, (title, curves) in zip(axes, panels.items()):
-        for (name, (fpr, tpr, a)), c in zip(curves.items(), MODEL_COLORS):
-            ax.plot(fpr, tpr, color=c, lw=1.6, label=f"{name} ({a:.3f})", drawstyle="steps-post")
-        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
-        ax.set_aspect("equal")
+        _roc_axes(ax, curves, lw=1.6, label_fmt="{name} ({auc:.3f})")
         ax.set_xlabel("1 - specificity", fontsize=8)
         ax.set_ylabel("sensitivity", fontsize=8)
         ax.set_title(title, fontsize=9)
-        ax.legend(loc="lower right", fontsize=7, frameon=False)
+    for ax in axes[n:]:
+        ax.remove()
+    fig.draw_without_rendering()
+    for ax in axes[:n]:
+        place_legend(ax, prefer=("lower right",), outside="below", fontsize=7, ncols=1, redraw=False)
+    settle_legends(fig)
     return fig
 
 
@@ -371,52 +480,4 @@ def coefficient_figure(coefs: pd.DataFrame, title: str = "") -> Figure:
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_xlabel("coefficient per SD (log-odds of ALNM)")
     ax.set_title(title, fontsize=9)
-    return fig
-
-
-def nomogram_figure(points: pd.DataFrame) -> Figure:
-    """A points nomogram (logistic model): one axis per predictor over its development range,
-    a total-points axis and the predicted probability under it.
-
-    Args:
-        points: :func:`alnm_core.radiomics_models.nomogram_points` (with its ``attrs``).
-    """
-    n = len(points)
-    fig = Figure(figsize=(8, 0.55 * (n + 3) + 0.6), layout="constrained")
-    ax = fig.subplots()
-    rows = ["Points"] + list(points.label) + ["Total points", "P(ALNM)"]
-    y = {name: -i for i, name in enumerate(rows)}
-
-    def axis_line(yv, ticks, labels):
-        ax.plot([min(ticks), max(ticks)], [yv, yv], color="black", lw=0.8)
-        for t, lab in zip(ticks, labels):
-            ax.plot([t, t], [yv, yv + 0.12], color="black", lw=0.8)
-            ax.text(t, yv + 0.18, lab, ha="center", va="bottom", fontsize=7)
-
-    axis_line(y["Points"], np.linspace(0, 100, 11), [f"{v:.0f}" for v in np.linspace(0, 100, 11)])
-    for _, r in points.iterrows():
-        lo, hi = float(r.x_low), float(r.x_high)
-        binary = set(np.round([lo, hi], 6)) <= {0.0, 1.0}
-        xs = np.array([0.0, 1.0]) if binary else np.linspace(lo, hi, 5)
-        pts = r.points_low + (xs - lo) * r.points_per_unit
-        labels = ["no", "yes"] if binary else [f"{v:.3g}" for v in xs]
-        axis_line(y[r.label], pts, labels)
-    total_max = float(np.maximum(points.points_low, points.points_high).sum())
-    tt = np.linspace(0, total_max, 9)
-    scale = 100.0 / total_max if total_max > 0 else 1.0
-    axis_line(y["Total points"], tt * scale, [f"{v:.0f}" for v in tt])
-    lp = points.attrs["lp_at_zero"] + tt / points.attrs["points_per_lp"]
-    probs = [p for p in (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95)
-             if lp.min() <= np.log(p / (1 - p)) <= lp.max()]
-    if probs:
-        at = [(np.log(p / (1 - p)) - points.attrs["lp_at_zero"]) * points.attrs["points_per_lp"] * scale
-              for p in probs]
-        axis_line(y["P(ALNM)"], at, [f"{p:g}" for p in probs])
-    ax.set_yticks(list(y.values()), rows, fontsize=8)
-    ax.set_ylim(-len(rows) + 0.4, 0.8)
-    ax.set_xlim(-5, 105)
-    ax.set_xticks([])
-    for side in ("top", "right", "bottom", "left"):
-        ax.spines[side].set_visible(False)
-    ax.tick_params(axis="y", length=0)
     return fig
