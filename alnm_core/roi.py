@@ -148,8 +148,9 @@ def largest_slice(areas_mm2: np.ndarray) -> int:
 
 
 def choose_slices(areas_mm2: np.ndarray, *, min_area_mm2: float, mode: str, k: int) -> list[int]:
-    """Slice indices to crop: all with tumour area >= min, the largest, or the central k."""
-    idx = [int(i) for i in np.flatnonzero(areas_mm2 >= min_area_mm2)]
+    """Slice indices to crop: all with tumour area >= min (and > 0: ``min_area_mm2=0`` never
+    picks a slice without tumour), the largest, or the central k."""
+    idx = [int(i) for i in np.flatnonzero((areas_mm2 >= min_area_mm2) & (areas_mm2 > 0))]
     if not idx:
         return []
     if mode == "largest":
