@@ -35,6 +35,7 @@ from typing import Callable
 import pandas as pd
 
 from ..boxes import Box, write_boxes
+from ..roi import map_patients
 from ..storage import atomic_write_text, sha256_file, write_csv
 from . import ImporterError
 from .duke_series import (DceChoice, Refusal, choose_dce, duke_box, find_collection_root, mapping_kind,
@@ -141,9 +142,16 @@ def _mask_size_cm(path: Path) -> float:
     return max(b.extent_mm(vol.spacing)[1:]) / 10.0
 
 
+def _patient_task(task: tuple) -> tuple[dict | None, list[tuple[str, str]], dict]:
+    return _patient(*task)
+
+
 def _patient(pid: str, row: dict, folder: Path | None, boxes: list, box_problem: str,
              mask: Path | None, mapping: dict | None, masks_given: bool) -> tuple[dict | None, list[tuple[str, str]], dict]:
-    """One patient: its manifest row, or the reasons it is left out; and its box audit row."""
+    """One patient: its manifest row, or the reasons it is left out; and its box audit row.
+
+    ``mapping``: this patient's curated series names, ``{SeriesInstanceUID or folder name: name}``.
+    """
     reasons: list[tuple[str, str]] = []
     audit: dict = {}
     label = label_from_n_stage(row.get("n_stage"))
@@ -163,7 +171,7 @@ def _patient(pid: str, row: dict, folder: Path | None, boxes: list, box_problem:
     else:
         headers = [read_series(f) for f in series_folders(folder)]
         for h in headers:
-            name = (mapping or {}).get((pid, h.uid)) or (mapping or {}).get((pid, h.folder.name))
+            name = (mapping or {}).get(h.uid) or (mapping or {}).get(h.folder.name)
             if name is not None:
                 h.kind, h.phase = mapping_kind(name)
         try:
@@ -200,7 +208,8 @@ def _patient(pid: str, row: dict, folder: Path | None, boxes: list, box_problem:
 
 def import_duke(dicom: str | Path, clinical: str | Path, boxes: str | Path, out: str | Path, *,
                 mapping: str | Path | None = None, masks: str | Path | None = None, link: bool = True,
-                overwrite: bool = False, progress: Callable[[int, int], None] | None = None) -> ImportResult:
+                overwrite: bool = False, jobs: int | None = None,
+                progress: Callable[[int, int], None] | None = None) -> ImportResult:
     """Import the Duke download as a cohort folder (see the module's description).
 
     Args:
@@ -215,6 +224,7 @@ def import_duke(dicom: str | Path, clinical: str | Path, boxes: str | Path, out:
         link: reach the download through links in ``out`` (``dicom``, ``masks``); else
             relative paths.
         overwrite: replace a cohort already in ``out``.
+        jobs: processes reading headers (default: the cores); the result does not depend on it.
         progress: ``progress(done, total)`` after each patient.
 
     Raises:
@@ -229,7 +239,11 @@ def import_duke(dicom: str | Path, clinical: str | Path, boxes: str | Path, out:
     folders = patient_folders(root)
     table = read_clinical(clinical)
     dboxes, box_problems = read_duke_boxes(boxes)
-    names = read_mapping(mapping) if mapping else None
+    names: dict[str, dict[str, str]] | None = None
+    if mapping:
+        names = {}
+        for (pid, key), name in read_mapping(mapping).items():
+            names.setdefault(pid, {})[key] = name
     mask_dir, masks_found = mask_index(masks) if masks else (None, {})
     out.mkdir(parents=True, exist_ok=True)
     dicom_prefix = _link(out, "dicom", root, link)
@@ -238,12 +252,13 @@ def import_duke(dicom: str | Path, clinical: str | Path, boxes: str | Path, out:
     for pid in table.duplicates:
         excluded.append(dict(patient_id=pid, reason="several rows in Clinical_and_Other_Features.xlsx; "
                                                    "the first was used", code="duplicate_row"))
-    n = len(table.rows)
-    for i, row in enumerate(sorted(table.rows, key=lambda r: r["patient_id"]), 1):
-        pid = row["patient_id"]
-        mask = mask_dir / masks_found[pid] if pid in masks_found else None
-        good, reasons, audit = _patient(pid, row, folders.get(pid), dboxes.get(pid, []), box_problems.get(pid, ""),
-                                        mask, names, bool(masks))
+    tasks = [(r["patient_id"], r, folders.get(r["patient_id"]), dboxes.get(r["patient_id"], []),
+              box_problems.get(r["patient_id"], ""),
+              mask_dir / masks_found[r["patient_id"]] if r["patient_id"] in masks_found else None,
+              None if names is None else names.get(r["patient_id"], {}), bool(masks))
+             for r in sorted(table.rows, key=lambda r: r["patient_id"])]
+    for (pid, *_), (good, reasons, audit) in zip(tasks, map_patients(_patient_task, tasks, jobs=jobs,
+                                                                       progress=progress)):
         if good is None:
             excluded.append(dict(patient_id=pid, reason="; ".join(r for _, r in reasons),
                                  code="+".join(c for c, _ in reasons)))
@@ -251,8 +266,6 @@ def import_duke(dicom: str | Path, clinical: str | Path, boxes: str | Path, out:
             rows.append(good)
         if audit:
             audits.append(audit)
-        if progress:
-            progress(i, n)
     known = {r["patient_id"] for r in table.rows}
     for pid in sorted((set(folders) | set(dboxes)) - known):
         excluded.append(dict(patient_id=pid, reason="not in Clinical_and_Other_Features.xlsx (no label)",
@@ -348,6 +361,7 @@ def add_arguments(p) -> None:
     p.add_argument("--no-link", action="store_true", help="write paths relative to the cohort folder instead of "
                                                           "a link COHORT/dicom to the download")
     p.add_argument("--overwrite", action="store_true", help="replace a cohort already in --out")
+    p.add_argument("--jobs", type=int, help="processes reading the DICOM headers (default: the cores)")
     p.add_argument("--check-boxes", type=int, default=0, metavar="N",
                    help="afterwards read N patients' DCE and check the box convention against the images "
                         "(mean enhancement in the box as imported vs. the other readings); writes "
@@ -365,7 +379,7 @@ def main(args) -> int:
 
     try:
         r = import_duke(args.dicom, args.clinical, args.boxes, args.out, mapping=args.mapping, masks=args.masks,
-                        link=not args.no_link, overwrite=args.overwrite, progress=prog)
+                        link=not args.no_link, overwrite=args.overwrite, jobs=args.jobs, progress=prog)
     except ImporterError as exc:
         print(f"alnm import duke: {exc}", file=sys.stderr)
         return 2

@@ -156,7 +156,8 @@ def _write_xlsx(path: Path, rows: list[list], *, sheet: str, merged: list[tuple[
 
 def write_duke_replica(out: str | Path, *, n_patients: int = 24, seed: int = 3, matrix_scale: float = 0.2,
                        special: bool = True, render: bool = True, mapping: bool = False, masks: bool = False,
-                       n_post: int | None = None, progress: Callable[[int, int], None] | None = None) -> ReplicaPaths:
+                       n_post: int | None = None, size: tuple[int, int, int] = (8, 16, 16),
+                       progress: Callable[[int, int], None] | None = None) -> ReplicaPaths:
     """Write a replica of the Duke download (see the module's description) into ``out``.
 
     Args:
@@ -170,6 +171,8 @@ def write_duke_replica(out: str | Path, *, n_patients: int = 24, seed: int = 3, 
         masks: also write MAMA-MIA-style masks (``masks/segmentations/expert/duke_<n>.nii.gz``)
             for every second patient.
         n_post: post-contrast phases of every patient (None: four, three for every fourth).
+        size: ``(slices, rows, columns)`` of the unrendered images (``render=False``); Duke's are
+            about ``(160, 512, 512)``.
     """
     from ..imaging import Volume, write_mask_nifti
 
@@ -189,11 +192,14 @@ def write_duke_replica(out: str | Path, *, n_patients: int = 24, seed: int = 3, 
             pix, tmask = _pad_slab(stored_values(stack, "DCE"), tmask, _num(seed, pid, "pad"))
             spacing, origin = vol.spacing, vol.origin
         else:
-            pix = np.full((7, 8, 16, 16), 100, np.uint16)
-            pix[1:, 3:6, 5:11, 4:9] = 300
-            spacing, origin = (2.0, 1.0, 1.0), (0.0, 0.0, 0.0)
-            tmask = np.zeros(pix.shape[1:], bool)
-            tmask[3:6, 5:11, 4:9] = True
+            nz, ny, nx = size
+            pix = np.full((7, *size), 100, np.uint16)
+            lesion = (slice(nz // 3, nz // 3 + max(1, nz // 4)), slice(ny // 3, ny // 3 + max(1, ny // 3)),
+                      slice(nx // 4, nx // 4 + max(1, nx // 4)))
+            pix[(slice(1, None), *lesion)] = 300
+            spacing, origin = (2.0, 0.7, 0.7), (0.0, 0.0, 0.0)
+            tmask = np.zeros(size, bool)
+            tmask[lesion] = True
         nz = pix.shape[1]
         pre_name, post_name, t1_name = NAMINGS[case["naming"]]
         study_uid = _uid(seed, pid, "study")

@@ -108,7 +108,7 @@ def series_folders(patient_dir: Path) -> list[Path]:
     return out
 
 
-@dataclass
+@dataclass(eq=False)  # one series is one object: compared by identity
 class SeriesHeader:
     """What one or two headers of a series folder say (no pixel data read).
 
@@ -142,6 +142,7 @@ class SeriesHeader:
     phase: int = 0
     error: str = ""
     _files: tuple[str, ...] = ()
+    _first: tuple | None = None  # (InstanceNumber, ImagePositionPatient, ImageOrientationPatient) of files[0]
 
 
 def _seconds(tm) -> float:
@@ -188,22 +189,34 @@ def read_series(folder: Path) -> SeriesHeader:
     h.field_strength = float(fs) if fs not in (None, "") else None
     h.modality = str(ds.get("Modality", ""))
     h.kind, h.phase = classify(h.description) if h.modality in ("MR", "") else ("other", 0)
+    h._first = _placement(ds)
     return h
+
+
+def _placement(ds) -> tuple | None:
+    """(InstanceNumber, position, orientation) of a header, None if one is missing or malformed."""
+    try:
+        return (int(ds.InstanceNumber), np.asarray(ds.ImagePositionPatient, float),
+                np.asarray(ds.ImageOrientationPatient, float))
+    except Exception:  # absent or not numeric
+        return None
 
 
 def measure_direction(h: SeriesHeader) -> None:
     """Set ``h.ascending`` from the first and last file: whether InstanceNumber grows along the
     slice normal (the order alnm's reader stacks slices in). Left None when it cannot tell."""
-    if h.error or h.n_files < 2 or h.frames > 1:
+    if h.error or h.n_files < 2 or h.frames > 1 or h._first is None:
         return
     try:
-        a, b = _header(h.folder / h._files[0]), _header(h.folder / h._files[-1])
-        iop = np.asarray(a.ImageOrientationPatient, float)
-        normal = np.cross(iop[:3], iop[3:])
-        da = float(int(b.InstanceNumber) - int(a.InstanceNumber))
-        dz = float((np.asarray(b.ImagePositionPatient, float) - np.asarray(a.ImagePositionPatient, float)) @ normal)
-    except Exception:  # a missing or malformed attribute: direction unknown
+        last = _placement(_header(h.folder / h._files[-1]))
+    except Exception:  # not readable: direction unknown
         return
+    if last is None or last[2].shape != (6,) or h._first[2].shape != (6,):
+        return
+    iop = h._first[2]
+    normal = np.cross(iop[:3], iop[3:])
+    da = float(last[0] - h._first[0])
+    dz = float((last[1] - h._first[1]) @ normal)
     if da != 0 and abs(dz) > 1e-3:
         h.ascending = (da > 0) == (dz > 0)
 
