@@ -269,3 +269,27 @@ def test_box_gallery(imported):
     fig = box_gallery(views, ncols=2)
     assert isinstance(fig, Figure) and sum(ax.axison for ax in fig.axes) == 4
     assert any("enh." in ax.get_title(loc="left") for ax in fig.axes)
+
+
+def test_table1_shows_unrecorded_covariates():
+    from alnm_core.stats import build_table1
+
+    df = pd.DataFrame({"alnm": [1, 0, 1, 0, 1, 0], "age": [50, 60, 45, 52, 61, 40.0],
+                       "tumor_size_cm": [2.0, 1.5, 3.0, 2.2, 1.9, 2.5], "margin": [""] * 6, "tic_type": [""] * 6,
+                       "field_strength": ["3T", "1.5T"] * 3})
+    t = build_table1(df)
+    rows = t.set_index("characteristic")
+    assert rows.loc["Tumor margin", "total"] == "not recorded" and rows.loc["TIC curve type", "test"] == ""
+    assert "Field strength" in rows.index and rows.loc["Field strength", "test"] != ""
+
+
+def test_cohort_info_errors(tmp_path):
+    from alnm_core.cohort import CohortError
+
+    (tmp_path / "cohort.json").write_text("{not json")
+    with pytest.raises(CohortError, match="cannot be read as JSON"):
+        read_cohort_info(tmp_path)
+    (tmp_path / "cohort.json").write_text(json.dumps({"not_recorded": ["age"]}))
+    with pytest.raises(CohortError, match=r"\['age'\]: only \['tumor_size_cm', 'margin', 'tic_type'\]"):
+        read_cohort_info(tmp_path)
+    assert read_cohort_info(tmp_path / "none") == {}
