@@ -35,7 +35,6 @@ from typing import Callable
 import pandas as pd
 
 from ..boxes import Box, write_boxes
-from ..roi import map_patients
 from ..storage import atomic_write_text, sha256_file, write_csv
 from . import ImporterError
 from .duke_series import (DceChoice, Refusal, choose_dce, duke_box, find_collection_root, mapping_kind,
@@ -231,6 +230,8 @@ def import_duke(dicom: str | Path, clinical: str | Path, boxes: str | Path, out:
         ImporterError: an input that cannot be read at all (each patient's own problems are
             listed in ``excluded.csv`` instead).
     """
+    from ..roi import map_patients  # the per-patient process pool the crops use
+
     t0 = time.time()
     out = Path(out)
     if (out / "cohort.csv").exists() and not overwrite:
