@@ -341,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="list the DICOM series of every image folder (<- marks the columns read from each)")
     v.set_defaults(func=cmd_validate)
 
+    from .importers import add_parser as add_import_parser  # `alnm import <recipe>`
+    add_import_parser(sub)
+
     pr = sub.add_parser("predict", help="score patients with a trained study's model bundle",
                         description="Apply RUN/model (frozen: nothing is refit) to one patient folder "
                                     "or a cohort: per patient each sequence's probability, the fused "

@@ -13,8 +13,9 @@ Example:
 """
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,11 @@ REQUIRED = ("patient_id", "alnm", "age", "tumor_size_cm", "margin", "tic_type", 
 MARGINS = ("regular", "irregular")
 TIC_TYPES = ("I", "II", "III")
 SPLITS = ("train", "test")
+#: covariates a cohort may declare as not recorded (``cohort.json``: ``"not_recorded"``); their
+#: cells are then empty for every patient and Table 1 / the clinical baseline leave them out
+NOT_RECORDABLE = ("tumor_size_cm", "margin", "tic_type")
+#: optional description of a cohort beside ``cohort.csv`` (written by ``alnm import``)
+COHORT_INFO = "cohort.json"
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,32 @@ def series_rule(row: Mapping, sequence: str, rules: Mapping[str, str] | None = N
     return value or (rules or {}).get(sequence) or None
 
 
+def read_cohort_info(cohort_dir: str | Path) -> dict:
+    """The cohort's ``cohort.json`` (``{}`` when there is none): where it came from, how its
+    label was defined (``label``: e.g. ``{"source": "clinical N stage", "pathological": false,
+    "caveat": ...}``), which covariates it does not record (``not_recorded``), its sequences.
+
+    Raises:
+        CohortError: the file exists but is not a JSON object, or ``not_recorded`` names a
+            column that cannot be left unrecorded (see :data:`NOT_RECORDABLE`).
+    """
+    path = Path(cohort_dir) / COHORT_INFO
+    if not path.is_file():
+        return {}
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CohortError([Problem("", "", str(path), f"cannot be read as JSON ({exc})")]) from exc
+    if not isinstance(info, dict):
+        raise CohortError([Problem("", "", str(path), "must hold a JSON object")])
+    bad = [c for c in info.get("not_recorded", []) if c not in NOT_RECORDABLE]
+    if bad or not isinstance(info.get("not_recorded", []), list):
+        raise CohortError([Problem("", "not_recorded", str(path),
+                                   f"{bad or info.get('not_recorded')!r}: only {list(NOT_RECORDABLE)} "
+                                   "may be declared not recorded")])
+    return info
+
+
 def read_manifest(cohort_dir: str | Path) -> pd.DataFrame:
     """Read ``cohort.csv`` as text columns (no type guessing); raise CohortError if absent."""
     path = Path(cohort_dir) / "cohort.csv"
@@ -90,9 +122,20 @@ def read_manifest(cohort_dir: str | Path) -> pd.DataFrame:
         raise CohortError([Problem("", "", str(path), f"cannot be parsed as CSV ({exc})")]) from exc
 
 
-def check_manifest(df: pd.DataFrame, sequences: tuple[str, ...], *, manifest: str = "cohort.csv") -> list[Problem]:
-    """Check columns and values of a manifest table (no file access)."""
+def check_manifest(df: pd.DataFrame, sequences: tuple[str, ...], *, manifest: str = "cohort.csv",
+                   not_recorded: Collection[str] = ()) -> list[Problem]:
+    """Check columns and values of a manifest table (no file access).
+
+    ``not_recorded``: covariates the cohort declares it does not have (``cohort.json``); their
+    column must be present and empty for every patient (a value would contradict the declaration).
+    """
     problems: list[Problem] = []
+    for col in not_recorded:
+        if col in df.columns:
+            filled = df[col].str.strip() != ""
+            for pid in df.loc[filled, "patient_id"] if "patient_id" in df.columns else []:
+                problems.append(Problem(pid, col, manifest, f"has a value although {COHORT_INFO} "
+                                                             "declares it not recorded"))
     needed = list(REQUIRED) + [f"{s}_{k}" for s in sequences for k in ("image", "roi")]
     for col in needed:
         if col not in df.columns:
@@ -112,16 +155,16 @@ def check_manifest(df: pd.DataFrame, sequences: tuple[str, ...], *, manifest: st
         if "alnm" in df.columns and row["alnm"].strip() not in ("0", "1"):
             problems.append(Problem(pid, "alnm", manifest, f"label {row['alnm']!r} is not 0 or 1"))
         for col, lo, hi in (("age", 0, 120), ("tumor_size_cm", 0, 30)):
-            if col in df.columns:
+            if col in df.columns and col not in not_recorded:
                 try:
                     v = float(row[col])
                     if not (lo < v < hi):
                         raise ValueError
                 except ValueError:
                     problems.append(Problem(pid, col, manifest, f"{row[col]!r} is not a number in ({lo}, {hi})"))
-        if "margin" in df.columns and row["margin"].strip().lower() not in MARGINS:
+        if "margin" in df.columns and "margin" not in not_recorded and row["margin"].strip().lower() not in MARGINS:
             problems.append(Problem(pid, "margin", manifest, f"{row['margin']!r} is not one of {MARGINS}"))
-        if "tic_type" in df.columns and row["tic_type"].strip().upper() not in TIC_TYPES:
+        if "tic_type" in df.columns and "tic_type" not in not_recorded and row["tic_type"].strip().upper() not in TIC_TYPES:
             problems.append(Problem(pid, "tic_type", manifest, f"{row['tic_type']!r} is not one of {TIC_TYPES}"))
         if "field_strength" in df.columns and row["field_strength"].strip() == "":
             problems.append(Problem(pid, "field_strength", manifest, "empty field strength"))
@@ -197,10 +240,12 @@ def inspect_cohort(cohort_dir: str | Path, sequences: tuple[str, ...] = DEFAULT_
     """Problems, warnings and DICOM series of a cohort folder (see :func:`validate_cohort`)."""
     try:
         df = read_manifest(cohort_dir)
+        info = read_cohort_info(cohort_dir)
     except CohortError as exc:
         return CohortReport(problems=exc.problems)
     manifest = str(Path(cohort_dir) / "cohort.csv")
-    problems = check_manifest(df, sequences, manifest=manifest)
+    problems = check_manifest(df, sequences, manifest=manifest,
+                              not_recorded=info.get("not_recorded", ()))
     report = inspect_files(cohort_dir, df, sequences, read=read_images, series_rules=series_rules)
     report.problems[:0] = problems
     return report
@@ -235,7 +280,7 @@ def load_cohort(cohort_dir: str | Path, sequences: tuple[str, ...] = DEFAULT_SEQ
     df["patient_id"] = df["patient_id"].str.strip()
     df["alnm"] = df["alnm"].astype(int)
     df["age"] = df["age"].astype(float)
-    df["tumor_size_cm"] = df["tumor_size_cm"].astype(float)
+    df["tumor_size_cm"] = pd.to_numeric(df["tumor_size_cm"].replace("", np.nan))  # NaN: not recorded
     df["margin"] = df["margin"].str.strip().str.lower()
     df["tic_type"] = df["tic_type"].str.strip().str.upper()
     if "split" in df.columns:
@@ -253,7 +298,7 @@ def describe_cohort(df: pd.DataFrame) -> pd.DataFrame:
 
 #: where a patient folder keeps each sequence (``alnm predict --patient DIR``)
 _IMAGE_NAMES = ("{seq}", "{seq}.nii.gz", "{seq}.nii", "{seq}.nrrd")
-_MASK_NAMES = ("{seq}_roi.nii.gz", "{seq}_roi.nii", "{seq}_roi.nrrd", "{seq}_roi.dcm")
+_MASK_NAMES = ("{seq}_roi.nii.gz", "{seq}_roi.nii", "{seq}_roi.nrrd", "{seq}_roi.dcm", "{seq}_roi.csv")
 
 
 def patient_folder_manifest(folder: str | Path, sequences: tuple[str, ...]) -> tuple[pd.DataFrame, Path]:
@@ -261,7 +306,8 @@ def patient_folder_manifest(folder: str | Path, sequences: tuple[str, ...]) -> t
 
     The folder holds ``cohort.csv`` (one row), or per sequence an image (``<SEQ>/`` DICOM
     folder, ``<SEQ>.nii.gz`` / ``.nii`` / ``.nrrd``) and a mask (``<SEQ>_roi.nii.gz`` / ``.nii`` /
-    ``.nrrd`` / ``.dcm`` SEG), as a phantom patient's folder does; the folder's name is the id.
+    ``.nrrd`` / ``.dcm`` SEG / ``.csv`` bounding box), as a phantom patient's folder does; the
+    folder's name is the id.
     A sequence without an image is left empty (the patient lacks it).
 
     Raises:

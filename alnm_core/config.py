@@ -23,7 +23,7 @@ from typing import Any, Literal
 import yaml
 
 #: the built-in profiles (``alnm_core/profiles/<name>.yaml``), the one list every caller uses
-PROFILES = ("smoke", "demo", "paper")
+PROFILES = ("smoke", "demo", "paper", "duke")
 #: the paper's three sequences, the default of ``StudyConfig.sequences`` (defined once)
 DEFAULT_SEQUENCES = ("T2WI", "DWI", "DCE")
 #: the per-sequence CNN families ``train.models`` may name (``slice_vote``: the paper's per-slice
@@ -404,7 +404,7 @@ def _merge(base: dict, extra: dict) -> dict:
 
 
 def profile_dict(name: str) -> dict[str, Any]:
-    """The raw mapping of a built-in profile (``smoke``, ``demo`` or ``paper``)."""
+    """The raw mapping of a built-in profile (``smoke``, ``demo``, ``paper`` or ``duke``)."""
     if name not in PROFILES:
         raise ConfigError(f"unknown profile {name!r}; choose one of {list(PROFILES)}")
     text = resources.files("alnm_core.profiles").joinpath(f"{name}.yaml").read_text()

@@ -83,9 +83,10 @@ def read_mask(path: str | Path, *, like: Volume | None = None, atol_mm: float = 
     """Read a binary tumour mask, optionally checking it matches an image's geometry.
 
     Args:
-        path: NIfTI / NRRD mask file, a DICOM SEG file, or a DICOM folder.
+        path: NIfTI / NRRD mask file, a DICOM SEG file, a DICOM folder, or a bounding-box
+            file (``.csv``, see :mod:`alnm_core.boxes`: boxes in ``like``'s voxels).
         like: the image the mask belongs to; shape, spacing and origin must agree (a DICOM
-            SEG is placed on its slices and must reference its series).
+            SEG is placed on its slices and must reference its series; a box must lie inside).
         atol_mm: tolerance for spacing / origin agreement.
 
     Returns:
@@ -94,8 +95,11 @@ def read_mask(path: str | Path, *, like: Volume | None = None, atol_mm: float = 
     Raises:
         ImageReadError: unreadable, not binary, empty, or not in the image's geometry.
     """
+    from .boxes import is_box_file, read_box_mask
     from .dicom import is_dicom_file, read_seg_mask
 
+    if is_box_file(path):
+        return read_box_mask(path, like)
     if is_dicom_file(path) and _is_seg(Path(path)):
         mask = read_seg_mask(path, like)
         if not mask.any():

@@ -37,7 +37,7 @@ from .config import RoiConfig
 from .imaging import ImageReadError, Volume, read_image, read_mask
 from .storage import atomic_path
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: roi.slices=largest takes the central of equal-area slices
 
 
 class RoiError(ValueError):
@@ -140,13 +140,21 @@ def minmax(crop: np.ndarray) -> np.ndarray:
     return (crop - lo) / (hi - lo)
 
 
+def largest_slice(areas_mm2: np.ndarray) -> int:
+    """The slice of largest tumour area; of several with the same area (a box ROI has the same
+    area on every slice) the central one, not the first."""
+    ties = np.flatnonzero(areas_mm2 == np.max(areas_mm2))
+    return int(ties[(len(ties) - 1) // 2])
+
+
 def choose_slices(areas_mm2: np.ndarray, *, min_area_mm2: float, mode: str, k: int) -> list[int]:
-    """Slice indices to crop: all with tumour area >= min, the largest, or the central k."""
-    idx = [int(i) for i in np.flatnonzero(areas_mm2 >= min_area_mm2)]
+    """Slice indices to crop: all with tumour area >= min (and > 0: ``min_area_mm2=0`` never
+    picks a slice without tumour), the largest, or the central k."""
+    idx = [int(i) for i in np.flatnonzero((areas_mm2 >= min_area_mm2) & (areas_mm2 > 0))]
     if not idx:
         return []
     if mode == "largest":
-        return [int(np.argmax(areas_mm2))]
+        return [largest_slice(areas_mm2)]
     if mode == "central":
         mid = (idx[0] + idx[-1]) / 2
         return sorted(sorted(idx, key=lambda i: (abs(i - mid), i))[:k])
@@ -459,7 +467,8 @@ class QcView:
 
 
 def qc_view(row: pd.Series, cohort_dir: str | Path, sequence: str, cfg: RoiConfig) -> QcView:
-    """The QC view of one patient / sequence (largest tumour slice, mask, crop box, crop)."""
+    """The QC view of one patient / sequence (largest tumour slice, its central one for a box
+    ROI; mask, crop box, crop)."""
     cohort_dir = Path(cohort_dir)
     pid = row["patient_id"]
     sel = load_selected(pid, sequence, cohort_dir / row[f"{sequence}_image"],
@@ -467,7 +476,7 @@ def qc_view(row: pd.Series, cohort_dir: str | Path, sequence: str, cfg: RoiConfi
                         series_rule(row, sequence, cfg.series_description))
     vol, mask = sel.volume, sel.mask
     _, sr, sc = vol.spacing
-    z = int(np.argmax(mask.sum(axis=(1, 2))))
+    z = largest_slice(mask.sum(axis=(1, 2)))
     box = expand_box(bbox_2d(mask[z]), (sr, sc), margin_mm=cfg.margin_mm, keep_aspect=cfg.keep_aspect)
     crop = minmax(crop_resize(vol.array[z], box, cfg.size))
     title = f"{pid} {sequence} {sel.selected} · slice {z} · {sr:.2f}x{sc:.2f} mm"

@@ -6,7 +6,7 @@ from alnm_core.config import (ConfigError, check_notebook_parameters, config_fro
                               parse_override, resolve_config)
 
 
-@pytest.mark.parametrize("name", ["smoke", "demo", "paper"])
+@pytest.mark.parametrize("name", ["smoke", "demo", "paper", "duke"])
 def test_profiles_resolve_and_roundtrip(name):
     cfg = resolve_config(name)
     assert cfg.profile == name
@@ -23,6 +23,15 @@ def test_paper_profile_holds_the_papers_settings():
     assert cfg.split.test_size == 50
     assert cfg.phantom.n_patients == 252
     assert cfg.stats.threshold == 0.5
+
+
+def test_duke_profile_is_the_paper_design_on_dce_only():
+    duke, paper = resolve_config("duke"), resolve_config("paper")
+    assert duke.sequences == ("DCE",)
+    assert (duke.split.scheme, duke.split.n_folds) == (paper.split.scheme, paper.split.n_folds)
+    assert (duke.train.arch, duke.train.lr, duke.train.epochs, duke.roi.size) == \
+        (paper.train.arch, paper.train.lr, paper.train.epochs, paper.roi.size)
+    assert duke.roi.on_error == "exclude" and "shape" not in duke.radiomics.feature_classes
 
 
 def test_overrides_and_yaml_file(tmp_path):

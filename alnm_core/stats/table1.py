@@ -183,7 +183,9 @@ def build_table1(
     """Table 1 as in the paper: Total, ALNM, Non-ALNM, p, with the test named beside each p.
 
     Rows for levels absent from the whole cohort are dropped (e.g. TIC type I when no patient
-    has it). Continuous rows also carry both normality p-values of each group.
+    has it). Continuous rows also carry both normality p-values of each group. A characteristic
+    no patient has a value for (a cohort that does not record it, e.g. the tumour margin of a
+    public collection) is one row reading ``not recorded``, without a test.
 
     Returns:
         DataFrame ``characteristic, level, total, group1, group0, p_value, p, test,
@@ -198,7 +200,18 @@ def build_table1(
     n1, n0, n = len(d1), len(d0), len(df)
     rows = [dict(characteristic="Number", level="", total=f"n={n}", group1=f"n={n1}",
                  group0=f"n={n0}", p_value=np.nan, p="", test="", normality="")]
+    def not_recorded(col: str, label: str) -> bool:
+        values = df[col] if col in df.columns else pd.Series([], dtype=object)
+        empty = values.isna() | (values.astype(str).str.strip().isin(("", "nan")))
+        if len(values) and not empty.all():
+            return False
+        rows.append(dict(characteristic=label, level="", total="not recorded", group1="", group0="",
+                         p_value=np.nan, p="", test="", normality=""))
+        return True
+
     for col, label, digits in continuous:
+        if not_recorded(col, label):
+            continue
         x1, x0 = d1[col].astype(float).to_numpy(), d0[col].astype(float).to_numpy()
         r = continuous_test(x1, x0, method=continuous_method, normality_test=normality_test,
                             alpha=alpha)
@@ -209,7 +222,7 @@ def build_table1(
                          group1=_fmt_mean_sd(x1, digits), group0=_fmt_mean_sd(x0, digits),
                          p_value=r.p_value, p=_fmt_p(r.p_value), test=r.test, normality=norm))
     for col, label, levels in categorical:
-        if col not in df.columns:
+        if col not in df.columns or not_recorded(col, label):
             continue
         present = [lv for lv in (levels or sorted(df[col].unique())) if (df[col] == lv).any()]
         table = np.array([[int((d1[col] == lv).sum()) for lv in present],

@@ -1,0 +1,60 @@
+"""The whole path on a replica of the Duke download, through the command line only:
+``alnm import duke`` -> ``alnm validate`` -> ``alnm run --profile duke`` (smoke-sized) ->
+``alnm predict`` on box ROIs."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from alnm_core.cli import main
+from alnm_core.importers.duke_replica import write_duke_replica
+
+#: the duke profile at smoke size (the profile's design: DCE only, k-fold, radiomics without shape)
+SMOKE = ["train.arch=resnet18", "train.epochs=2", "train.batch_size=16", "train.selection=last",
+         "train.num_threads=2", "roi.size=32", "roi.central_k=3", "split.n_folds=2", "split.test_size=6",
+         "radiomics.inner_folds=3", "radiomics.resample_mm=3.0", "radiomics.feature_classes=[firstorder,glcm]",
+         "stats.bootstrap_n=200"]
+
+
+def _study(tmp_path, n_post):
+    rep = write_duke_replica(tmp_path / "download", n_patients=30, n_post=n_post)
+    cohort = tmp_path / "cohort"
+    assert main(["import", "duke", "--dicom", str(rep.dicom), "--clinical", str(rep.clinical),
+                 "--boxes", str(rep.boxes), "--out", str(cohort)]) == 0
+    assert main(["validate", "--cohort", str(cohort), "--sequences", "DCE"]) == 0
+    sets = [a for s in SMOKE for a in ("--set", s)]
+    code = main(["run", "--cohort", str(cohort), "--profile", "duke", "--out", str(tmp_path / "reports"),
+                 "--name", "duke", *sets])
+    return code, cohort, tmp_path / "reports" / "duke"
+
+
+@pytest.mark.slow
+def test_import_validate_run_predict(tmp_path, capsys):
+    code, cohort, run = _study(tmp_path, n_post=4)
+    assert code == 0, capsys.readouterr().err[-3000:]
+    rj = json.loads((run / "run.json").read_text())
+    assert rj["config"]["sequences"] == ["DCE"] and rj["config"]["profile"] == "duke"
+    t1 = pd.read_csv(run / "artifacts" / "table1.csv")
+    assert set(t1.loc[t1.total == "not recorded", "characteristic"]) == {"Tumor margin", "TIC curve type"}
+    assert t1.loc[t1.characteristic == "Number", "total"].iloc[0] == "n=27"        # 30 - NX - no box - no pre
+    preds = pd.read_csv(run / "artifacts" / "predictions" / "ensemble.csv")
+    assert len(preds) == 27 and preds.DCE.between(0, 1).all()
+    assert (run / "artifacts" / "radiomics" / "DCE.csv").is_file()               # radiomics on the boxes
+    assert "not recorded" in (run / "report.html").read_text()
+    out = tmp_path / "pred"
+    assert main(["predict", "--model", str(run / "model"), "--cohort", str(cohort), "--out", str(out),
+                 "--no-gradcam"]) == 0
+    assert len(pd.read_csv(out / "predictions.csv")) == 27
+
+
+@pytest.mark.slow
+def test_patients_with_different_phase_counts(tmp_path, capsys):
+    """Duke patients have three or four post-contrast phases. Known failure (for the lead): notebook
+    02 draws every TIC on the first patient's phase times; once fixed this test passes as is."""
+    code, _, _ = _study(tmp_path, n_post=None)
+    if code != 0:
+        err = capsys.readouterr().err
+        assert "02_roi_cropping.ipynb: cell" in err and "x and y must have same first dimension" in err, err[-2000:]
+        pytest.xfail("notebook 02 plots all TICs on one patient's phase times (lead: per-patient tic_times_s)")
