@@ -234,6 +234,24 @@ class RadiomicsConfig:
     on_error: Literal["fail", "exclude"] = "exclude"
 
 
+#: manifest columns a clinical model may use, and its predictor built from each
+CLINICAL_COVARIATES = ("age", "tumor_size_cm", "margin", "tic_type")
+
+
+@dataclass(frozen=True)
+class ClinicalConfig:
+    """The clinical baseline and the clinical part of the clinical-radiomics model.
+
+    Attributes:
+        covariates: manifest columns used as predictors: ``age``, ``tumor_size_cm``, ``margin``
+            (irregular vs regular) and ``tic_type`` (type III vs I/II). A cohort that does not
+            record one (its ``cohort.json`` says so, e.g. the Duke collection's margin and TIC
+            type) must leave it out: the run refuses a covariate that is not recorded.
+    """
+
+    covariates: tuple[str, ...] = CLINICAL_COVARIATES
+
+
 @dataclass(frozen=True)
 class StatsConfig:
     """Statistical choices used by Table 1 and Table 3.
@@ -309,6 +327,7 @@ class StudyConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     radiomics: RadiomicsConfig = field(default_factory=RadiomicsConfig)
+    clinical: ClinicalConfig = field(default_factory=ClinicalConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
@@ -517,6 +536,10 @@ def _check_ranges(cfg: StudyConfig) -> None:
                             f"(<family>_<sequence>, sequences {list(cfg.sequences)})")
     if not cfg.ensemble.members:
         problems.append("ensemble.members: at least one model")
+    cov = cfg.clinical.covariates
+    if not cov or set(cov) - set(CLINICAL_COVARIATES) or len(set(cov)) != len(cov):
+        problems.append(f"clinical.covariates: {list(cov)}; a non-empty list of distinct names from "
+                        f"{list(CLINICAL_COVARIATES)}")
     if cfg.train.epochs < 1 or cfg.train.batch_size < 1:
         problems.append("train.epochs and train.batch_size: at least 1")
     if cfg.train.in_channels not in (1, 3):

@@ -192,25 +192,36 @@ def subgroup_auc(preds: pd.DataFrame, cohort: pd.DataFrame, models: dict[str, st
     return pd.DataFrame(rows)
 
 
-CLINICAL_FEATURES = ("age", "tumour size", "irregular margin", "TIC type III")
+#: manifest column -> (predictor name, words)
+CLINICAL_PREDICTORS = {"age": ("age", "age"), "tumor_size_cm": ("size", "tumour size"),
+                       "margin": ("irregular", "irregular margin"), "tic_type": ("tic_III", "TIC type III")}
+ALL_COVARIATES = tuple(CLINICAL_PREDICTORS)
 
 
-def clinical_features(cohort: pd.DataFrame) -> pd.DataFrame:
-    """The clinical baseline's predictors: age, tumour size, irregular margin, TIC type III."""
-    return pd.DataFrame({"age": cohort.age.to_numpy(), "size": cohort.tumor_size_cm.to_numpy(),
-                         "irregular": (cohort.margin == "irregular").astype(float).to_numpy(),
-                         "tic_III": (cohort.tic_type == "III").astype(float).to_numpy()})
+def clinical_features(cohort: pd.DataFrame, covariates=ALL_COVARIATES) -> pd.DataFrame:
+    """The clinical predictors of ``covariates`` (``clinical.covariates``): age, tumour size,
+    irregular margin, TIC type III."""
+    make = {"age": lambda: cohort.age.to_numpy(), "tumor_size_cm": lambda: cohort.tumor_size_cm.to_numpy(),
+            "margin": lambda: (cohort.margin == "irregular").astype(float).to_numpy(),
+            "tic_type": lambda: (cohort.tic_type == "III").astype(float).to_numpy()}
+    return pd.DataFrame({CLINICAL_PREDICTORS[c][0]: make[c]() for c in covariates})
+
+
+def clinical_words(covariates=ALL_COVARIATES) -> str:
+    """``age, tumour size, irregular margin, TIC type III`` for the covariates used."""
+    return ", ".join(CLINICAL_PREDICTORS[c][1] for c in covariates)
 
 
 def clinical_baseline(cohort: pd.DataFrame, splits: pd.DataFrame,
-                      folds: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Logistic regression on age, tumour size, margin and TIC type, fitted inside the
-    development set (:func:`alnm_core.protocol.cross_fitted`); ``patient_id, split, label, prob`` for everyone."""
+                      folds: pd.DataFrame | None = None, *, covariates=ALL_COVARIATES) -> pd.DataFrame:
+    """Logistic regression on the clinical covariates (default: age, tumour size, margin and TIC
+    type), fitted inside the development set (:func:`alnm_core.protocol.cross_fitted`);
+    ``patient_id, split, label, prob`` for everyone."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    X = clinical_features(cohort).set_index(cohort.patient_id.to_numpy())
+    X = clinical_features(cohort, covariates).set_index(cohort.patient_id.to_numpy())
     y = cohort.set_index("patient_id").alnm
 
     def fit_predict(train_ids, predict_ids):

@@ -114,6 +114,11 @@ def _cnn_label(model_id: str) -> str:
     return seq if family == "slice_vote" else f"{seq} ({family.replace('_', ' ')})"
 
 
+def _covariate_words(cfg: StudyConfig) -> str:
+    short = {"age": "age", "tumor_size_cm": "size", "margin": "margin", "tic_type": "TIC"}
+    return ", ".join(short[c] for c in cfg.clinical.covariates)
+
+
 def alternative_vote(cfg: StudyConfig) -> str:
     """The weighted vote with the other weights: the paper's test weights beside the default,
     or the development weights beside the paper-literal headline."""
@@ -139,7 +144,7 @@ FAMILIES: tuple[Family, ...] = (
            enabled=_multi),
     Family(name="stacking", kind="fusion", step="fuse", label=_fusion_label("stacking"), enabled=_multi),
     Family(name="clinical", kind="clinical", step="clinical",
-           label=lambda c, s: "Clinical baseline (logistic: age, size, margin, TIC)", enabled=lambda c: True),
+           label=lambda c, s: f"Clinical baseline (logistic: {_covariate_words(c)})", enabled=lambda c: True),
     Family(name="radiomics", kind="radiomics", step="radiomics", per_sequence=True,
            label=lambda c, s: f"Radiomics: {s}", enabled=lambda c: c.radiomics.enabled),
     Family(name="radiomics_all", kind="radiomics", step="radiomics",

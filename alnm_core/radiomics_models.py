@@ -186,7 +186,9 @@ class _Fits:
 
 def fit_radiomics_models(features: dict[str, pd.DataFrame], cohort: pd.DataFrame, splits: pd.DataFrame,
                          folds: pd.DataFrame | None, cfg: RadiomicsConfig, *, seed: int,
-                         fit_log: list | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                         fit_log: list | None = None,
+                         covariates: tuple[str, ...] = ("age", "tumor_size_cm", "margin", "tic_type"),
+                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Out-of-fold and test predictions of every radiomics model, and the models refitted on the
     development set.
 
@@ -212,7 +214,7 @@ def fit_radiomics_models(features: dict[str, pd.DataFrame], cohort: pd.DataFrame
     seqs = list(features)
     ids = splits.patient_id
     y = cohort.set_index("patient_id").alnm.reindex(ids).astype(int)
-    clin = clinical_features(cohort).set_index(cohort.patient_id.to_numpy()).reindex(ids)
+    clin = clinical_features(cohort, covariates).set_index(cohort.patient_id.to_numpy()).reindex(ids)
     X_all = feature_matrix(features, ids, seqs)
     groups = {f"radiomics_{s}": [s] for s in seqs}
     if len(seqs) > 1:

@@ -27,8 +27,8 @@ PKG = REPO / "alnm_core"
 LAYERS = {
     0: ["config", "storage", "stats", "profiles"],
     1: ["volume", "dicom", "jpeg_lossless", "imaging", "cohort", "splits", "phantom", "runfolder",
-        "crosscheck"],
-    2: ["roi", "models", "aggregation", "radiomics_features", "protocol", "model_registry"],
+        "crosscheck", "boxes"],
+    2: ["roi", "models", "aggregation", "radiomics_features", "protocol", "model_registry", "importers"],
     3: ["training", "gradcam", "ensemble", "evaluation", "radiomics_models"],
     4: ["run", "run.executor", "bundle", "report"],
     5: ["run.graph", "run.results", "run.steps_data", "run.steps_train", "run.steps_eval",

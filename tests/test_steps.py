@@ -121,7 +121,7 @@ FLIP_VALUES = {
     "radiomics.enabled": False, "radiomics.feature_classes": ["shape"], "radiomics.bin_width": 5.0,
     "radiomics.resample_mm": None, "radiomics.normalize": False, "radiomics.penalty": "elasticnet",
     "radiomics.corr_threshold": 0.5, "radiomics.inner_folds": 3, "radiomics.on_error": "fail",
-    "stats.alpha": 0.01, "stats.categorical_test": "chi2", "stats.categorical_test_test_set": "fisher",
+    "clinical.covariates": ["age", "tumor_size_cm"], "stats.alpha": 0.01, "stats.categorical_test": "chi2", "stats.categorical_test_test_set": "fisher",
     "stats.continuous_test": "t", "stats.normality_test": "lilliefors", "stats.auc_ci": "bootstrap",
     "stats.ppv_npv_method": "logit", "stats.bootstrap_n": 500, "stats.threshold": 0.4,
 }
@@ -330,6 +330,7 @@ FLIPS = {
                               lambda p: pd.read_csv(p.predictions("ensemble")).weighted_vote.to_numpy()),
     "ensemble.members": (["sequences=[T2WI, DWI, DCE]"], "[slice_vote_T2WI, slice_vote_DCE]", "fuse",
                          _csv(lambda p: p.ensemble_weights)),
+    "clinical.covariates": ([], "[age, margin]", "clinical", _csv(lambda p: p.predictions("clinical"))),
     "stats.alpha": (["stats.alpha=0.0001"], "0.99", "describe_cohort", _csv(lambda p: p.table1)),
     "stats.categorical_test": ([], "chi2", "describe_cohort", _csv(lambda p: p.table1)),
     "stats.categorical_test_test_set": ([], "chi2", "describe_cohort", _csv(lambda p: p.table1)),

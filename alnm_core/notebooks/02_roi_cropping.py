@@ -118,14 +118,18 @@ display(plots.histograms_before_after(*views.intensities(rois), list(rois)))
 # (its peak) and the curve type: the delayed-phase signal compared with the early post-contrast
 # peak (first two minutes) rises by more than 10% (type I, persistent), stays within ±10% (type II,
 # plateau) or falls by more than 10% (type III, washout). The table compares this with `tic_type`
-# in `cohort.csv`.
+# in `cohort.csv` (when the cohort records it). Where the ROIs are boxes (a public collection's
+# tumour boxes), the gallery after it shows each box on the peak-phase slice and on the
+# subtraction image, to check that the box sits on the enhancing tumour.
 
 # %%
 if "DCE" in rois:
-    times, curves, agree, share = views.tic_agreement(rois["DCE"].crops, prep.cohort)
-    display(plots.tic_curves(times, curves))
-    display(esc.table(agree, index=True))
-    display(esc.md("Agreement: **{share:.1%}** of {n} patients.", share=share, n=len(curves)))
+    curves, agree, share = views.tic_agreement(rois["DCE"].crops, prep.cohort)
+    display(plots.tic_curves(None, curves))
+    if agree is not None:
+        display(esc.table(agree, index=True))
+        display(esc.md("Agreement: **{share:.1%}** of {n} patients.", share=share, n=len(curves)))
+display(*views.box_gallery(prep.cohort, ctx.cohort_dir, ctx.cfg))
 
 # %% tags=["remove-from-report"]
 if interactive:

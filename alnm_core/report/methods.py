@@ -145,7 +145,44 @@ clinical baseline (the paper's comparisons), and every pair of models (`delong.c
 AUC with the same CI, pROC's unpaired DeLong test between field strengths. Calibration: Brier
 score, calibration intercept (logit offset) and slope; decision curves by net benefit.
 Significance level {s.alpha:g}.
-""".strip() + radiomics_paragraph(cfg, info))
+""".strip() + cohort_paragraph(cfg, info) + radiomics_paragraph(cfg, info))
+
+
+def cohort_paragraph(cfg: StudyConfig, info: dict) -> str:
+    """What the cohort's own ``cohort.json`` says of its label, its unrecorded covariates and its
+    ROIs (a public collection imported by ``alnm import``), every value escaped; empty without
+    one."""
+    from ..cohort import read_cohort_info
+
+    try:
+        ci = read_cohort_info(info.get("cohort", ""))
+    except Exception:  # an unreadable cohort.json is the cohort check's to report
+        return ""
+    if not ci:
+        return ""
+    out = []
+    label = ci.get("label") or {}
+    if label:
+        kind = ("pathological" if label.get("pathological") else
+                "not pathological: it differs from the paper's pN")
+        out.append(f"**Label.** {md_text(label.get('source', 'as given by the cohort'))} ({kind}): "
+                   f"{md_text(label.get('definition', ''))}. {md_text(label.get('caveat', ''))}")
+    if ci.get("not_recorded"):
+        out.append("**Not recorded in this cohort:** " + ", ".join(md_text(c) for c in ci["not_recorded"])
+                   + " (left out of Table 1's tests and of the clinical models: clinical.covariates = "
+                   + ", ".join(md_text(c) for c in cfg.clinical.covariates) + ").")
+    col = ci.get("collection") or {}
+    if col:
+        out.append(f"**Source.** {md_text(col.get('name', ''))} ({md_text(col.get('publisher', ''))}, doi "
+                   f"{md_text(col.get('doi', ''))}, {md_text(col.get('license', ''))}), imported by "
+                   f"{md_text(ci.get('importer', ''))}.")
+    for seq, r in (ci.get("roi") or {}).items():
+        if isinstance(r, dict) and r.get("box"):
+            out.append(f"**ROIs ({md_text(seq)}).** {int(r.get('box', 0))} patient(s) have the published "
+                       f"tumour bounding box as ROI and {int(r.get('mask', 0))} an expert mask; a box is "
+                       "not a segmentation, so the crops hold tissue around the tumour and radiomics "
+                       f"shape features are not used. Convention: {md_text(r.get('box_convention', ''))}")
+    return ("\n\n" + "\n\n".join(out)) if out else ""
 
 
 def radiomics_paragraph(cfg: StudyConfig, info: dict) -> str:
@@ -173,7 +210,7 @@ of each pair with |Spearman r| > {rc.corr_threshold:g} on the training patients,
 standardisation, and logistic regression with {penalty} whose strength was chosen by
 {rc.inner_folds}-fold stratified inner cross-validation on AUC. One model per sequence, one on
 every sequence's features together, and a clinical-radiomics model: logistic regression on age,
-tumour size, irregular margin, TIC type III and the rad-score (the all-sequence model's linear
+the clinical covariates and the rad-score (the all-sequence model's linear
 predictor; for its own training patients from an inner cross-fit). Coefficients and the nomogram
 are from each model refitted on every development patient. The CNN fusion was compared with the
 baselines by the paired DeLong test in its own family (Holm and Benjamini–Hochberg).

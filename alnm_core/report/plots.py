@@ -255,8 +255,10 @@ def histograms_before_after(raw: Sequence[np.ndarray], normed: Sequence[np.ndarr
     return fig
 
 
-def tic_curves(times_min: np.ndarray, curves: pd.DataFrame) -> Figure:
-    """Relative enhancement curves (one line per patient, coloured by ALNM) by TIC type."""
+def tic_curves(times_min: np.ndarray | None, curves: pd.DataFrame) -> Figure:
+    """Relative enhancement curves (one line per patient, coloured by ALNM) by TIC type; each
+    curve on its own patient's phase times (column ``times``, minutes) when given, else on
+    ``times_min`` (patients may have different numbers of phases)."""
     types = sorted(curves["tic"].unique())
     n = max(1, len(types))
     fig = Figure(figsize=(min(MAX_WIDTH_IN, 2.6 * n + 0.4), 2.9), layout="constrained")
@@ -264,7 +266,8 @@ def tic_curves(times_min: np.ndarray, curves: pd.DataFrame) -> Figure:
     for ax, t in zip(axes, types):
         sub = curves[curves["tic"] == t]
         for _, row in sub.iterrows():
-            ax.plot(times_min, row["curve"], color=GROUP_COLORS[int(row["alnm"])], alpha=0.35, lw=1)
+            t_row = row["times"] if "times" in sub.columns else times_min
+            ax.plot(t_row, row["curve"], color=GROUP_COLORS[int(row["alnm"])], alpha=0.35, lw=1)
         ax.set_title(f"TIC type {t} (n={len(sub)})")
         ax.set_xlabel("minutes after contrast")
     axes[0].set_ylabel("relative enhancement")

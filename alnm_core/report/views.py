@@ -93,16 +93,21 @@ def intensities(rois: dict, limit: int = 200) -> tuple[list, list]:
     return raw, normed
 
 
-def tic_agreement(dce_crops, cohort: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame, float]:
-    """DCE curves (times in minutes), the curves per patient, the image-vs-manifest TIC
-    cross-table and the agreement."""
+def tic_agreement(dce_crops, cohort: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None, float | None]:
+    """Each patient's DCE curve on its own phase times (minutes; the phase index when the
+    series has no times), grouped by the manifest's TIC type; the image-vs-manifest cross-table
+    and the agreement. A cohort that does not record the TIC type (every value empty) gets its
+    curves grouped by the type read from the images, and no cross-table (None)."""
     pp = dce_crops.per_patient.merge(cohort[["patient_id", "tic_type", "alnm"]], on="patient_id",
                                      suffixes=("_image", "_manifest"))
-    t_s = pp.tic_times_s.iloc[0]
-    times = np.array(t_s) / 60 if len(t_s) else np.arange(len(pp.tic_curve.iloc[0]))
+    pp["times"] = [np.array(t, float) / 60 if len(t) else np.arange(len(c), dtype=float)
+                   for t, c in zip(pp.tic_times_s, pp.tic_curve)]
+    recorded = pp.tic_type_manifest.astype(str).str.strip().ne("").any()
+    curves = pp.rename(columns={"tic_type_manifest" if recorded else "tic_type_image": "tic", "tic_curve": "curve"})
+    if not recorded:
+        return curves, None, None
     agree = pd.crosstab(pp.tic_type_image.rename("from the images"), pp.tic_type_manifest.rename("cohort.csv"))
-    return (times, pp.rename(columns={"tic_type_manifest": "tic", "tic_curve": "curve"}), agree,
-            float((pp.tic_type_image == pp.tic_type_manifest).mean()))
+    return curves, agree, float((pp.tic_type_image == pp.tic_type_manifest).mean())
 
 
 # ----------------------------------------------------------------------------- section 3
@@ -321,4 +326,23 @@ def radiomics_section(res, cfg) -> list:
     out += [plots.roc_panels(panels),
             esc.table(delong_view(res.delong_radiomics),
                       caption=f"Family: CNNs vs radiomics baselines ({len(res.delong_radiomics)} tests, test set)")]
+    return out
+
+
+def box_gallery(cohort: pd.DataFrame, cohort_dir, cfg, n: int = 12) -> list:
+    """The box QC gallery when a sequence's ROIs are boxes (empty list otherwise): box outlines
+    on the peak-phase and subtraction images, and the patients that could not be shown."""
+    from ..boxes import is_box_file
+    from . import boxes as bx
+    from . import escape as esc
+
+    seq = next((s for s in cfg.sequences if f"{s}_roi" in cohort.columns
+                and cohort[f"{s}_roi"].map(is_box_file).any()), None)
+    if seq is None:
+        return []
+    views_, skipped = bx.box_views(cohort, cohort_dir, cfg.roi, sequence=seq, n=n)
+    out = [esc.md("**Box outlines** ({seq}): the tumour box on the peak-phase slice and on the "
+                  "subtraction image, with the enhancement inside it.", seq=seq), bx.box_gallery(views_)]
+    if skipped:
+        out.append(esc.table(pd.DataFrame(skipped), caption="Patients not shown"))
     return out

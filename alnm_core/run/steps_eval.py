@@ -58,9 +58,23 @@ def load_fuse(call: StepCall) -> Fusion:
 
 
 # ----------------------------------------------------------------------------- clinical
+def check_covariates(call: StepCall) -> tuple[str, ...]:
+    """``clinical.covariates``, refused when the cohort does not record one of them."""
+    from ..cohort import read_cohort_info
+    from ..config import ConfigError
+
+    cov = call.cfg.clinical.covariates
+    missing = sorted(set(cov) & set(read_cohort_info(call.session.cohort_dir).get("not_recorded", [])))
+    if missing:
+        raise ConfigError(f"clinical.covariates: the cohort does not record {missing} (its cohort.json "
+                          f"says so); leave them out, e.g. --set clinical.covariates="
+                          f"[{', '.join(c for c in cov if c not in missing)}]")
+    return cov
+
+
 def compute_clinical(call: StepCall) -> None:
     prep = call.up("prepare")
-    clin = EV.clinical_baseline(prep.cohort, prep.splits, prep.folds)
+    clin = EV.clinical_baseline(prep.cohort, prep.splits, prep.folds, covariates=check_covariates(call))
     write_csv(clin, call.out("artifacts/predictions/clinical.csv"), what="the clinical baseline's predictions")
 
 
@@ -80,7 +94,8 @@ def compute_radiomics(call: StepCall) -> None:
     if folds is not None:
         folds = folds[~folds.patient_id.isin(excluded)].reset_index(drop=True)
     call.say("radiomics: fitting the models")
-    preds, coefs = fit_radiomics_models(feats, prep.cohort, splits, folds, call.cfg.radiomics, seed=call.cfg.seed)
+    preds, coefs = fit_radiomics_models(feats, prep.cohort, splits, folds, call.cfg.radiomics, seed=call.cfg.seed,
+                                        covariates=check_covariates(call))
     write_csv(preds, call.out("artifacts/predictions/radiomics.csv"), what="the radiomics models' predictions")
     write_csv(coefs, call.out("artifacts/radiomics_model.csv"), what="the radiomics models' coefficients")
 
