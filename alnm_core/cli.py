@@ -143,10 +143,13 @@ def _run(cohort: Path, cfg, out: Path, name: str, *, fresh_name: bool, overwrite
 
 
 def _check_executor(cfg) -> None:
-    """Refuse ``run.executor=ray`` without Ray before anything is generated or written."""
+    """Refuse ``run.executor=ray`` without Ray before anything is generated or written; pin the
+    CPU instruction set (``train.cpu_isa``) before any kernel, worker or library starts."""
+    from .numerics import pin_cpu_isa
     from .run.executor import for_config
 
     for_config(cfg)
+    pin_cpu_isa(cfg.train.cpu_isa)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -181,7 +184,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .bundle import load_bundle, predict
     from .cohort import load_for_prediction, patient_folder_manifest
 
+    from .numerics import pin_cpu_isa
+
     b = load_bundle(args.model)
+    pin_cpu_isa(b.cfg.train.cpu_isa)
     if args.patient:
         manifest, root = patient_folder_manifest(args.patient, b.sequences)
     else:

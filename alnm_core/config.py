@@ -153,6 +153,10 @@ class TrainConfig:
         keep_resume_state: keep ``last.pt`` (model, optimiser and RNG state) after a training
             has finished, so that a later run with more ``epochs`` continues from it instead of
             starting again; off by default (it is about four times the selected weights).
+        cpu_isa: the instruction set oneDNN and MKL may use on the CPU: ``avx2`` (the same
+            predictions on every x86-64 machine with AVX2 or newer, given the same threads) or
+            ``native`` (their fastest path; numbers then depend on the machine). See
+            :mod:`alnm_core.numerics`.
         checkpoint_dtype: precision of the saved selected weights: ``float16`` (half the disk;
             the weights are rounded before the unit predicts, so every prediction, in the run
             and by ``alnm predict``, comes from exactly what is saved) or ``float32``.
@@ -174,6 +178,7 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int = 0
     keep_resume_state: bool = False
+    cpu_isa: Literal["avx2", "native"] = "avx2"
     checkpoint_dtype: Literal["float16", "float32"] = "float16"
 
 

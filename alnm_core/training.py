@@ -338,6 +338,7 @@ class TrainResult:
     crops_per_s: float
     resumed_from: int = 0
     threads: int = 0
+    cpu_isa: dict | None = None
 
 
 def train_unit(
@@ -379,6 +380,9 @@ def train_unit(
     if cfg.selection == "best_val_auc" and "val" not in set(roles.get("role", roles.get("split"))):
         raise TrainingError(f"{crops.sequence}: train.selection=best_val_auc needs validation "
                             "patients (role val); none were given")
+    from .numerics import pin_cpu_isa
+
+    isa = pin_cpu_isa(cfg.cpu_isa)  # before the first convolution of a fresh process
     device = resolve_device(cfg.device)
     if device.type == "cpu" and cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
@@ -430,4 +434,5 @@ def train_unit(
         files.resume_state.unlink(missing_ok=True)
     rate = trained / seconds if seconds > 0 and trained else float("nan")
     return TrainResult(hist, slices, aggregate(slices, cfg.aggregation), fit.best_epoch, seconds,
-                       str(device), rate, resumed_from=resumed_from, threads=torch.get_num_threads())
+                       str(device), rate, resumed_from=resumed_from, threads=torch.get_num_threads(),
+                       cpu_isa=isa)

@@ -25,7 +25,7 @@ PKG = REPO / "alnm_core"
 
 #: layer of each module (docs/architecture.md): a module may import its own layer or lower ones
 LAYERS = {
-    0: ["config", "storage", "stats", "profiles"],
+    0: ["config", "storage", "stats", "profiles", "numerics"],
     1: ["volume", "dicom", "jpeg_lossless", "imaging", "cohort", "splits", "phantom", "runfolder",
         "crosscheck", "boxes"],
     2: ["roi", "models", "aggregation", "radiomics_features", "protocol", "model_registry", "importers"],

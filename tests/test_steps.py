@@ -116,7 +116,7 @@ FLIP_VALUES = {
     "train.weights_path": "/w.pth", "train.in_channels": 1, "train.epochs": 3, "train.batch_size": 8,
     "train.lr": 0.01, "train.weight_decay": 0.1, "train.augment": False, "train.class_weighting": "none",
     "train.selection": "best_val_auc", "train.aggregation": "max", "train.device": "cpu",
-    "train.num_threads": 1, "train.keep_resume_state": True, "train.checkpoint_dtype": "float32",
+    "train.num_threads": 1, "train.keep_resume_state": True, "train.checkpoint_dtype": "float32", "train.cpu_isa": "native",
     "ensemble.weights_from": "test", "ensemble.members": ["slice_vote_T2WI", "slice_vote_DWI"],
     "radiomics.enabled": False, "radiomics.feature_classes": ["shape"], "radiomics.bin_width": 5.0,
     "radiomics.resample_mm": None, "radiomics.normalize": False, "radiomics.penalty": "elasticnet",
@@ -352,6 +352,7 @@ ELSEWHERE = {
     "train.pretrained": "test_training.py::test_model_builders_and_weights (refused offline)",
     "train.weights_path": "test_refused_keys (missing file) and test_training.py (weights load)",
     "train.device": "test_refused_keys (cuda without a GPU)",
+    "train.cpu_isa": "test_training.py::test_the_pinned_instruction_set_reproduces_the_golden_predictions",
     "radiomics.on_error": "test_radiomics.py::test_a_failing_patient_is_named_or_listed_and_results_are_cached",
 }
 

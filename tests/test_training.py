@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -173,3 +176,24 @@ def test_model_builders_and_weights(tmp_path, monkeypatch):
     monkeypatch.setattr(tvm.ResNet18_Weights.IMAGENET1K_V1.__class__, "get_state_dict", offline)
     with pytest.raises(WeightsUnavailable, match="train.weights_path"):
         build_model("resnet18", pretrained=True)
+
+
+@pytest.mark.slow
+def test_the_pinned_instruction_set_reproduces_the_golden_predictions():
+    """train.cpu_isa=avx2 pins oneDNN and MKL to AVX2: a tiny training gives the committed
+    predictions on any x86-64 machine with AVX2 or newer (same torch, one thread). In a fresh
+    process: the libraries read the setting once, at their first use."""
+    import json
+    import platform
+    import subprocess
+    import sys
+
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("the golden predictions are for x86-64")
+    if "avx2" not in open("/proc/cpuinfo").read():
+        pytest.skip("this CPU has no AVX2")
+    golden = json.loads((Path(__file__).parent / "golden" / "tiny_training.json").read_text())
+    env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "MKL_CBWR")}
+    out = subprocess.run([sys.executable, str(Path(__file__).parent / "golden" / "tiny_training.py"), "avx2"],
+                         capture_output=True, text=True, env=env, timeout=600, check=True).stdout.split()
+    assert out[0] == golden["sha256"], (out, golden)

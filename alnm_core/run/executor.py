@@ -150,13 +150,14 @@ class RayExecutor:
     def __init__(self, address: str = "", *, cpus_per_task: float = 1.0, gpus_per_task: float = 0.0,
                  max_retries: int = 2, run_dir: str | os.PathLike | None = None,
                  num_cpus: float | None = None, num_gpus: float | None = None,
-                 progress_every: float = 15.0):
+                 progress_every: float = 15.0, env: dict[str, str] | None = None):
         if not ray_available():
             raise ExecutorUnavailable(RAY_INSTALL_HINT)
         self.address, self.cpus, self.gpus = address, cpus_per_task, gpus_per_task
         self.max_retries, self.num_cpus, self.num_gpus = max_retries, num_cpus, num_gpus
         self.run_dir = None if run_dir is None else os.fspath(run_dir)
         self.progress_every = progress_every
+        self.env = dict(env or {})
         self.temp_dir: str | None = None
         #: seconds of the last grid: ``start`` (Ray up), ``grid`` (first submit to last result)
         self.timings: dict[str, float] = {}
@@ -225,9 +226,11 @@ class RayExecutor:
                     f"{res.get('GPU', 0):g} GPU (lower run.cpus_per_task / run.gpus_per_task)")
             say(f"ray: {len(units)} units, {self.cpus:g} CPU + {self.gpus:g} GPU each, up to "
                 f"{slots:g} at once (Ray up in {self.timings['start']:.1f} s)")
-            task = ray.remote(_run_unit).options(num_cpus=self.cpus, num_gpus=self.gpus,
-                                                 max_retries=self.max_retries,
-                                                 retry_exceptions=False)
+            opts = dict(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=self.max_retries,
+                        retry_exceptions=False)
+            if self.env and self.address:  # the pinned instruction set, for a joined cluster (embedded workers inherit it)
+                opts["runtime_env"] = {"env_vars": dict(self.env)}
+            task = ray.remote(_run_unit).options(**opts)
             work_ref = ray.put(work)
             refs = {task.remote(work_ref, u, self.run_dir): i for i, u in enumerate(units)}
             out = self._collect(refs, units, slots, say)
@@ -318,6 +321,8 @@ def for_config(cfg: StudyConfig, run_dir: str | os.PathLike | None = None) -> Lo
     """
     r = cfg.run
     if r.executor == "ray":
+        from ..numerics import env_for
+
         return RayExecutor(r.ray_address, cpus_per_task=r.cpus_per_task, gpus_per_task=r.gpus_per_task,
-                           max_retries=r.max_retries, run_dir=run_dir)
+                           max_retries=r.max_retries, run_dir=run_dir, env=env_for(cfg.train.cpu_isa))
     return LocalExecutor()

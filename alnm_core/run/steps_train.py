@@ -125,6 +125,7 @@ def run_job(paths: RunPaths, cfg: StudyConfig, job: TrainJob, *, progress=None,
             "selection": cfg.train.selection, "seed": job.seed,
             "n_roles": {k: int(v) for k, v in job.roles.role.value_counts().items()},
             "seconds": round(res.seconds, 2), "device": res.device, "num_threads": res.threads,
+            "cpu_isa": res.cpu_isa,
             "train_crops_per_s": round(res.crops_per_s, 1), "resumed_from_epoch": res.resumed_from,
             "host": socket.gethostname(), "pid": os.getpid(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t0)), "finished": record.now()}
