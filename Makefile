@@ -38,5 +38,8 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/alnm bench
 
+# the run folders, the demo's phantom, and the content-keyed crop and radiomics caches
+# ($ALNM_CACHE, default ~/.cache/alnm: roi/ and radiomics/)
 clean:
 	rm -rf reports/*/ data/phantom-*
+	rm -rf "$${ALNM_CACHE:-$$HOME/.cache/alnm}/roi" "$${ALNM_CACHE:-$$HOME/.cache/alnm}/radiomics"

@@ -249,6 +249,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run)
     html = run_dir / "report.html" if run_dir.is_dir() else run_dir
+    if not html.is_file() or html.suffix != ".html":
+        raise ConfigError(f"{args.run} is not a run folder with a report.html (give RUN, the folder "
+                          "`alnm run` or `alnm demo` wrote, or its report.html)")
     if not args.pdf:
         print(html.resolve())
         return 0

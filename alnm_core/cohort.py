@@ -320,7 +320,8 @@ def patient_folder_manifest(folder: str | Path, sequences: tuple[str, ...]) -> t
         df = read_manifest(folder)
         if len(df) != 1:
             raise CohortError([Problem("", "", str(folder / "cohort.csv"),
-                                       f"a patient folder's cohort.csv holds one row, not {len(df)}")])
+                                       f"holds {len(df)} patients, but --patient scores one patient's "
+                                       f"folder: to score a cohort, pass this folder as --cohort {folder}")])
         return df, folder
     row = {"patient_id": folder.name}
     for seq in sequences:

@@ -81,11 +81,19 @@ def build_table3(preds: pd.DataFrame, models: dict[str, str], *, threshold: floa
     return pd.DataFrame(rows)
 
 
+def _threshold_text(t) -> str:
+    """A threshold as printed (how it was chosen is the table's caption): a number, or what an
+    infinite threshold means (every patient negative / positive)."""
+    t = float(t)
+    if np.isfinite(t):
+        return f"{t:.3f}"
+    return "none (all called negative)" if t > 0 else "none (all called positive)"
+
+
 def format_table3(t3: pd.DataFrame) -> pd.DataFrame:
     """The paper's layout: ACC SEN SPE PPV NPV AUC (95% CI), CIs in brackets; the headline AUC
     CI first, then the exact binomial CI labelled as the MedCalc / paper comparison."""
-    out = pd.DataFrame({"Model": t3.model, "Threshold": [f"{t:.3f} ({s})" for t, s in
-                                                         zip(t3.threshold, t3.threshold_from)]})
+    out = pd.DataFrame({"Model": t3.model, "Threshold": [_threshold_text(t) for t in t3.threshold]})
     for k in ("acc", "sen", "spe", "ppv", "npv"):
         out[k.upper()] = [f"{e:.3f} ({lo:.3f}-{hi:.3f})" if np.isfinite(e) else "—"
                           for e, lo, hi in zip(t3[k], t3[f"{k}_low"], t3[f"{k}_high"])]

@@ -137,8 +137,9 @@ def test_no_import_cycles():
 def wheel(tmp_path_factory) -> Path:
     """The package built as a wheel (no network: this environment's setuptools)."""
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(out), str(REPO)], check=True, capture_output=True, timeout=300)
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                        "-w", str(out), str(REPO)], check=True, capture_output=True, text=True, timeout=300)
+    (out / "build.log").write_text(r.stdout + r.stderr)
     return next(out.glob("alnm-*.whl"))
 
 
@@ -149,7 +150,12 @@ def test_wheel_ships_notebooks_and_profiles(wheel):
         assert f"alnm_core/notebooks/{stem}.py" in names
     assert {"alnm_core/profiles/smoke.yaml", "alnm_core/profiles/demo.yaml",
             "alnm_core/profiles/paper.yaml"} <= set(names)
+    assert "alnm_core/report/templates/model_card.md" in names
     assert not [n for n in names if n.startswith(("tests/", "reports/", "data/"))]
+    log = (wheel.parent / "build.log").read_text()
+    for warning in ("SetuptoolsDeprecationWarning", "is absent from the `packages` configuration",
+                    "License classifiers are deprecated", "project.license` as a TOML table is deprecated"):
+        assert warning not in log, warning
 
 
 @pytest.mark.slow

@@ -167,8 +167,8 @@ def test_report_prints_to_pdf(smoke_run, tmp_path, capsys):
     pages = len(re.findall(rb"/Type\s*/Page[^s]", data))
     sections = smoke_run.report.read_text().count('class="alnm-section')
     assert sections >= 6 and pages >= sections  # each section starts on a new page
-    assert main(["report", str(tmp_path / "no-such-run"), "--pdf"]) == 1
-    assert "does not exist" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "no-such-run"), "--pdf"]) == 2
+    assert "is not a run folder" in capsys.readouterr().err
 
 
 @slow

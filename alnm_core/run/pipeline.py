@@ -185,6 +185,9 @@ def execute_notebook(src: Path | nbformat.NotebookNode, out: Path, parameters: d
             os.environ["MPLBACKEND"] = env_backend
         if handler is not None:
             logger.removeHandler(handler)
+        log = out.parent / "kernels.log"
+        if log.is_file() and log.stat().st_size == 0:  # nothing to say: leave no empty file
+            log.unlink()
 
 
 def check_figures(nb_path: Path) -> bool:
