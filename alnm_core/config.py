@@ -191,10 +191,16 @@ class EnsembleConfig:
             optimistic variant.
         members: the base models fused: a CNN family of ``train.models`` (its model of every
             sequence) or model ids such as ``attention_mil_T2WI``.
+        weight_rule: ``accuracy`` (the paper: wᵢ = ACCᵢ) or ``above_chance``: a member whose AUC
+            on the development predictions (out-of-fold or validation) has a DeLong 95% CI
+            reaching 0.5 gets weight 0 (chance-level; decided without the test set); if every
+            member is chance-level the accuracy weights are kept. The other rule's weights are
+            always shown beside the used ones.
     """
 
     weights_from: Literal["validation", "test"] = "validation"
     members: tuple[str, ...] = ("slice_vote",)
+    weight_rule: Literal["accuracy", "above_chance"] = "accuracy"
 
 
 @dataclass(frozen=True)

@@ -270,7 +270,7 @@ def crosscheck(run_dir: str | Path) -> pd.DataFrame:
     # every model's predictions by model id (the table the evaluation step computed from)
     preds = pd.read_csv(art / "predictions" / "models.csv", dtype={"patient_id": str})
     rows = _table1_rows(pd.read_csv(art / "table1.csv", keep_default_na=False), data)
-    for f in sorted((art / "per_split").glob("*.csv")):
+    for f in sorted(p for p in (art / "per_split").glob("*.csv") if not p.stem.endswith("_flags")):
         mine = pd.read_csv(art / "predictions" / f.name, dtype={"patient_id": str})
         rows += _per_split_rows(pd.read_csv(f), mine, f.stem)
     rows += _table3_rows(pd.read_csv(art / "table3.csv"), preds)

@@ -157,13 +157,39 @@ def _single(base: pd.DataFrame, name: str, fit: pd.Series, test: pd.Series, thre
     acc = {k: accuracies(base[[name]][m], base.label[m], threshold)[name] for k, m in (("fit", fit), ("test", test))}
     weights = pd.DataFrame({"model": [name], "acc_validation": [acc["fit"]], "acc_test": [acc["test"]],
                             "weight_validation": [1.0], "weight_test_paper_literal": [1.0],
-                            "weight_used": [1.0], "weights_from": weights_from,
-                            "stacking_coef": [np.nan]})
+                            "weight_above_chance": [1.0], "weight_used": [1.0], "weights_from": weights_from,
+                            "weight_rule": "one model", "stacking_coef": [np.nan]}
+                           ).merge(chance_level(base[[name]][fit], base.label[fit]), on="model")
     return FusionResult(ensemble=out, weights=weights)
 
 
+def chance_level(probs: pd.DataFrame, labels) -> pd.DataFrame:
+    """Each member's AUC on the fitting predictions with its DeLong 95% CI, and whether that CI
+    reaches 0.5 (``chance_level``: the model is not shown to be better than chance)."""
+    from .stats import auc_ci
+
+    rows = []
+    for c in probs.columns:
+        try:
+            ci = auc_ci(labels, probs[c], method="delong")
+            rows.append({"model": c, "auc_fit": ci.auc, "auc_fit_low": ci.low, "auc_fit_high": ci.high,
+                         "chance_level": bool(ci.low <= 0.5)})
+        except ValueError:  # fewer than two patients of a class: nothing shown either way
+            rows.append({"model": c, "auc_fit": np.nan, "auc_fit_low": np.nan, "auc_fit_high": np.nan,
+                         "chance_level": True})
+    return pd.DataFrame(rows)
+
+
+def above_chance_weights(acc: dict[str, float], chance: pd.DataFrame) -> dict[str, float]:
+    """Accuracy weights with the chance-level members set to 0 (unchanged if all are)."""
+    flag = chance.set_index("model").chance_level
+    out = {m: (0.0 if flag[m] else a) for m, a in acc.items()}
+    return out if sum(out.values()) > 0 else dict(acc)
+
+
 def fuse(predictions: dict[str, pd.DataFrame], *, fit_split: str = "val",
-         weights_from: str = "validation", threshold: float = 0.5) -> FusionResult:
+         weights_from: str = "validation", threshold: float = 0.5,
+         weight_rule: str = "accuracy") -> FusionResult:
     """All fusion methods from per-sequence patient predictions.
 
     Args:
@@ -173,6 +199,8 @@ def fuse(predictions: dict[str, pd.DataFrame], *, fit_split: str = "val",
         weights_from: ``validation`` (weights from accuracies on ``fit_split``) or ``test`` (the
             paper's: accuracies on the test split) for the headline ``weighted_vote``.
         threshold: the base models' decision threshold (for accuracies and hard votes).
+        weight_rule: ``accuracy`` (the paper) or ``above_chance`` (chance-level members, by the
+            DeLong CI of their AUC on ``fit_split``, get weight 0; see :func:`chance_level`).
 
     Returns:
         :class:`FusionResult`; fused rows are the patients predicted by every model. With one
@@ -198,7 +226,12 @@ def fuse(predictions: dict[str, pd.DataFrame], *, fit_split: str = "val",
         return _single(base, names[0], fit, test, threshold, weights_from)
     acc_fit = accuracies(probs[fit], base.label[fit], threshold)
     acc_test = accuracies(probs[test], base.label[test], threshold)
-    used, other = (acc_fit, acc_test) if weights_from == "validation" else (acc_test, acc_fit)
+    chance = chance_level(probs[fit], base.label[fit])
+    if weight_rule not in ("accuracy", "above_chance"):
+        raise ValueError(f"weight_rule must be 'accuracy' or 'above_chance', got {weight_rule!r}")
+    guarded = above_chance_weights(acc_fit, chance)
+    fit_w = guarded if weight_rule == "above_chance" else acc_fit
+    used, other = (fit_w, acc_test) if weights_from == "validation" else (acc_test, fit_w)
     out = base[["patient_id", "split", "label"]].copy()
     out["weighted_vote"] = weighted_vote(probs, used).prob
     alt = "weighted_vote_test_weights" if weights_from == "validation" else "weighted_vote_fit_weights"
@@ -209,15 +242,18 @@ def fuse(predictions: dict[str, pd.DataFrame], *, fit_split: str = "val",
     out["stacking"] = stack.predict_proba(_logit(probs.to_numpy()))[:, 1]
     for n in names:
         out[n] = probs[n].to_numpy()
-    sf, st, su = sum(acc_fit.values()), sum(acc_test.values()), sum(used.values())
+    sf, st, su, sg = (sum(acc_fit.values()), sum(acc_test.values()), sum(used.values()),
+                      sum(guarded.values()))
     weights = pd.DataFrame({
         "model": names,
         "acc_validation": [acc_fit[n] for n in names],
         "acc_test": [acc_test[n] for n in names],
         "weight_validation": [acc_fit[n] / sf if sf else np.nan for n in names],
         "weight_test_paper_literal": [acc_test[n] / st if st else np.nan for n in names],
+        "weight_above_chance": [guarded[n] / sg if sg else np.nan for n in names],
         "weight_used": [used[n] / su if su else np.nan for n in names],
         "weights_from": weights_from,
+        "weight_rule": weight_rule,
         "stacking_coef": stack.coef_[0],
-    })
+    }).merge(chance, on="model")
     return FusionResult(ensemble=out, weights=weights)

@@ -116,6 +116,40 @@ def with_labels(table: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
     return out
 
 
+#: a model calling at least this share of the test patients one class at a threshold is flagged
+ONE_CLASS_SHARE = 0.95
+
+
+def model_flags(preds: pd.DataFrame, t3: pd.DataFrame, models: dict[str, str], *, fit_split: str,
+                fit_name: str) -> pd.DataFrame:
+    """The honest flags of Table 3: a model whose AUC on the development predictions (out-of-fold
+    or validation) has a DeLong 95% CI reaching 0.5 (``chance-level``), and a model that calls at
+    least 95% of the test patients one class at an operating point (``one class``).
+
+    Returns:
+        ``model_id, model, flag, detail``, one row per flag (none: an empty table).
+    """
+    rows = []
+    fit = preds[preds.split == fit_split]
+    for col, name in models.items():
+        d = fit.dropna(subset=[col]) if col in fit else fit.iloc[:0]
+        if d.label.nunique() == 2 and min(d.label.value_counts()) >= 2:
+            ci = S.auc_ci(d.label, d[col], method="delong")
+            if ci.low <= 0.5:
+                rows.append({"model_id": col, "model": name, "flag": "chance-level",
+                             "detail": f"{fit_name} AUC {ci.auc:.3f} (95% CI {ci.low:.3f}-{ci.high:.3f}) "
+                                       "includes 0.5"})
+    for _, r in t3[t3.model_id.isin(list(models))].iterrows():
+        n = r.tp + r.fp + r.fn + r.tn
+        pos = (r.tp + r.fp) / n if n else np.nan
+        if n and max(pos, 1 - pos) >= ONE_CLASS_SHARE:
+            side = "positive" if pos >= 0.5 else "negative"
+            rows.append({"model_id": r.model_id, "model": r.model, "flag": "one class",
+                         "detail": f"calls {max(pos, 1 - pos):.0%} of the test patients {side} at "
+                                   f"{r.threshold_from} ({_threshold_text(r.threshold)})"})
+    return pd.DataFrame(rows, columns=["model_id", "model", "flag", "detail"])
+
+
 def table3_footnote(t3: pd.DataFrame) -> str:
     """How Table 3's CIs were obtained, one phrase per quantity (undefined cells named apart)."""
     parts = []

@@ -167,6 +167,19 @@ def test_report_prints_to_pdf(smoke_run, tmp_path, capsys):
     pages = len(re.findall(rb"/Type\s*/Page[^s]", data))
     sections = smoke_run.report.read_text().count('class="alnm-section')
     assert sections >= 6 and pages >= sections  # each section starts on a new page
+    # A4, the study's title, and no column lost off the page edge: every word of every column
+    # header of every table in the HTML is in the PDF's text
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True).stdout
+    assert "A4" in info and "ALNM prediction from multiparametric MRI" in info
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
+    words = set(re.findall(r"[\w%]+", text))
+    html = smoke_run.report.read_text()
+    on_screen_only = html.split('class="alnm-appendix"')[1:]  # folded tables: summarised on paper
+    printed = re.sub(r'<details class="alnm-appendix">.*?</details>', "", html, flags=re.S)
+    headers = {re.sub(r"<[^>]+>", "", h).strip() for h in re.findall(r"<th[^>]*>(.*?)</th>", printed, re.S)}
+    missing = sorted(h for h in headers if h and not set(re.findall(r"[\w%]+", h)) <= words)
+    assert not missing, missing
+    assert on_screen_only and "artifacts/crosscheck.csv" in text  # summarised on paper, named
     assert main(["report", str(tmp_path / "no-such-run"), "--pdf"]) == 2
     assert "is not a run folder" in capsys.readouterr().err
 

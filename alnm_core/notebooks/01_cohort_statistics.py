@@ -39,6 +39,7 @@ profile: str = "smoke"  # profile used only when run_dir has no run.json yet (sm
 # %% tags=["remove-from-report"]
 ctx = nbk.start(run_dir=run_dir, profile=profile)
 res = ctx.load("describe_cohort")  # artifacts/table1.csv, written by the step describe_cohort
+prep, rois = ctx.load("prepare"), ctx.load_all("roi")
 
 # %% [markdown]
 # ## Patients and the split
@@ -55,6 +56,20 @@ display(esc.table(res.flow, index=True))
 display(plots.patient_flow(res.splits))
 display(esc.md("By field strength (the paper pooled a 1.5T and a 3T scanner):"))
 display(esc.table(describe_cohort(res.cohort), index=True))
+
+# %% [markdown]
+# ## Participant flow
+#
+# Every patient of the cohort, and where each one went: left out (with the reason, at import or
+# because a series could not be cropped; section 2 lists them by patient) or analysed in the
+# development or the test set, with the events (ALNM) in each (TRIPOD+AI item 20a). Beside it,
+# the characteristics of the two partitions, and the missing data per variable with how they
+# were handled.
+
+# %%
+display(views.participant_flow_figure(prep, rois, ctx.cohort_dir))
+display(esc.table(views.partitions_view(res.partitions), caption="Characteristics by partition"))
+display(esc.table(res.missing, caption="Missing data and their handling"))
 
 # %% [markdown]
 # ## Table 1

@@ -82,6 +82,8 @@ display(plots.learning_curves_units({u.job.id: u.history for u in result.units})
 
 # %%
 display(esc.table(views.per_split_view(summary.per_split)))
+if flags := views.flags_md(summary.flags):
+    display(esc.md("**Flagged** (the report's Table 3 marks the same):\n\n" + flags))
 if ctx.cfg.split.scheme == "kfold":
     display(esc.md("**Spread over the fold models**: each fold model's AUC on the fold it did not "
                    "see, and on the test set."))

@@ -65,6 +65,7 @@ display(esc.md("Accuracy of each member at the {t:g} threshold on the {fit} and 
                t=cfg.stats.threshold, fit=fit_name, wf=cfg.ensemble.weights_from,
                used="test (paper-literal, optimistic)" if cfg.ensemble.weights_from == "test" else fit_name))
 display(esc.table(res.weights.assign(model=res.weights.model.map(labels))))
+display(esc.md(views.chance_members_md(res.weights, labels, cfg.ensemble.weight_rule)))
 display(esc.md("{n} patients have a prediction from every member and are fused.", n=len(res.ensemble)))
 
 # %% [markdown]

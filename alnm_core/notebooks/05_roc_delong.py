@@ -57,11 +57,14 @@ display(esc.md(methods.methods_paragraph(ctx.cfg, ctx.info, n_test=len(test), n_
 # many patients have ALNM, and covers less than 95% on unbalanced cohorts.
 
 # %%
-view = evaluation.format_table3(t3)
+view = views.flagged_table3(evaluation.format_table3(t3), t3, res.flags)
 for src in t3.threshold_from.unique():
     display(esc.table(view[t3.threshold_from == src], wide=True, caption=f"Table 3 — threshold: {src} "
                       f"(test set, n = {len(test)}, {int(test.label.sum())} ALNM)"))
 display(esc.md(evaluation.table3_footnote(t3)))
+display(esc.md("**Flags.** † chance-level: the model's AUC on the development predictions has a 95% CI "
+               "reaching 0.5; ‡ one class: at that threshold it calls at least 95% of the test patients "
+               "one class.\n\n" + (views.flags_md(res.flags) or "No model is flagged.")))
 display(esc.md("The paper's Table 3, for comparison (exact binomial CIs): T2WI AUC 0.908 (0.792–0.971), "
                "DWI 0.702 (0.556–0.823), DCE-MRI 0.572 (0.424–0.711), multiparametric 0.913 (0.799–0.974)."))
 if (phantom := phantom_settings(ctx.cohort_dir)) is not None:
@@ -155,4 +158,5 @@ if interactive:
 # imaging) that a reviewer checks first.
 
 # %%
-display(esc.table(methods.checklist()))
+display(esc.md(views.checklist_md(methods.checklist())))
+display(esc.table(res.epv, caption="Events per candidate predictor (development set)"))

@@ -58,7 +58,7 @@ details.alnm-appendix > summary{cursor:pointer;font-weight:bold}
   .jp-OutputArea-output, .jp-RenderedHTMLCommon{overflow:visible!important}
   table{font-size:7.5pt;width:100%!important;max-width:100%;table-layout:auto}
   table.alnm-wide{font-size:6.5pt}
-  td, th{white-space:normal!important;overflow-wrap:anywhere;word-break:normal;padding:1px 3px!important}
+  td, th{white-space:normal!important;overflow-wrap:break-word;word-break:normal;hyphens:auto;padding:1px 3px!important}
   img{max-width:100%!important;height:auto}
   details.alnm-appendix > :not(summary){display:none}
   details.alnm-appendix > summary::after{content:" (the full table is in the CSV named above)"}
@@ -142,13 +142,16 @@ def assemble_report(paths: RunPaths, sections: Sequence[Section], *, problem: st
 
     info = record.read(paths.root)
     merged = nbformat.v4.new_notebook()
-    toc, body = [], []
+    toc, body, numbered = [], [], set()
     for k, sec in enumerate(sections, 1):
         nb = nbformat.read(sec.path, as_version=4)
         anchor = f"section-{k}"
+        # the first section of each number is also #sec-<number> (the checklist links there)
+        alias = f"<a id=\"sec-{html.escape(sec.number)}\"></a>" if sec.number not in numbered else ""
+        numbered.add(sec.number)
         toc.append(f"{sec.number} · <a href=\"#{anchor}\">{html.escape(sec.title)}</a>")
         body.append(nbformat.v4.new_markdown_cell(
-            id=f"s{k}-head", source=f"<a id=\"{anchor}\"></a>\n\n<div class=\"alnm-section\">Section "
+            id=f"s{k}-head", source=f"<a id=\"{anchor}\"></a>{alias}\n\n<div class=\"alnm-section\">Section "
             f"{sec.number} · {html.escape(sec.title)}</div>"))
         for i, cell in enumerate(nb.cells):
             if i == 0 and cell.cell_type == "markdown":

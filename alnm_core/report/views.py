@@ -346,3 +346,91 @@ def box_gallery(cohort: pd.DataFrame, cohort_dir, cfg, n: int = 12) -> list:
     if skipped:
         out.append(esc.table(pd.DataFrame(skipped), caption="Patients not shown"))
     return out
+
+
+def participant_flow_figure(prep, rois: dict, cohort_dir):
+    """The participant flow of a run: the cohort as imported (patients left out by an importer,
+    its ``excluded.csv``), the ROI exclusions, and the development / test partitions with events."""
+    from pathlib import Path
+
+    from . import plots
+    from .flow import flow_from_run, reason_category
+
+    fc = flow_from_run(prep.splits, [e for r in rois.values() for e in r.exclusions])
+    excluded = Path(cohort_dir) / "excluded.csv"
+    imported = []
+    if excluded.is_file():
+        ex = pd.read_csv(excluded, dtype=str, keep_default_na=False)
+        if len(ex) and "reason" in ex:
+            counts = ex.reason.map(reason_category).value_counts(sort=False)
+            imported = [("import", str(r), int(n)) for r, n in counts.items()]
+    n = fc.n_cohort + sum(k for *_, k in imported)
+    return plots.participant_flow(n, imported + fc.exclusions, fc.groups, notes=fc.notes)
+
+
+def partitions_view(t: pd.DataFrame) -> pd.DataFrame:
+    """Characteristics of the development and test patients (Table 1's layout)."""
+    return pd.DataFrame({"Characteristic": t.characteristic, "": t.level, "Total": t.total,
+                         "Development": t.group0, "Test": t.group1,
+                         "P": [fmt_p(p) if str(p).strip() not in ("", "nan") else "" for p in t.p],
+                         "Test used": t.test})
+
+
+def flagged_table3(view: pd.DataFrame, t3: pd.DataFrame, flags: pd.DataFrame) -> pd.DataFrame:
+    """Table 3 as printed with a ``Flag`` column: † chance-level, ‡ one class (see the flags)."""
+    marks = {"chance-level": "†", "one class": "‡"}
+    out = view.copy()
+    per = {}
+    for _, f in flags.iterrows():
+        if f.flag == "one class" and not str(f.detail).endswith(")"):
+            continue
+        per.setdefault(f.model_id, set()).add((f.flag, str(f.detail)))
+    col = []
+    for mid, src in zip(t3.model_id, t3.threshold_from):
+        fl = per.get(mid, set())
+        m = "".join(sorted({marks[k] for k, d in fl if k == "chance-level" or f"at {src} " in d}))
+        col.append(m)
+    out.insert(1, "Flag", col)
+    return out
+
+
+def flags_md(flags: pd.DataFrame, model_id: str | None = None) -> str:
+    """The flags (of one model, or all) as a Markdown list of escaped text ('' when none)."""
+    from .escape import md_text
+
+    f = flags if model_id is None else flags[flags.model_id == model_id]
+    if f.empty:
+        return ""
+    marks = {"chance-level": "†", "one class": "‡"}
+    return "\n".join(f"- {marks.get(r.flag, '')} **{md_text(r.model)}**: {md_text(r.flag)} — {md_text(r.detail)}"
+                      for r in f.itertuples())
+
+
+def chance_members_md(weights: pd.DataFrame, labels: dict[str, str], rule: str) -> str:
+    """What the fusion does about members not shown to beat chance (their development AUC's CI
+    reaches 0.5): their weight under the paper's rule and under ``above_chance``."""
+    from .escape import md_text
+
+    if "chance_level" not in weights or not weights.chance_level.any():
+        return ("No member is flagged: each one's development AUC has a 95% CI above 0.5.")
+    lines = []
+    for r in weights[weights.chance_level].itertuples():
+        lines.append(f"- **{md_text(labels.get(r.model, r.model))}**: development AUC {fmt_number(r.auc_fit)} "
+                     f"(95% CI {fmt_number(r.auc_fit_low)}-{fmt_number(r.auc_fit_high)}) reaches 0.5. Weight "
+                     f"under the paper's accuracy rule {fmt_number(r.weight_validation)}; under "
+                     f"ensemble.weight_rule=above_chance {fmt_number(r.weight_above_chance)}.")
+    used = ("the above-chance rule: these members get no weight" if rule == "above_chance"
+            else "the paper's rule (ensemble.weight_rule=accuracy): these members keep their accuracy weight")
+    return "**Chance-level members** (flagged †). This run uses " + used + ".\n\n" + "\n".join(lines)
+
+
+def checklist_md(rows: pd.DataFrame) -> str:
+    """The TRIPOD+AI / CLAIM checklist as a Markdown table whose sections link to their anchors."""
+    import re
+
+    def link(where: str) -> str:
+        return re.sub(r"Section (\d)", lambda m: f"[Section {m.group(1)}](#sec-{m.group(1)})", where)
+
+    out = ["| item | what a reviewer checks | where in this report |", "| --- | --- | --- |"]
+    out += [f"| {r.item} | {r['what a reviewer checks']} | {link(r['where in this report'])} |" for _, r in rows.iterrows()]
+    return "\n".join(out)

@@ -31,6 +31,8 @@ class CohortResult:
     data: pd.DataFrame  # cohort + ``part`` (train/val/dev/test) + ``fold``
     table1: pd.DataFrame  # both tables, ``population`` = All patients / Test set
     flow: pd.DataFrame  # patients and events per split
+    partitions: pd.DataFrame  # characteristics of development vs test patients
+    missing: pd.DataFrame  # per variable: missing values and their handling
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +84,7 @@ class ModelSummary:
 
     model_id: str
     per_split: pd.DataFrame  # split, patients, n_pos, auc + CIs, acc/sen/spe + CIs, tp fp fn tn
+    flags: pd.DataFrame  # model_id, model, flag, detail (as Table 3's)
     gradcam: dict = field(default_factory=dict)  # crops, heatmaps, table (patient_id, label, prob, correct)
 
 
@@ -120,6 +123,8 @@ class Evaluation:
     predictions: pd.DataFrame  # predictions/models.csv: patient_id, split, label, one column per model_id
     models: Any  # alnm_core.model_registry.ModelSet
     table3: pd.DataFrame
+    flags: pd.DataFrame  # model_id, model, flag (chance-level, one class), detail
+    epv: pd.DataFrame  # events per candidate predictor of each model family
     delong: pd.DataFrame
     delong_fusion: pd.DataFrame
     calibration: pd.DataFrame

@@ -27,9 +27,13 @@ def cohort(call: StepCall) -> pd.DataFrame:
     return r.memo("cohort", lambda: load_cohort(r.cohort_dir, r.cfg.sequences))
 
 
-def manifest_digest(call: StepCall) -> str:
+def manifest_digest(call: StepCall) -> list:
+    """The bytes of ``cohort.csv`` and of ``cohort.json`` (label definition, unrecorded
+    covariates), when there is one."""
     r = call.session
-    return r.memo("cohort.csv", lambda: sha256_file(r.cohort_dir / "cohort.csv"))
+    info = r.cohort_dir / "cohort.json"
+    return r.memo("cohort.csv", lambda: [sha256_file(r.cohort_dir / "cohort.csv"),
+                                         sha256_file(info) if info.is_file() else None])
 
 
 def files_signature(call: StepCall, seq: str) -> list:
@@ -102,6 +106,49 @@ def compute_describe_cohort(call: StepCall) -> None:
     table1 = pd.concat([t_all.assign(population="All patients"), t_test.assign(population="Test set")],
                        ignore_index=True)
     write_csv(table1, call.out("artifacts/table1.csv"), what="Table 1")
+    write_csv(partition_table(data, call.cfg.stats), call.out("artifacts/table1_partitions.csv"),
+              what="the characteristics by partition")
+    write_csv(missing_data(call, prep), call.out("artifacts/missing_data.csv"), what="the missing data table")
+
+
+def partition_table(data: pd.DataFrame, s: StatsConfig) -> pd.DataFrame:
+    """Characteristics of the development and the test patients side by side (TRIPOD+AI 20),
+    the outcome among them, with the partitions compared by Table 1's rules."""
+    d = data.assign(in_test=(data.part == "test").astype(int),
+                    outcome=data.alnm.map({1: "ALNM", 0: "non-ALNM"}))
+    kw = dict(continuous_method=s.continuous_test, normality_test=s.normality_test, alpha=s.alpha)
+    return build_table1(d, group="in_test", group_labels=("Test", "Development"),
+                        categorical=(("outcome", "Outcome", ("ALNM", "non-ALNM")),
+                                     ("margin", "Tumor margin", ("regular", "irregular")),
+                                     ("tic_type", "TIC curve type", ("I", "II", "III")),
+                                     ("field_strength", "Field strength", ())),
+                        categorical_method=s.categorical_test, **kw)
+
+
+def missing_data(call: StepCall, prep: Prepared) -> pd.DataFrame:
+    """Per manifest variable: values missing and how they were handled (TRIPOD+AI 9 / CLAIM 20)."""
+    from ..cohort import read_cohort_info
+
+    raw = pd.read_csv(call.session.cohort_dir / "cohort.csv", dtype=str, keep_default_na=False)
+    not_recorded = set(read_cohort_info(call.session.cohort_dir).get("not_recorded", []))
+    rows = []
+    for col in ["alnm", "age", "tumor_size_cm", "margin", "tic_type", "field_strength"]:
+        if col not in raw.columns:
+            continue
+        n_missing = int(raw[col].str.strip().eq("").sum())
+        if col in not_recorded:
+            how = "not recorded by this cohort: not shown in Table 1's tests, not a clinical predictor"
+        elif n_missing:
+            how = "listed by the cohort check (a patient without it cannot be analysed)"
+        else:
+            how = "complete"
+        rows.append({"variable": col, "patients": len(raw), "missing": n_missing, "handling": how})
+    for seq in call.cfg.sequences:
+        rows.append({"variable": f"{seq} image and mask", "patients": len(raw),
+                     "missing": int(raw.get(f"{seq}_image", pd.Series([], dtype=str)).str.strip().eq("").sum()),
+                     "handling": "a patient whose ROI cannot be cropped is excluded from every model "
+                                 f"(roi.on_error={call.cfg.roi.on_error}) and listed in section 2"})
+    return pd.DataFrame(rows)
 
 
 def patient_flow(splits: pd.DataFrame) -> pd.DataFrame:
@@ -119,9 +166,11 @@ def patient_flow(splits: pd.DataFrame) -> pd.DataFrame:
 
 def load_describe_cohort(call: StepCall) -> CohortResult:
     prep = call.up("prepare")
+    read = lambda rel: pd.read_csv(call.paths.root / rel, keep_default_na=False)  # noqa: E731
     return CohortResult(cohort=prep.cohort, splits=prep.splits, data=_cohort_data(prep),
                         table1=pd.read_csv(call.paths.table1, keep_default_na=False),
-                        flow=patient_flow(prep.splits))
+                        flow=patient_flow(prep.splits), partitions=read("artifacts/table1_partitions.csv"),
+                        missing=read("artifacts/missing_data.csv"))
 
 
 # ----------------------------------------------------------------------------- roi

@@ -44,7 +44,8 @@ def member_predictions(call: StepCall) -> dict[str, pd.DataFrame]:
 def compute_fuse(call: StepCall) -> dict:
     cfg = call.cfg
     res = E.fuse(member_predictions(call), fit_split=fit_split(cfg)[0],
-                 weights_from=cfg.ensemble.weights_from, threshold=cfg.stats.threshold)
+                 weights_from=cfg.ensemble.weights_from, threshold=cfg.stats.threshold,
+                 weight_rule=cfg.ensemble.weight_rule)
     write_csv(res.ensemble, call.out("artifacts/predictions/ensemble.csv"), what="the fused predictions")
     write_csv(res.weights, call.out("artifacts/ensemble_weights.csv"), what="the ensemble weights")
     return {"weights_from": cfg.ensemble.weights_from,
@@ -140,6 +141,7 @@ def all_predictions(call: StepCall) -> pd.DataFrame:
 
 def evaluation_outputs(cfg) -> dict[str, str]:
     out = {"models": "artifacts/predictions/models.csv", "table3": "artifacts/table3.csv",
+           "flags": "artifacts/flags.csv", "epv": "artifacts/epv.csv",
            "delong": "artifacts/delong.csv", "delong_fusion": "artifacts/delong_fusion.csv",
            "calibration": "artifacts/calibration.csv", "reliability": "artifacts/reliability.csv",
            "decision_curve": "artifacts/decision_curve.csv", "subgroups": "artifacts/subgroups.csv"}
@@ -175,6 +177,9 @@ def compute_evaluate(call: StepCall) -> None:
                          auc_ci_method=s.auc_ci, n_boot=s.bootstrap_n, seed=cfg.seed,
                          fit_split=split_value, fit_name=fit_name)
     write_csv(t3, files["table3"], what="Table 3")
+    write_csv(EV.model_flags(preds, t3, shown, fit_split=split_value, fit_name=fit_name), files["flags"],
+              what="the flags of Table 3")
+    write_csv(events_per_predictor(call, preds, ms), files["epv"], what="events per candidate predictor")
     from ..stats import delong_matrix
 
     dm = delong_matrix(test.label.to_numpy(), {c: test[c].to_numpy() for c in shown})
@@ -200,11 +205,44 @@ def compute_evaluate(call: StepCall) -> None:
         write_csv(EV.cv_summary(preds, units, w, main), files["cv_summary"], what="the cross-validation summary")
 
 
+def events_per_predictor(call: StepCall, preds: pd.DataFrame, ms) -> pd.DataFrame:
+    """Events (development patients with ALNM) per candidate predictor of each model family
+    (TRIPOD+AI 8b): the clinical covariates, the radiomics features before selection, the CNNs'
+    parameters (an image model: the ratio is not a sample-size rule for it, shown as such)."""
+    dev = preds[preds.split != "test"]
+    events, n = int(dev.label.sum()), len(dev)
+    rows = [{"model": ms.label("clinical"), "candidate predictors": len(call.cfg.clinical.covariates),
+             "what": "clinical covariates"}]
+    if call.has("radiomics"):
+        feats = call.up("radiomics").features
+        for s, f in feats.items():
+            rows.append({"model": f"Radiomics: {s}", "candidate predictors": int(f.shape[1] - 1),
+                         "what": "radiomics features before the robustness filter and the penalty"})
+    for m in ms.cnns():
+        rows.append({"model": m.label, "candidate predictors": _parameters(call.cfg),
+                     "what": "network parameters (an image model: EPV is not its sample-size rule)"})
+    out = pd.DataFrame(rows)
+    out.insert(1, "development patients", n)
+    out.insert(2, "events (ALNM)", events)
+    out["events per predictor"] = out["events (ALNM)"] / out["candidate predictors"]
+    return out
+
+
+def _parameters(cfg) -> int:
+    """Trainable parameters of the configured network (counted once per architecture)."""
+    import torch  # noqa: F401  (the network builder needs it)
+
+    from ..models import make_network
+
+    return int(sum(p.numel() for p in make_network(cfg.train).parameters() if p.requires_grad))
+
+
 def load_evaluate(call: StepCall) -> Evaluation:
     cfg = call.cfg
     files = evaluation_outputs(cfg)
     t = {k: read(call.paths.root / v) for k, v in files.items()}
-    return Evaluation(predictions=t["models"], models=study_models(cfg), table3=t["table3"],
+    return Evaluation(predictions=t["models"], models=study_models(cfg), table3=t["table3"], flags=t["flags"],
+                      epv=t["epv"],
                       delong=t["delong"], delong_fusion=t["delong_fusion"], calibration=t["calibration"],
                       reliability=t["reliability"], decision_curve=t["decision_curve"],
                       subgroups=t["subgroups"], cv_summary=t.get("cv_summary"),

@@ -261,10 +261,20 @@ def gradcam_panels(call: StepCall, mid: str, patients: pd.DataFrame, *, n: int =
 
 
 def compute_describe_model(call: StepCall) -> None:
+    from .. import evaluation as EV
+    from ..model_registry import study_models
+
     mid = model_id_of(call)
     patients = call.up("train").patients
-    write_csv(per_split_metrics(patients, threshold=call.cfg.stats.threshold),
-              call.out("artifacts/per_split/slice_vote_{seq}.csv"), what=f"the {mid} per-split metrics")
+    per_split = per_split_metrics(patients, threshold=call.cfg.stats.threshold)
+    write_csv(per_split, call.out("artifacts/per_split/slice_vote_{seq}.csv"), what=f"the {mid} per-split metrics")
+    fit_value, fit_name = ("val", "validation") if call.cfg.split.scheme == "holdout" else ("dev", "out-of-fold")
+    label = study_models(call.cfg).label(mid)
+    test = per_split[per_split.split == "test"].assign(model_id=mid, model=label,
+                                                       threshold_from=f"fixed {call.cfg.stats.threshold:g}")
+    flags = EV.model_flags(patients.rename(columns={"prob": mid}), test, {mid: label},
+                           fit_split=fit_value, fit_name=fit_name)
+    write_csv(flags, call.out("artifacts/per_split/slice_vote_{seq}_flags.csv"), what=f"the {mid} flags")
     g = gradcam_panels(call, mid, patients)
     target = call.out("artifacts/gradcam/slice_vote_{seq}.npz")
     from ..storage import atomic_path
@@ -283,4 +293,5 @@ def load_describe_model(call: StepCall) -> ModelSummary:
         g = {"crops": z["crops"].astype(np.float32), "heatmaps": z["heatmaps"].astype(np.float32),
              "table": pd.read_json(io.StringIO(str(z["table"])), orient="records", dtype={"patient_id": str}),
              "unit": str(z["unit"])}
-    return ModelSummary(model_id=mid, per_split=pd.read_csv(call.paths.model_summary(mid)), gradcam=g)
+    flags = pd.read_csv(call.paths.root / f"artifacts/per_split/{mid}_flags.csv")
+    return ModelSummary(model_id=mid, per_split=pd.read_csv(call.paths.model_summary(mid)), flags=flags, gradcam=g)
