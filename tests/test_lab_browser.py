@@ -166,7 +166,7 @@ def _move_threshold(page, value: float, timeout_s: float = 20) -> bool:
 
 
 def _expected_confusion(run_dir: Path, model_col: str, t: float) -> list[int]:
-    from alnm_core.run.paths import RunPaths
+    from alnm_core.runfolder.paths import RunPaths
 
     pred = pd.read_csv(RunPaths(run_dir).predictions("ensemble"))
     test = pred[pred.split == "test"]
@@ -185,7 +185,7 @@ def _threshold_that_changes(run_dir: Path, model_col: str, start: float) -> floa
 
 
 def test_threshold_slider_updates_the_metrics(smoke_run, lab, browser, tmp_path):
-    from alnm_core.run.steps import HEADLINE
+    from alnm_core.model_registry import HEADLINE
 
     _notebook("05_roc_delong", smoke_run.root, lab["dir"] / "05_interactive.ipynb")
     page = _open_and_run(browser, lab, "05_interactive.ipynb")
@@ -230,3 +230,104 @@ def test_slice_viewer_scrolls_slices(smoke_run, lab, browser, tmp_path):
                            " return imgs.length && imgs[imgs.length - 1].src !== b; }", arg=before, timeout=30_000)
     page.screenshot(path=str(tmp_path / "slice_viewer.png"))
     _close(page)
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def repo_lab(tmp_path_factory):
+    """JupyterLab as `make lab` starts it: on the repository's notebooks/ (a link JupyterLab
+    resolves into the package), jupytext .py files opened as notebooks, autosave off (the test
+    must not write the sources)."""
+    from alnm_core.lab import lab_command, register_kernel, write_lab_settings
+
+    root = tmp_path_factory.mktemp("repo-lab")
+    register_kernel(root / "prefix")
+    write_lab_settings(root / "prefix")
+    env = {**os.environ, "JUPYTER_PATH": str(root / "prefix" / "share" / "jupyter"),
+           "JUPYTER_CONFIG_DIR": str(root / "config"), "JUPYTER_DATA_DIR": str(root / "data"),
+           "JUPYTER_RUNTIME_DIR": str(root / "runtime"), "JUPYTERLAB_WORKSPACES_DIR": str(root / "ws"),
+           "JUPYTERLAB_SETTINGS_DIR": str(root / "user-settings")}
+    settings = root / "user-settings"
+    # as `make lab`'s overrides: .py files open as notebooks (jupytext); here also no autosave
+    for plugin, body in (("notebook-extension/tracker", '{"windowingMode": "none"}'),
+                         ("docmanager-extension/plugin",
+                          '{"autosave": false, "defaultViewers": {"python": "Jupytext Notebook"}}')):
+        f = settings / "@jupyterlab" / f"{plugin}.jupyterlab-settings"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(body)
+    port, token = _free_port(), "alnm-readme-token"
+    cmd = lab_command((REPO / "notebooks").resolve(), port=port, token=token, open_browser=False) + [
+        "--LabApp.expose_app_in_browser=True", f"--LabApp.user_settings_dir={settings}"]
+    log = open(root / "server.log", "w")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    pytest.fail("JupyterLab did not start:\n" + (root / "server.log").read_text()[-2000:])
+                time.sleep(0.5)
+        yield {"url": url, "token": token, "log": root / "server.log"}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_the_readme_instruction_opens_the_demo_run_in_lab(smoke_run, repo_lab, browser):
+    """As the README says: open notebook 05 in JupyterLab, set run_dir = "reports/<run>" and
+    interactive = True in its parameters cell, run it. The notebook is not marked modified when
+    it opens, the run folder is found relative to the repository (JupyterLab's kernel runs in
+    the package's notebooks folder), the slider shows, and nothing is written into the package
+    or the notebook's source."""
+    name = f"lab-test-{os.getpid()}"
+    link = REPO / "reports" / name
+    link.parent.mkdir(exist_ok=True)
+    link.symlink_to(smoke_run.root, target_is_directory=True)
+    src = REPO / "alnm_core" / "notebooks" / "05_roc_delong.py"
+    before_src, before_pkg = src.read_bytes(), sorted(p.name for p in src.parent.iterdir())
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{repo_lab['url']}/lab/workspaces/readme/tree/05_roc_delong.py?reset&token={repo_lab['token']}")
+        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                               " && window.jupyterapp.shell.currentWidget.content"
+                               " && window.jupyterapp.shell.currentWidget.content.widgets"
+                               " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+                               " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel",
+                               timeout=90_000)
+        time.sleep(2)  # let the document settle as a user would see it
+        assert page.evaluate("() => window.jupyterapp.shell.currentWidget.context.model.dirty") is False
+        # the README's instruction, typed into the parameters cell
+        page.evaluate("""(runDir) => {
+            const nb = window.jupyterapp.shell.currentWidget.content;
+            for (const cell of nb.widgets) {
+                const tags = cell.model.getMetadata('tags') || [];
+                if (tags.includes('parameters')) {
+                    const src = cell.model.sharedModel.getSource()
+                        .replace(/run_dir: str = "[^"]*"/, `run_dir: str = "${runDir}"`)
+                        .replace(/interactive: bool = False/, 'interactive: bool = True');
+                    cell.model.sharedModel.setSource(src);
+                }
+            }
+        }""", f"reports/{name}")
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.wait_for_selector("table.alnm-confusion", state="attached", timeout=300_000)
+        errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'], "
+                              ".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']").count()
+        assert errors == 0
+        assert "Multiparametric MRI" in page.locator(".alnm-threshold").inner_text()
+        page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
+        page.close()
+    finally:
+        link.unlink()
+    assert src.read_bytes() == before_src  # the source was not saved
+    assert sorted(p.name for p in src.parent.iterdir()) == before_pkg  # no run built in the package
