@@ -225,7 +225,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(printable(html.resolve()))
         return 0
     t0 = time.time()
-    pdf = html_to_pdf(html, args.out or html.with_suffix(".pdf"), browser=args.browser)
+    pdf = html_to_pdf(html, args.out or html.with_suffix(".pdf"), browser=args.browser,
+                      paper=args.paper, progress=_say)
     _say(f"PDF written in {time.time() - t0:.1f} s")
     print(printable(pdf))
     return 0
@@ -341,12 +342,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="a run's report, printed to PDF with --pdf",
                         description="Print RUN/report.html to PDF through headless Chromium "
-                                    "(A4; each section starts a page, tables and figures are not "
-                                    "cut); without --pdf prints the HTML report's path.")
+                                    "(A4 or US Letter; each section starts a page, tables and "
+                                    "figures are not cut), inert: JavaScript off, nothing loaded "
+                                    "but the report itself, Chromium's sandbox on where it can "
+                                    "run; without --pdf prints the HTML report's path.")
     rp.add_argument("run", help="a run folder (or its report.html)")
     rp.add_argument("--pdf", action="store_true", help="write report.pdf beside report.html")
     rp.add_argument("--out", help="PDF path (default: RUN/report.pdf)")
     rp.add_argument("--browser", help="Chromium/Chrome executable (default: chromium on PATH)")
+    rp.add_argument("--paper", choices=["a4", "letter"], default="a4", help="paper size (default: a4)")
     rp.set_defaults(func=cmd_report)
 
     lb = sub.add_parser("lab", help="open the notebooks in JupyterLab with the project's kernel",

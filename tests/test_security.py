@@ -225,3 +225,107 @@ def test_cli_messages_are_printed_escaped(tmp_path, capsys):
     assert main(["predict", "--model", str(bad), "--cohort", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "\x1b" not in err and "\u202e" not in err and "no\\x1b[2Jsuch\\u202emodel" in err
+
+
+# ----------------------------------------------------------------------------- the PDF
+needs_chromium = pytest.mark.skipif(shutil.which("chromium") is None or shutil.which("pdftotext") is None,
+                                    reason="Debian chromium and poppler-utils (pdftotext) not installed")
+HOSTILE = """<!doctype html><html><head><title>ALNM report: hostile &amp; co</title>
+<meta http-equiv="refresh" content="1;url=data:text/html,<h1>FORGED</h1>">
+<link rel="stylesheet" href="file:///etc/passwd"><style>h1{color:#345}</style></head><body>
+<h1>THE REPORT</h1><p>field strength: <iframe src="file:///etc/passwd" width="600" height="400"></iframe></p>
+<object data="file:///etc/passwd" width="600" height="400"></object><embed src="file:///etc/hostname">
+<img src="file:///etc/passwd"><img src="y" onerror="alert(3)"><img src="https://example.org/beacon.png">
+<script>alert(1); document.body.insertAdjacentHTML("beforeend", "<p>SCRIPT RAN</p>");</script>
+<p>size <img alt="inline" src="data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==" width="40"> end</p>
+</body></html>"""
+
+
+def _pdf_text(pdf: Path) -> str:
+    import subprocess
+
+    return subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+
+
+def _pdf_info(pdf: Path) -> dict[str, str]:
+    import subprocess
+
+    out = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    return {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in out.splitlines())}
+
+
+@needs_chromium
+def test_the_pdf_is_printed_inert(tmp_path):
+    """Before: an <iframe src=file:///etc/passwd> in a manifest field put the password file in
+    the PDF, and alert() made --pdf hang 180 s. Scripts are off, nothing outside the report's
+    own bytes is loaded, a refresh cannot replace the page."""
+    import time
+
+    from alnm_core.report.pdf import html_to_pdf
+
+    html = tmp_path / "report.html"
+    html.write_text(HOSTILE)
+    notes = []
+    t0 = time.time()
+    pdf = html_to_pdf(html, tmp_path / "report.pdf", progress=notes.append, timeout_s=60)
+    seconds = time.time() - t0
+    text = _pdf_text(pdf)
+    assert "THE REPORT" in text and "size" in text and "end" in text
+    assert "root:" not in text and "/bin/" not in text and "SCRIPT RAN" not in text and "FORGED" not in text
+    assert seconds < 30
+    info = _pdf_info(pdf)
+    assert info["Title"] == "ALNM report: hostile & co"
+    assert info["Page size"].startswith("595.92 x 841.92")  # A4
+    assert info.get("JavaScript", "no") == "no"
+    if os.geteuid() == 0:
+        assert len(notes) == 1 and "without Chromium's sandbox: running as root" in notes[0]
+    else:
+        assert notes == []
+
+
+@needs_chromium
+def test_the_pdf_paper_is_a4_or_letter_from_the_cli(tmp_path, capsys):
+    html = tmp_path / "report.html"
+    html.write_text("<html><head><title>t</title><style>@page{size:A3}</style></head><body>x</body></html>")
+    assert main(["report", str(html), "--pdf", "--paper", "letter", "--out", str(tmp_path / "l.pdf")]) == 0
+    assert _pdf_info(tmp_path / "l.pdf")["Page size"].startswith("612 x 792")  # not the page's A3
+    assert main(["report", str(html), "--pdf", "--out", str(tmp_path / "a.pdf")]) == 0
+    assert _pdf_info(tmp_path / "a.pdf")["Page size"].startswith("595.92 x 841.92")
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and (os.geteuid() != 0 or "without Chromium's sandbox" in err)
+
+
+@needs_chromium
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv to start Chromium as an ordinary user")
+def test_the_sandbox_is_used_where_it_can_run(tmp_path):
+    """Chromium as user 'nobody' (a wrapper drops root): the sandbox starts, --no-sandbox is
+    never passed, the print is the same. As root the sandbox cannot run: refused if required."""
+    from alnm_core.report.pdf import PdfError, html_to_pdf
+
+    import tempfile
+
+    home = Path(tempfile.mkdtemp(prefix="alnm-nobody-"))  # pytest's own folder is root's only
+    os.chown(home, 65534, 65534)
+    args = tmp_path / "args.txt"
+    wrapper = tmp_path / "chromium-as-nobody"
+    wrapper.write_text(  # the printer's own profile folder is root's: give nobody one of its own
+        f'#!/bin/sh\necho "$@" > {args}\n'
+        'for a; do shift; case "$a" in --user-data-dir=*) ;; *) set -- "$@" "$a" ;; esac; done\n'
+        f"cd {home} && exec setpriv --reuid=65534 --regid=65534 --clear-groups env HOME={home} "
+        f"XDG_CONFIG_HOME={home}/.config XDG_CACHE_HOME={home}/.cache "
+        f'{shutil.which("chromium")} "$@" --user-data-dir={home}/profile\n')
+    wrapper.chmod(0o755)
+    html = tmp_path / "report.html"
+    html.write_text(HOSTILE)
+    notes = []
+    try:
+        pdf = html_to_pdf(html, tmp_path / "report.pdf", browser=str(wrapper), sandbox=True,
+                          progress=notes.append, timeout_s=90)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    assert notes == [] and "--no-sandbox" not in args.read_text()
+    text = _pdf_text(pdf)
+    assert "THE REPORT" in text and "root:" not in text and "SCRIPT RAN" not in text
+    with pytest.raises(PdfError, match="its sandbox cannot run here"):
+        html_to_pdf(html, tmp_path / "root.pdf", sandbox=True, timeout_s=60)
