@@ -13,6 +13,7 @@ Example:
 """
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import pandas as pd
 
 from .config import DEFAULT_SEQUENCES, InputConfig
 from .imaging import ImageReadError, SeriesInfo, read_image, read_mask
-from .inputs import check_path, kind
+from .inputs import OUTSIDE, check_path, kind
 
 REQUIRED = ("patient_id", "alnm", "age", "tumor_size_cm", "margin", "tic_type", "field_strength")
 MARGINS = ("regular", "irregular")
@@ -367,3 +368,26 @@ def load_for_prediction(cohort_dir: str | Path, sequences: tuple[str, ...], *,
     if need_labels:
         df["alnm"] = df["alnm"].astype(int)
     return df.reset_index(drop=True)
+
+
+def paths_outside(cohort_dir: str | Path, df: pd.DataFrame, sequences: tuple[str, ...], *,
+                  max_files: int | None = None) -> list[Problem]:
+    """The manifest's image and mask paths that lead outside the cohort folder (what
+    ``input.allow_outside_cohort`` let through), one per path: patient, column, and where it
+    resolves to. For ``run.json`` and the report, so that a reader sees what was read from
+    elsewhere.
+
+    Example:
+        >>> paths_outside("data/phantom-demo", manifest, ("T2WI",))   # doctest: +SKIP
+        [Problem(patient_id='P0003', column='T2WI_image', file='/data/other/P0003/T2WI', ...)]
+    """
+    root = Path(cohort_dir)
+    out = []
+    for _, row in df.iterrows():
+        for col in [f"{s}_{k}" for s in sequences for k in ("image", "roi")]:
+            rel = str(row.get(col, "") or "").strip()
+            refused = check_path(root, rel, max_files=max_files) if rel else None
+            if refused and OUTSIDE in refused[1]:
+                out.append(Problem(str(row.get("patient_id", "")), col, str(refused[0]),
+                                   f"resolves to {os.path.realpath(refused[0])}, outside the cohort folder"))
+    return out

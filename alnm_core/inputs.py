@@ -28,6 +28,8 @@ from pathlib import Path
 from .config import DEFAULT_MAX_FILES
 from .volume import ImageReadError
 
+#: the words every outside-the-cohort refusal carries
+OUTSIDE = "outside the cohort folder"
 ALLOW_HINT = ("set input.allow_outside_cohort=true (or pass --allow-outside-cohort) only if "
               "you trust this manifest")
 
@@ -93,8 +95,8 @@ def outside_cohort(root: str | Path, rel: str | Path) -> str | None:
     path = root / rel
     if is_inside(path, root):
         return None
-    return (f"resolves to {os.path.realpath(path)}, outside the cohort folder "
-            f"{os.path.realpath(root)}; alnm reads only files inside the cohort folder ({ALLOW_HINT})")
+    return (f"resolves to {os.path.realpath(path)}, {OUTSIDE} {os.path.realpath(root)}; alnm "
+            f"reads only files inside the cohort folder ({ALLOW_HINT})")
 
 
 def _too_many(folder: Path, limit: int) -> RefusedPath:

@@ -130,7 +130,12 @@ def test_paths_outside_the_cohort_are_refused_naming_patient_column_and_file(coh
         load_cohort(cohort_copy)
     allowed = InputConfig(allow_outside_cohort=True)
     assert validate_cohort(cohort_copy, inputs=allowed) == []
-    assert len(load_cohort(cohort_copy, inputs=allowed)) == 3
+    df = load_cohort(cohort_copy, inputs=allowed)
+    assert len(df) == 3
+    from alnm_core.cohort import paths_outside
+
+    (p,) = paths_outside(cohort_copy, df, ("T2WI", "DWI", "DCE"))  # what the report lists
+    assert (p.patient_id, p.column) == (pid, "T2WI_image") and f"resolves to {linked}" in p.message
 
 
 def test_a_mask_pointing_at_a_system_file_is_refused_unopened(cohort_copy):
