@@ -159,6 +159,8 @@ def check_path(root: str | Path, rel: str, *, allow_outside: bool = False,
     """
     root = Path(root)
     path = root / rel
+    if "\x00" in str(rel):
+        return path, "holds a NUL character: not a path"
     if not allow_outside and (why := outside_cohort(root, rel)):
         return path, why
     k = kind(path)

@@ -329,3 +329,31 @@ def test_the_sandbox_is_used_where_it_can_run(tmp_path):
     assert "THE REPORT" in text and "root:" not in text and "SCRIPT RAN" not in text
     with pytest.raises(PdfError, match="its sandbox cannot run here"):
         html_to_pdf(html, tmp_path / "root.pdf", sandbox=True, timeout_s=60)
+
+
+# ----------------------------------------------------------------------------- paths
+def test_check_path_rules(tmp_path):
+    """alnm_core.inputs: the rules every manifest path goes through before anything is opened."""
+    from alnm_core.inputs import check_path, kind
+
+    root = tmp_path / "cohort"
+    (root / "P1" / "T2WI").mkdir(parents=True)
+    (root / "P1" / "T2WI" / "IM1.dcm").write_bytes(b"x")
+    os.mkfifo(root / "P1" / "pipe")
+    (root / "P1" / "loop").symlink_to(root / "P1" / "loop")
+    (root / "P1" / "dangling").symlink_to(root / "nowhere")
+    (tmp_path / "secret").write_text("s")
+    (root / "P1" / "T2WI" / "IM2.dcm").symlink_to(tmp_path / "secret")
+    assert kind(root / "P1" / "pipe") == "a named pipe (FIFO)" and kind("/dev/null") == "a character device"
+    assert kind(root / "P1" / "loop") == "a link loop" and kind(root / "P1" / "dangling") == "a broken link"
+    assert check_path(root, "P1/T2WI/IM1.dcm") is None
+    cases = {"P1/pipe": "is a named pipe (FIFO)", "P1/loop": "is a link loop",
+             "P1/dangling": "is a broken link", "P1/none": "file or folder not found",
+             "P1/x\x00": "holds a NUL character", "../secret": "outside the cohort folder",
+             "P1/T2WI": "outside the cohort folder"}
+    for rel, fragment in cases.items():
+        file, why = check_path(root, rel)
+        assert fragment in why, (rel, why)
+    assert check_path(root, "P1/T2WI")[0] == root / "P1" / "T2WI" / "IM2.dcm"  # the link, named
+    assert check_path(root, "P1/T2WI", allow_outside=True) is None
+    assert "holds more than 1 files" in check_path(root, "P1/T2WI", allow_outside=True, max_files=1)[1]
