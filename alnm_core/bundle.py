@@ -14,9 +14,15 @@
     checksums.sha256       SHA-256 of every other file (``sha256sum -c checksums.sha256`` reads it)
 
 :func:`load_bundle` verifies the format version, every checksum and the presence of every file,
-and refuses, naming the file, a bundle that was altered, truncated or is incomplete; weights load
-with ``weights_only=True``. The checksums detect damage and edits, not a forger who rewrites them
-too: keep a copy of ``checksums.sha256`` where the bundle cannot be changed if that matters.
+and refuses, naming the file, a bundle that was altered, truncated or is incomplete. A bundle is
+closed: every file it references (each unit's weights) and every entry of its checksum list is a
+plain path inside the folder, covered by the list; links out of it, absolute paths and ``..`` are
+refused naming the entry, even when the checksum file was recomputed. ``bundle.json`` is checked
+for shape (names are plain path components, weights and thresholds numbers); its texts are
+another site's and must be escaped by whatever shows them. Weights load with
+``weights_only=True``; a pickle of other objects is refused naming the file. The checksums detect
+damage and edits, not a forger who rewrites them too: keep a copy of ``checksums.sha256`` (or its
+own SHA-256) where the bundle cannot be changed if that matters (``docs/security.md``).
 
 :func:`predict` scores patients with the frozen study: the same crops as the run
 (:func:`alnm_core.roi.extract_sequence`), per CNN model the mean probability of its units (the
@@ -32,16 +38,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from . import __version__
-from .config import StudyConfig, config_from_dict
+from .config import ConfigError, StudyConfig, config_from_dict
+from .inputs import is_inside, kind
 from .storage import atomic_write_text, sha256_file, write_csv
 
 BUNDLE_FORMAT = 2
@@ -153,41 +161,154 @@ class Bundle:
         return None if v is None else float(v)
 
 
-def verify(root: Path) -> list[str]:
-    """Every problem of a bundle folder (empty = intact): missing, altered or extra files."""
-    root = Path(root)
+#: a sequence name or a unit id: one path component, printable, no separator
+_NAME = re.compile(r"[^/\\\x00-\x1f\x7f]{1,64}")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+#: the most files a bundle may hold (a k-fold study of 3 sequences x 5 folds x 10 repeats: 150)
+_MAX_FILES = 10_000
+
+
+def _checksum_list(root: Path, problems: list[str]) -> dict[str, str]:
+    """``relative path -> digest`` from ``checksums.sha256``; each entry must be a plain
+    relative path (no ``..``, not absolute, no backslash) whose file resolves inside ``root``."""
     sums = root / CHECKSUMS
-    if not sums.is_file():
-        return [f"{sums}: missing (not a model bundle, or an incomplete copy)"]
-    problems, listed = [], set()
-    for line in sums.read_text().splitlines():
+    if not sums.is_file() or sums.is_symlink():
+        problems.append(f"{sums}: missing (not a model bundle, or an incomplete copy)")
+        return {}
+    listed: dict[str, str] = {}
+    try:
+        lines = sums.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{sums}: cannot be read ({exc})")
+        return {}
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        digest, _, rel = line.partition("  ")
-        listed.add(rel)
+        digest, sep, rel = line.partition("  ")
+        parts = PurePosixPath(rel).parts
+        if not sep or not _DIGEST.fullmatch(digest) or not rel:
+            problems.append(f"{sums}, line {n}: not '<sha256>  <path>'")
+        elif rel.startswith("/") or "\\" in rel or ".." in parts or "." in parts or rel != PurePosixPath(rel).as_posix():
+            problems.append(f"{sums}, line {n}: entry {rel!r} is not a plain path inside the bundle")
+        elif not is_inside(root / rel, root):
+            problems.append(f"{sums}, line {n}: entry {rel!r} resolves to {os.path.realpath(root / rel)}, "
+                            "outside the bundle")
+        else:
+            listed[rel] = digest
+    return listed
+
+
+def verify(root: Path) -> list[str]:
+    """Every problem of a bundle folder (empty = intact): missing, altered or extra files, and
+    anything that reaches outside it.
+
+    A bundle is closed: every entry of the checksum list is a plain relative path to a regular
+    file inside the folder, no link below it leads outside it, and every file in it is listed.
+    """
+    root = Path(root)
+    problems: list[str] = []
+    listed = _checksum_list(root, problems)
+    if not listed:
+        return problems
+    for rel, digest in listed.items():
         f = root / rel
-        if not f.is_file():
+        what = kind(f)
+        if what == "missing":
             problems.append(f"{f}: missing")
+        elif what != "file":
+            problems.append(f"{f}: is {what}, not a regular file")
         elif sha256_file(f) != digest:
             problems.append(f"{f}: altered or truncated (checksum differs from {CHECKSUMS})")
-    extra = sorted(f.relative_to(root).as_posix() for f in root.rglob("*")
-                   if f.is_file() and f.name != CHECKSUMS)
-    for rel in extra:
-        if rel not in listed:
-            problems.append(f"{root / rel}: not part of the bundle (added after it was written)")
+    seen = 0
+    for top, dirs, names in os.walk(root):
+        seen += len(dirs) + len(names)
+        if seen > _MAX_FILES:
+            problems.append(f"{root}: holds more than {_MAX_FILES} files; not a model bundle")
+            break
+        for n in dirs + names:
+            f = Path(top, n)
+            rel = f.relative_to(root).as_posix()
+            if os.path.islink(f) and not is_inside(f, root):
+                problems.append(f"{f}: links to {os.path.realpath(f)}, outside the bundle")
+            elif n in names and rel != CHECKSUMS and rel not in listed:
+                problems.append(f"{f}: not part of the bundle (added after it was written)")
     return problems
+
+
+def check_meta(meta, where: str) -> list[str]:
+    """What is wrong with the shape of ``bundle.json`` (empty = usable); its values are another
+    site's data and are checked before use: names are plain path components, weights and
+    thresholds numbers, texts strings. Keys it does not know are left alone.
+    """
+    problems: list[str] = []
+
+    def bad(key: str, what: str) -> None:
+        problems.append(f"{where}: {key} {what}")
+
+    if not isinstance(meta, dict):
+        return [f"{where}: not a JSON object"]
+    for key, typ in (("format", int), ("alnm_version", str), ("run", str), ("sequences", list),
+                     ("config", dict), ("models", dict), ("ensemble", dict), ("thresholds", dict)):
+        if not isinstance(meta.get(key), typ) or isinstance(meta.get(key), bool):
+            bad(key, f"is missing or not {'a list' if typ is list else 'an object' if typ is dict else typ.__name__}")
+    for key in ("training_cohort", "validation", "versions"):
+        if key in meta and not isinstance(meta[key], dict):
+            bad(key, "is not an object")
+    if problems:
+        return problems
+    seqs = meta["sequences"]
+    if not seqs or not all(isinstance(s, str) and _NAME.fullmatch(s) and s not in (".", "..") for s in seqs) \
+            or len(set(seqs)) != len(seqs):
+        bad("sequences", f"{seqs!r} are not distinct plain names")
+        return problems
+    models = meta["models"]
+    if not models:
+        bad("models", "is empty")
+    for mid, info in models.items():
+        if not (isinstance(mid, str) and _NAME.fullmatch(mid) and mid not in (".", "..")) or not isinstance(info, dict):
+            bad(f"models.{mid!r}", "is not a plain model id with an object")
+            continue
+        if info.get("sequence") not in seqs:
+            bad(f"models.{mid}.sequence", f"{info.get('sequence')!r} is not one of the sequences {seqs}")
+        if not isinstance(info.get("family"), str) or not isinstance(info.get("label", ""), str):
+            bad(f"models.{mid}", "has no family name (or a label that is not text)")
+        ids = info.get("units")
+        if not isinstance(ids, list) or not ids or not all(
+                isinstance(u, str) and _NAME.fullmatch(u) and u not in (".", "..") for u in ids):
+            bad(f"models.{mid}.units", f"{ids!r} is not a list of plain unit names")
+    weights = meta["ensemble"].get("weights")
+    if not isinstance(weights, dict) or not weights or not set(weights) <= set(models) or not all(
+            _is_number(w) and np.isfinite(w) and w >= 0 for w in weights.values()):
+        bad("ensemble.weights", "is not a finite weight >= 0 for each fused model of the bundle")
+    for model, th in meta["thresholds"].items():
+        if not isinstance(th, dict) or not all(v is None or (_is_number(v) and not np.isnan(v))
+                                               for v in th.values()):
+            bad(f"thresholds.{model}", "is not an object of numbers")
+    if not _is_number(meta["thresholds"].get("weighted_vote", {}).get("fixed")
+                      if isinstance(meta["thresholds"].get("weighted_vote"), dict) else None):
+        bad("thresholds.weighted_vote.fixed", "is missing")
+    return problems
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def load_bundle(root: str | Path, *, sequences: tuple[str, ...] | None = None) -> Bundle:
     """Open and verify a bundle.
+
+    Everything read from a bundle is another site's data: every file it references must be
+    inside it and covered by its checksum list (even one whose checksum file was recomputed),
+    and ``bundle.json`` must have the expected shape; its texts (run name, field strengths,
+    ...) are untrusted strings for whoever shows them.
 
     Args:
         root: the bundle folder (``RUN/model``).
         sequences: the sequences the caller's data has; a bundle for other sequences is refused.
 
     Raises:
-        BundleError: naming the file (missing, altered, truncated, wrong format or version,
-            made for other sequences).
+        BundleError: naming the file or entry (missing, altered, truncated, outside the bundle,
+            not listed, malformed, wrong format or version, made for other sequences).
     """
     root = Path(root)
     if not root.is_dir():
@@ -195,17 +316,39 @@ def load_bundle(root: str | Path, *, sequences: tuple[str, ...] | None = None) -
     problems = verify(root)
     if problems:
         raise BundleError("the model bundle cannot be used: " + "; ".join(problems[:5]))
-    meta = json.loads((root / "bundle.json").read_text())
-    if meta.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{root / 'bundle.json'}: bundle format {meta.get('format')!r}; this alnm "
+    where = root / "bundle.json"
+    try:
+        meta = json.loads(where.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise BundleError(f"{where}: not readable JSON ({exc})") from None
+    if isinstance(meta, dict) and meta.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{where}: bundle format {meta.get('format')!r}; this alnm "
                           f"({__version__}) reads format {BUNDLE_FORMAT}")
+    problems = check_meta(meta, str(where))
+    if problems:
+        raise BundleError("the model bundle cannot be used: " + "; ".join(problems[:5]))
     if str(meta.get("alnm_version", "")).split(".")[0] != __version__.split(".")[0]:
-        raise BundleError(f"{root / 'bundle.json'}: made by alnm {meta.get('alnm_version')}, this is "
+        raise BundleError(f"{where}: made by alnm {meta.get('alnm_version')}, this is "
                           f"{__version__} (another major version)")
     if sequences is not None and not set(sequences) & set(meta["sequences"]):
         raise BundleError(f"{root}: the bundle is for sequences {meta['sequences']}, the data has "
                           f"{list(sequences)}")
-    return Bundle(root, meta, config_from_dict(meta["config"]))
+    try:
+        cfg = config_from_dict(meta["config"])
+    except ConfigError as exc:
+        raise BundleError(f"{where}: config: {exc}") from None
+    if tuple(cfg.sequences) != tuple(meta["sequences"]):
+        raise BundleError(f"{where}: config.sequences {list(cfg.sequences)} differ from sequences "
+                          f"{meta['sequences']}")
+    bundle = Bundle(root, meta, cfg)
+    listed = set(_checksum_list(root, []))
+    for mid in bundle.models:
+        for path in bundle.unit_weights(mid):
+            rel = path.relative_to(root).as_posix() if is_inside(path, root) else None
+            if rel is None or rel not in listed:
+                raise BundleError(f"{where}: unit {path.stem!r} of {mid} refers to {path}, which is not "
+                                  f"a file of the bundle covered by {CHECKSUMS}")
+    return bundle
 
 
 # ----------------------------------------------------------------------------- predicting
@@ -249,13 +392,14 @@ def predict(bundle: Bundle, cohort: pd.DataFrame, cohort_dir: str | Path, *,
         cohort_dir: the folder the manifest's paths are relative to.
 
     Raises:
-        BundleError: no patient has any of the bundle's sequences.
+        BundleError: no patient has any of the bundle's sequences; a weights file that cannot
+            be loaded (named; a pickle of other objects is never loaded).
         RoiError: a patient whose image or mask cannot be used (names patient, sequence, file).
     """
     import torch
 
     from .aggregation import aggregate
-    from .models import load_network
+    from .models import CheckpointError, load_network
     from .roi import extract_sequence
     from .training import predict_probs
 
@@ -275,7 +419,10 @@ def predict(bundle: Bundle, cohort: pd.DataFrame, cohort_dir: str | Path, *,
         x = torch.from_numpy(np.ascontiguousarray(crops.crops, dtype=np.float32))[:, None]
         unit_probs = []
         for uid, wpath in zip(info["units"], bundle.unit_weights(mid)):
-            model = load_network(cfg.train, wpath, device=device)
+            try:
+                model = load_network(cfg.train, wpath, device=device)
+            except CheckpointError as exc:
+                raise BundleError(f"unit {uid!r} of {mid}: {exc}") from None
             prob = predict_probs(model, x, 64, torch.device(device))
             sl = pd.DataFrame({"patient_id": crops.patient_id, "split": "predict", "label": -1,
                                "slice_index": crops.slice_index, "area_mm2": crops.area_mm2,

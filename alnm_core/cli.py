@@ -16,10 +16,14 @@ from pathlib import Path
 from .cohort import CohortError, CohortReport, inspect_cohort
 from .config import DEFAULT_SEQUENCES, PROFILES, ConfigError, PhantomConfig, resolve_config
 from .splits import SplitError
+from .textsafe import printable
+
+#: what ``--allow-outside-cohort`` sets (``input.allow_outside_cohort``)
+ALLOW_OUTSIDE = "input.allow_outside_cohort=true"
 
 
 def _say(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    print(f"[{time.strftime('%H:%M:%S')}] {printable(msg)}", file=sys.stderr, flush=True)
 
 
 def _phantom_progress(done: int, total: int) -> None:
@@ -45,17 +49,18 @@ def cmd_phantom(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     seqs = [f"sequences=[{args.sequences}]"] if args.sequences else []
-    cfg = resolve_config("demo", config_file=args.config, overrides=seqs + (args.set or []))
+    cfg = resolve_config("demo", config_file=args.config,
+                         overrides=seqs + (args.set or []) + _allow(args))
     report = inspect_cohort(args.cohort, cfg.sequences, read_images=not args.quick,
-                            series_rules=cfg.roi.series_description)
+                            series_rules=cfg.roi.series_description, inputs=cfg.input)
     _print_series_and_warnings(report, list_all=args.list_series)
     problems = report.problems
     if problems:
-        print(f"cohort {args.cohort} is INVALID: {len(problems)} problem(s)")
+        print(printable(f"cohort {args.cohort} is INVALID: {len(problems)} problem(s)"))
         for p in problems:
-            print(f"  - {p}")
+            print(printable(f"  - {p}", keep_newlines=False))
         return 1
-    print(f"cohort {args.cohort} is valid ({'files checked' if args.quick else 'all images read'})")
+    print(printable(f"cohort {args.cohort} is valid ({'files checked' if args.quick else 'all images read'})"))
     return 0
 
 
@@ -69,11 +74,17 @@ def _print_series_and_warnings(report: CohortReport, *, list_all: bool) -> None:
             found.setdefault(s.uid, (s.line(), []))[1].extend([column] if s.selected else [])
     for (pid, path), found in folders.items():
         if list_all or len(found) > 1:
-            print(f"patient {pid}, {path}: {len(found)} series")
+            print(printable(f"patient {pid}, {path}: {len(found)} series", keep_newlines=False))
             for line, columns in found.values():
-                print(f"  {line}" + (f"  <- {', '.join(columns)}" if columns else ""))
+                print(printable(f"  {line}" + (f"  <- {', '.join(columns)}" if columns else ""),
+                                keep_newlines=False))
     for w in report.warnings:
-        print(f"warning: {w}")
+        print(printable(f"warning: {w}", keep_newlines=False))
+
+
+def _allow(args: argparse.Namespace) -> list[str]:
+    """The override ``--allow-outside-cohort`` stands for (recorded with the configuration)."""
+    return [ALLOW_OUTSIDE] if getattr(args, "allow_outside_cohort", False) else []
 
 
 def _print_status(paths, cfg) -> int:
@@ -110,7 +121,7 @@ def _run(cohort: Path, cfg, out: Path, name: str, *, fresh_name: bool, overwrite
     from .runfolder.lock import RunLock, check_reuse, move_aside, new_run_folder
     from .runfolder.paths import RunPaths
 
-    load_cohort(cohort, cfg.sequences)  # an invalid cohort is refused before any folder is made
+    load_cohort(cohort, cfg.sequences, inputs=cfg.input)  # refused before any folder is made
     if dry_run:
         target = out / name
         if not (target / "run.json").is_file():
@@ -138,7 +149,7 @@ def _run(cohort: Path, cfg, out: Path, name: str, *, fresh_name: bool, overwrite
             _say(f"FAILED after {time.time() - t0:.0f} s: {exc}")
             return 1
     _say(f"done in {time.time() - t0:.0f} s")
-    print(report.resolve())
+    print(printable(report.resolve()))
     return 0
 
 
@@ -153,7 +164,7 @@ def _check_executor(cfg) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    cfg = resolve_config(args.profile, config_file=args.config, overrides=args.set or [])
+    cfg = resolve_config(args.profile, config_file=args.config, overrides=(args.set or []) + _allow(args))
     if getattr(args, "dry_run", False) and not args.name:
         raise ConfigError("--dry-run needs --name: the run folder whose steps would be compared")
     _check_executor(cfg)
@@ -183,6 +194,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from .bundle import load_bundle, predict
     from .cohort import load_for_prediction, patient_folder_manifest
+    from .config import InputConfig
 
     from .numerics import pin_cpu_isa
 
@@ -192,8 +204,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         manifest, root = patient_folder_manifest(args.patient, b.sequences)
     else:
         manifest, root = None, Path(args.cohort)
+    # the reading rules are this user's, never the bundle's (it is another site's file)
+    inputs = InputConfig(allow_outside_cohort=args.allow_outside_cohort)
     cohort = load_for_prediction(root, b.sequences, manifest=manifest,
-                                 series_rules=b.cfg.roi.series_description)
+                                 series_rules=b.cfg.roi.series_description, inputs=inputs)
     out = Path(args.out or f"predictions-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -215,7 +229,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         _say(f"{r.patient_id}: fused {r.weighted_vote:.3f}, decision {int(r.decision)} at "
              f"{th.get('fixed')}{extra}")
     _say(f"{len(pred.patients)} patient(s) scored in {time.time() - t0:.1f} s")
-    print(out.resolve())
+    print(printable(out.resolve()))
     return 0
 
 
@@ -230,7 +244,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     t0 = time.time()
     try:
         with RunLock(RunPaths(run_dir).lock, command="alnm evaluate"):
-            report = run_external(args.model, args.cohort, run_dir, progress=_say)
+            from .config import InputConfig
+
+            report = run_external(args.model, args.cohort, run_dir, progress=_say,
+                                  inputs=InputConfig(allow_outside_cohort=args.allow_outside_cohort))
     except PipelineError as exc:
         _say(f"FAILED after {time.time() - t0:.0f} s: {exc}")
         return 1
@@ -253,12 +270,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.run} is not a run folder with a report.html (give RUN, the folder "
                           "`alnm run` or `alnm demo` wrote, or its report.html)")
     if not args.pdf:
-        print(html.resolve())
+        print(printable(html.resolve()))
         return 0
     t0 = time.time()
-    pdf = html_to_pdf(html, args.out or html.with_suffix(".pdf"), browser=args.browser)
+    pdf = html_to_pdf(html, args.out or html.with_suffix(".pdf"), browser=args.browser,
+                      paper=args.paper, progress=_say)
     _say(f"PDF written in {time.time() - t0:.1f} s")
-    print(pdf)
+    print(printable(pdf))
     return 0
 
 
@@ -288,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     overwrite_help = ("if the run folder holds a run, move it aside (renamed <name>.old-<time>, "
                       "never deleted) and start afresh; without it, a folder holding a run with "
                       "other settings is refused")
+    allow_help = ("read image and mask paths that resolve (symlinks followed) outside the cohort "
+                  "folder; without it they are refused naming patient, column and file. Only for "
+                  "a manifest you trust (sets input.allow_outside_cohort=true, recorded in run.json)")
 
     d = sub.add_parser("demo", help="run the whole study on the built-in phantom cohort",
                        description="Generate (or reuse) the phantom cohort and run the study on it; "
@@ -315,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run nothing: show, per step and notebook of the run folder --name, whether "
                         "it is up to date, stale (naming the key or upstream that changed) or missing "
                         "under these settings")
+    r.add_argument("--allow-outside-cohort", action="store_true", help=allow_help)
     r.set_defaults(func=cmd_run)
 
     st = sub.add_parser("status", help="which steps of a run are up to date, stale or missing",
@@ -348,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="config override, e.g. roi.series_description.DWI='diff|dwi' (repeatable)")
     v.add_argument("--list-series", action="store_true",
                    help="list the DICOM series of every image folder (<- marks the columns read from each)")
+    v.add_argument("--allow-outside-cohort", action="store_true", help=allow_help)
     v.set_defaults(func=cmd_validate)
 
     from .importers import add_parser as add_import_parser  # `alnm import <recipe>`
@@ -366,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     grp.add_argument("--cohort", help="a folder holding cohort.csv (labels not needed)")
     pr.add_argument("--out", help="output folder (default: predictions-<timestamp>)")
     pr.add_argument("--no-gradcam", action="store_true", help="skip the Grad-CAM figures")
+    pr.add_argument("--allow-outside-cohort", action="store_true", help=allow_help)
     pr.set_defaults(func=cmd_predict)
 
     ev = sub.add_parser("evaluate", help="external validation of a trained study on another cohort",
@@ -376,16 +400,20 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--cohort", required=True, help="a folder holding cohort.csv with labels (alnm)")
     ev.add_argument("--out", default="reports", help="folder that receives the run folder (default: reports)")
     ev.add_argument("--name", help="run folder name (default: external-<timestamp>, never an existing folder)")
+    ev.add_argument("--allow-outside-cohort", action="store_true", help=allow_help)
     ev.set_defaults(func=cmd_evaluate)
 
     rp = sub.add_parser("report", help="a run's report, printed to PDF with --pdf",
                         description="Print RUN/report.html to PDF through headless Chromium "
-                                    "(A4; each section starts a page, tables and figures are not "
-                                    "cut); without --pdf prints the HTML report's path.")
+                                    "(A4 or US Letter; each section starts a page, tables and "
+                                    "figures are not cut), inert: JavaScript off, nothing loaded "
+                                    "but the report itself, Chromium's sandbox on where it can "
+                                    "run; without --pdf prints the HTML report's path.")
     rp.add_argument("run", help="a run folder (or its report.html)")
     rp.add_argument("--pdf", action="store_true", help="write report.pdf beside report.html")
     rp.add_argument("--out", help="PDF path (default: RUN/report.pdf)")
     rp.add_argument("--browser", help="Chromium/Chrome executable (default: chromium on PATH)")
+    rp.add_argument("--paper", choices=["a4", "letter"], default="a4", help="paper size (default: a4)")
     rp.set_defaults(func=cmd_report)
 
     lb = sub.add_parser("lab", help="open the notebooks in JupyterLab with the project's kernel",
@@ -423,10 +451,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ConfigError, CohortError, SplitError, RunRefused, BundleError, RoiError, RunRecordMissing) as exc:
-        print(f"alnm {args.command}: {exc}", file=sys.stderr)
+        print(printable(f"alnm {args.command}: {exc}"), file=sys.stderr)
         return 2
     except (StorageError, PdfError) as exc:
-        print(f"alnm {args.command}: {exc}", file=sys.stderr)
+        print(printable(f"alnm {args.command}: {exc}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         import logging

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -22,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import DEFAULT_SEQUENCES
+from .config import DEFAULT_SEQUENCES, InputConfig
 from .imaging import ImageReadError, SeriesInfo, read_image, read_mask
+from .inputs import OUTSIDE, check_path, kind
 
 REQUIRED = ("patient_id", "alnm", "age", "tumor_size_cm", "margin", "tic_type", "field_strength")
 MARGINS = ("regular", "irregular")
@@ -114,10 +116,16 @@ def read_cohort_info(cohort_dir: str | Path) -> dict:
 def read_manifest(cohort_dir: str | Path) -> pd.DataFrame:
     """Read ``cohort.csv`` as text columns (no type guessing); raise CohortError if absent."""
     path = Path(cohort_dir) / "cohort.csv"
-    if not path.is_file():
+    what = kind(path)
+    if what == "missing":
         raise CohortError([Problem("", "", str(path), "cohort.csv not found")])
+    if what != "file":
+        raise CohortError([Problem("", "", str(path), f"is {what}, not a regular file")])
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError as exc:
+        raise CohortError([Problem("", "", str(path), "is empty: no header row and no patient "
+                                                      "(see README, 'The cohort manifest')")]) from exc
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise CohortError([Problem("", "", str(path), f"cannot be parsed as CSV ({exc})")]) from exc
 
@@ -142,6 +150,8 @@ def check_manifest(df: pd.DataFrame, sequences: tuple[str, ...], *, manifest: st
             problems.append(Problem("", col, manifest, "required column is missing"))
     if "patient_id" not in df.columns:
         return problems
+    if df.empty:
+        problems.append(Problem("", "", manifest, "holds a header row but no patient"))
     ids = df["patient_id"].str.strip()
     for i, pid in enumerate(ids):
         if pid == "":
@@ -182,13 +192,16 @@ def check_manifest(df: pd.DataFrame, sequences: tuple[str, ...], *, manifest: st
 
 
 def check_files(cohort_dir: str | Path, df: pd.DataFrame, sequences: tuple[str, ...],
-                *, read: bool = True, series_rules: Mapping[str, str] | None = None) -> list[Problem]:
+                *, read: bool = True, series_rules: Mapping[str, str] | None = None,
+                inputs: InputConfig | None = None) -> list[Problem]:
     """Check that every image and mask exists and, if ``read``, reads and matches its image."""
-    return inspect_files(cohort_dir, df, sequences, read=read, series_rules=series_rules).problems
+    return inspect_files(cohort_dir, df, sequences, read=read, series_rules=series_rules,
+                         inputs=inputs).problems
 
 
 def inspect_files(cohort_dir: str | Path, df: pd.DataFrame, sequences: tuple[str, ...],
-                  *, read: bool = True, series_rules: Mapping[str, str] | None = None) -> CohortReport:
+                  *, read: bool = True, series_rules: Mapping[str, str] | None = None,
+                  inputs: InputConfig | None = None) -> CohortReport:
     """Like :func:`check_files`, also returning warnings and the DICOM series found.
 
     Args:
@@ -197,8 +210,13 @@ def inspect_files(cohort_dir: str | Path, df: pd.DataFrame, sequences: tuple[str
         sequences: sequence names whose ``<SEQ>_image`` / ``<SEQ>_roi`` columns are checked.
         read: read every image and mask (else only check that they exist).
         series_rules: SeriesDescription pattern per sequence (``roi.series_description``).
+        inputs: what may be read (``input.*``): by default only regular files and folders
+            inside the cohort folder (symlinks resolved), images up to ``max_voxels``; a path
+            that breaks a rule is a problem naming the patient, the column and the file, and
+            is never opened.
     """
     root = Path(cohort_dir)
+    inputs = inputs or InputConfig()
     report = CohortReport()
     for _, row in df.iterrows():
         pid = row.get("patient_id", "")
@@ -213,13 +231,15 @@ def inspect_files(cohort_dir: str | Path, df: pd.DataFrame, sequences: tuple[str
                 if rel == "":
                     report.problems.append(Problem(pid, col, "", "no path given"))
                     ok = False
-                elif not path.exists():
-                    report.problems.append(Problem(pid, col, str(path), "file or folder not found"))
+                elif refused := check_path(root, rel, allow_outside=inputs.allow_outside_cohort,
+                                           max_files=inputs.max_files):
+                    report.problems.append(Problem(pid, col, str(refused[0]), refused[1]))
                     ok = False
             if not ok or not read:
                 continue
             try:
-                vol = read_image(img_path, series=series_rule(row, seq, series_rules))
+                vol = read_image(img_path, series=series_rule(row, seq, series_rules),
+                                 max_voxels=inputs.max_voxels, max_files=inputs.max_files)
             except ImageReadError as exc:
                 report.problems.append(Problem(pid, img_col, str(img_path), str(exc)))
                 continue
@@ -229,14 +249,15 @@ def inspect_files(cohort_dir: str | Path, df: pd.DataFrame, sequences: tuple[str
             if vol.series:
                 report.series.append((pid, img_col, str(img_path), vol.series))
             try:
-                read_mask(roi_path, like=vol)
+                read_mask(roi_path, like=vol, max_voxels=inputs.max_voxels)
             except ImageReadError as exc:
                 report.problems.append(Problem(pid, roi_col, str(roi_path), str(exc)))
     return report
 
 
 def inspect_cohort(cohort_dir: str | Path, sequences: tuple[str, ...] = DEFAULT_SEQUENCES,
-                   *, read_images: bool = True, series_rules: Mapping[str, str] | None = None) -> CohortReport:
+                   *, read_images: bool = True, series_rules: Mapping[str, str] | None = None,
+                   inputs: InputConfig | None = None) -> CohortReport:
     """Problems, warnings and DICOM series of a cohort folder (see :func:`validate_cohort`)."""
     try:
         df = read_manifest(cohort_dir)
@@ -246,13 +267,15 @@ def inspect_cohort(cohort_dir: str | Path, sequences: tuple[str, ...] = DEFAULT_
     manifest = str(Path(cohort_dir) / "cohort.csv")
     problems = check_manifest(df, sequences, manifest=manifest,
                               not_recorded=info.get("not_recorded", ()))
-    report = inspect_files(cohort_dir, df, sequences, read=read_images, series_rules=series_rules)
+    report = inspect_files(cohort_dir, df, sequences, read=read_images, series_rules=series_rules,
+                           inputs=inputs)
     report.problems[:0] = problems
     return report
 
 
 def validate_cohort(cohort_dir: str | Path, sequences: tuple[str, ...] = DEFAULT_SEQUENCES,
-                    *, read_images: bool = True, series_rules: Mapping[str, str] | None = None) -> list[Problem]:
+                    *, read_images: bool = True, series_rules: Mapping[str, str] | None = None,
+                    inputs: InputConfig | None = None) -> list[Problem]:
     """Every problem of a cohort folder, as a list (empty = valid).
 
     Args:
@@ -262,18 +285,23 @@ def validate_cohort(cohort_dir: str | Path, sequences: tuple[str, ...] = DEFAULT
             empty masks and geometry mismatches).
         series_rules: SeriesDescription pattern per sequence, for DICOM study folders
             (``roi.series_description``; a ``<SEQ>_series`` column overrides it per patient).
+        inputs: what may be read (``input.*``, see :func:`inspect_files`).
     """
-    return inspect_cohort(cohort_dir, sequences, read_images=read_images, series_rules=series_rules).problems
+    return inspect_cohort(cohort_dir, sequences, read_images=read_images, series_rules=series_rules,
+                          inputs=inputs).problems
 
 
 def load_cohort(cohort_dir: str | Path, sequences: tuple[str, ...] = DEFAULT_SEQUENCES,
-                *, read_images: bool = False) -> pd.DataFrame:
+                *, read_images: bool = False, inputs: InputConfig | None = None) -> pd.DataFrame:
     """Load and validate a manifest into a typed DataFrame.
+
+    ``inputs`` (``cfg.input``) says what may be read; by default every image and mask path must
+    resolve inside the cohort folder (see :func:`inspect_files`).
 
     Raises:
         CohortError: listing every problem found.
     """
-    problems = validate_cohort(cohort_dir, sequences, read_images=read_images)
+    problems = validate_cohort(cohort_dir, sequences, read_images=read_images, inputs=inputs)
     if problems:
         raise CohortError(problems)
     df = read_manifest(cohort_dir)
@@ -338,20 +366,24 @@ def patient_folder_manifest(folder: str | Path, sequences: tuple[str, ...]) -> t
 
 def load_for_prediction(cohort_dir: str | Path, sequences: tuple[str, ...], *,
                         manifest: pd.DataFrame | None = None, need_labels: bool = False,
-                        series_rules: Mapping[str, str] | None = None) -> pd.DataFrame:
+                        series_rules: Mapping[str, str] | None = None,
+                        inputs: InputConfig | None = None) -> pd.DataFrame:
     """A manifest for applying a trained study: ``patient_id`` (and ``alnm`` when
     ``need_labels``); each sequence optional per patient (an empty or absent column = the
     patient lacks it), but a sequence that is given must read and match its mask.
 
     Raises:
         CohortError: every problem at once (duplicated ids, labels not 0/1, an image without a
-            mask, unreadable files, masks in another geometry), each naming patient, column, file.
+            mask, unreadable files, masks in another geometry, paths outside the folder unless
+            ``inputs.allow_outside_cohort``), each naming patient, column, file.
     """
     df = read_manifest(cohort_dir) if manifest is None else manifest.copy()
     where = str(Path(cohort_dir) / "cohort.csv")
     problems: list[Problem] = []
     if "patient_id" not in df.columns:
         raise CohortError([Problem("", "patient_id", where, "required column is missing")])
+    if df.empty:
+        raise CohortError([Problem("", "", where, "holds a header row but no patient")])
     df["patient_id"] = df["patient_id"].astype(str).str.strip()
     for pid in sorted(set(df.patient_id[df.patient_id.duplicated()])):
         problems.append(Problem(pid, "patient_id", where, "duplicated patient_id"))
@@ -376,9 +408,33 @@ def load_for_prediction(cohort_dir: str | Path, sequences: tuple[str, ...], *,
         for _, row in df[given & (df[f"{seq}_roi"].str.strip() == "")].iterrows():
             problems.append(Problem(row["patient_id"], f"{seq}_roi", "", f"{seq} image given without a mask"))
         ok = given & (df[f"{seq}_roi"].str.strip() != "")
-        problems += inspect_files(cohort_dir, df[ok], (seq,), read=True, series_rules=series_rules).problems
+        problems += inspect_files(cohort_dir, df[ok], (seq,), read=True, series_rules=series_rules,
+                                  inputs=inputs).problems
     if problems:
         raise CohortError(problems)
     if need_labels:
         df["alnm"] = df["alnm"].astype(int)
     return df.reset_index(drop=True)
+
+
+def paths_outside(cohort_dir: str | Path, df: pd.DataFrame, sequences: tuple[str, ...], *,
+                  max_files: int | None = None) -> list[Problem]:
+    """The manifest's image and mask paths that lead outside the cohort folder (what
+    ``input.allow_outside_cohort`` let through), one per path: patient, column, and where it
+    resolves to. For ``run.json`` and the report, so that a reader sees what was read from
+    elsewhere.
+
+    Example:
+        >>> paths_outside("data/phantom-demo", manifest, ("T2WI",))   # doctest: +SKIP
+        [Problem(patient_id='P0003', column='T2WI_image', file='/data/other/P0003/T2WI', ...)]
+    """
+    root = Path(cohort_dir)
+    out = []
+    for _, row in df.iterrows():
+        for col in [f"{s}_{k}" for s in sequences for k in ("image", "roi")]:
+            rel = str(row.get(col, "") or "").strip()
+            refused = check_path(root, rel, max_files=max_files) if rel else None
+            if refused and OUTSIDE in refused[1]:
+                out.append(Problem(str(row.get("patient_id", "")), col, str(refused[0]),
+                                   f"resolves to {os.path.realpath(refused[0])}, outside the cohort folder"))
+    return out

@@ -325,6 +325,34 @@ class RunConfig:
     max_retries: int = 2
 
 
+#: the largest image (voxels, every b-value / phase counted) read by default: 500 million
+#: voxels are 2 GB as float32, more than any clinical breast MRI series (a 512 x 512 x 200 DCE of
+#: nine phases is 472 million); a 30000 x 30000 slice (900 million) is refused from its header
+DEFAULT_MAX_VOXELS = 500_000_000
+#: the most files and folders a series folder may hold (a walk stops there)
+DEFAULT_MAX_FILES = 100_000
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """What alnm agrees to read from a cohort (docs/security.md).
+
+    Attributes:
+        allow_outside_cohort: read ``<SEQ>_image`` / ``<SEQ>_roi`` paths that resolve (symlinks
+            followed) outside the cohort folder. Off: such a path is refused naming the
+            patient, the column and the file. Turn it on only for a manifest you wrote yourself
+            (e.g. one that points at a collection stored elsewhere); the choice is recorded in
+            ``run.json`` with the rest of the configuration.
+        max_voxels: the largest image read, in voxels (rows x columns x slices x b-values or
+            phases), checked from the header before any pixel is decoded.
+        max_files: the most files and folders below one image folder; a walk stops there.
+    """
+
+    allow_outside_cohort: bool = False
+    max_voxels: int = DEFAULT_MAX_VOXELS
+    max_files: int = DEFAULT_MAX_FILES
+
+
 @dataclass(frozen=True)
 class StudyConfig:
     """The whole study's configuration, as resolved once per run."""
@@ -341,6 +369,7 @@ class StudyConfig:
     clinical: ClinicalConfig = field(default_factory=ClinicalConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    input: InputConfig = field(default_factory=InputConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-serialisable dict (tuples become lists)."""
@@ -433,6 +462,31 @@ def _merge(base: dict, extra: dict) -> dict:
     return out
 
 
+def load_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load(text)``, its errors as :class:`ConfigError` naming ``where`` and the line.
+
+    ``safe_load`` never builds Python objects; a tag such as ``!!python/object/apply`` is a
+    ``ConstructorError``, which is reported here like malformed YAML.
+
+    Example:
+        >>> try:
+        ...     load_yaml("a: [1, 2", "x.yaml")
+        ... except ConfigError as exc:
+        ...     print(exc)
+        x.yaml, line 1, column 9: not valid YAML: expected ',' or ']', but got '<stream end>'
+    """
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        at = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if isinstance(exc, yaml.constructor.ConstructorError):
+            problem = (f"{problem} (alnm reads plain YAML: mappings, lists, numbers, text; "
+                       "tags that build Python objects are refused)")
+        raise ConfigError(f"{where}{at}: not valid YAML: {problem}") from None
+
+
 def profile_dict(name: str) -> dict[str, Any]:
     """The raw mapping of a built-in profile (``smoke``, ``demo``, ``paper`` or ``duke``)."""
     if name not in PROFILES:
@@ -451,7 +505,7 @@ def parse_override(item: str) -> dict[str, Any]:
     key = key.strip()
     if not key:
         raise ConfigError(f"override {item!r} has an empty key")
-    value = yaml.safe_load(raw) if raw.strip() else None
+    value = load_yaml(raw, f"override {item!r}") if raw.strip() else None
     out: dict[str, Any] = {}
     cur = out
     parts = key.split(".")
@@ -480,9 +534,15 @@ def resolve_config(
     data = profile_dict(profile)
     if config_file is not None:
         path = Path(config_file)
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(f"config file {path} does not exist")
-        extra = yaml.safe_load(path.read_text()) or {}
+        if not path.is_file():
+            raise ConfigError(f"config file {path} is not a regular file")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} cannot be read as UTF-8 text ({exc})") from None
+        extra = load_yaml(text, f"config file {path}") or {}
         if not isinstance(extra, dict):
             raise ConfigError(f"config file {path}: expected a mapping at top level")
         data = _merge(data, extra)
@@ -591,6 +651,10 @@ def _check_ranges(cfg: StudyConfig) -> None:
     if r.executor == "ray" and r.gpus_per_task == 0 and cfg.train.device == "cuda":
         problems.append("train.device=cuda with run.executor=ray needs run.gpus_per_task > 0 (a Ray "
                         "task that reserves no GPU sees none)")
+    if cfg.input.max_voxels < 1:
+        problems.append("input.max_voxels: at least 1")
+    if cfg.input.max_files < 1:
+        problems.append("input.max_files: at least 1")
     if problems:
         raise ConfigError("; ".join(problems))
 

@@ -28,7 +28,6 @@ or a message: only geometry, acquisition parameters, series descriptions, number
 """
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from .dicom_header import DEFLATED, check_deflated, check_image_header, limit, transfer_syntax
+from .inputs import refuse_special, walk_files
 from .volume import ImageReadError, SeriesInfo, Volume
 
 SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -103,40 +104,58 @@ def is_dicom_file(path: str | Path) -> bool:
     return path.is_file() and _has_preamble(path)
 
 
-def _list_files(folder: Path) -> list[Path]:
-    """Every file below ``folder`` (sorted; names starting with a dot are left out)."""
-    out = []
-    for top, dirs, names in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        out += [Path(top, n) for n in names if not n.startswith(".")]
-    return sorted(out)
-
-
-def _read_dataset(path: Path):
-    """The dataset of a DICOM file (large pixel data deferred), or None if it is not DICOM.
+def _list_files(folder: Path, max_files: int | None = None) -> list[Path]:
+    """Every file below ``folder`` (sorted; names starting with a dot are left out).
 
     Raises:
-        ImageReadError: the file has the DICOM preamble but cannot be read.
+        ImageReadError: a FIFO, device, socket or broken link below it, or more than
+            ``max_files`` entries (:func:`alnm_core.inputs.walk_files`).
+    """
+    return walk_files(folder, max_files=max_files)
+
+
+def _read_dataset(path: Path, max_voxels: int | None = None):
+    """The dataset of a DICOM file (large pixel data deferred), or None if it is not DICOM.
+
+    A file with the preamble is checked before its pixels are read: it must carry file meta
+    information (a transfer syntax), and an image's header must declare a matrix whose pixel
+    data it holds and at most ``max_voxels`` voxels (a deflated file is checked while it is
+    inflated, so a small file that inflates to gigabytes is refused without inflating it).
+
+    Raises:
+        ImageReadError: naming the file: it has the DICOM preamble but cannot be read, or its
+            header is refused.
     """
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
-        return pydicom.dcmread(path, defer_size=_DEFER_BYTES)
+        if transfer_syntax(path) == DEFLATED:
+            check_deflated(path, max_voxels)
+        ds = pydicom.dcmread(path, defer_size=_DEFER_BYTES)
     except InvalidDicomError as exc:
         if not _has_preamble(path):
             return None
         raise ImageReadError(f"{path}: not a readable DICOM file ({type(exc).__name__})") from exc
+    except ImageReadError:
+        raise
     except Exception as exc:  # pydicom raises many types on damaged files
         raise ImageReadError(f"{path}: not a readable DICOM file ({type(exc).__name__})") from exc
+    meta = getattr(ds, "file_meta", None)
+    if not meta or "TransferSyntaxUID" not in meta:
+        raise ImageReadError(f"{path}: not a readable DICOM file (the DICOM preamble is followed "
+                             "by no file meta information: damaged, or not DICOM)")
+    if "PixelData" in ds and "SegmentSequence" not in ds:
+        check_image_header(path, ds, max_voxels)
+    return ds
 
 
-def _scan(files: list[Path], root: Path) -> tuple[list[_Series], list[str]]:
+def _scan(files: list[Path], root: Path, max_voxels: int | None = None) -> tuple[list[_Series], list[str]]:
     """Group the image files by series; return the series and the non-DICOM files skipped."""
     series: dict[str, _Series] = {}
     skipped = []
     for f in files:
-        ds = _read_dataset(f)
+        ds = _read_dataset(f, max_voxels)
         if ds is None:
             skipped.append(f.relative_to(root).as_posix() if f != root else f.name)
             continue
@@ -250,7 +269,28 @@ def _vector(where: str, value, name: str, size: int) -> np.ndarray:
         arr = None
     if arr is None or arr.shape != (size,):
         raise ImageReadError(f"{where}: {name} should hold {size} numbers")
+    if not np.all(np.isfinite(arr)):
+        raise ImageReadError(f"{where}: {name} holds a value that is not a finite number "
+                             f"({', '.join(str(v) for v in value)})")
     return arr
+
+
+def _geometry(where: str, position, orientation, spacing, names: tuple[str, str, str]) -> tuple:
+    """A frame's position, orientation and pixel spacing, each checked on its own header.
+
+    Raises:
+        ImageReadError: naming ``where`` and the attribute: missing, not numbers, not finite,
+            a spacing that is not positive, an orientation that is not two unit vectors.
+    """
+    pos = _vector(where, position, names[0], 3)
+    iop = _vector(where, orientation, names[1], 6)
+    ps = _vector(where, spacing, names[2], 2)
+    if np.any(ps <= 0):
+        raise ImageReadError(f"{where}: {names[2]} {ps.tolist()} is not a positive size")
+    norms = np.linalg.norm(iop.reshape(2, 3), axis=1)
+    if np.any(np.abs(norms - 1) > 0.05):
+        raise ImageReadError(f"{where}: {names[1]} {iop.tolist()} is not two unit vectors")
+    return pos, iop, tuple(ps)
 
 
 def _frame_list(f: Path, ds) -> list[_Frame]:
@@ -263,6 +303,8 @@ def _frame_list(f: Path, ds) -> list[_Frame]:
         if not _is_enhanced(ds):
             return [_classic_frame(f, ds)]
         return [_enhanced_frame(f, ds, i) for i in range(_n_frames(f, ds))]
+    except ImageReadError:
+        raise
     except (TypeError, ValueError) as exc:  # b-value, temporal position or rescale not numeric
         raise ImageReadError(f"{f}: unusable acquisition attribute ({exc})") from exc
 
@@ -271,9 +313,9 @@ def _classic_frame(f: Path, ds) -> _Frame:
     where = str(f)
     return _Frame(
         f, ds, 0,
-        _vector(where, ds.get("ImagePositionPatient"), "ImagePositionPatient", 3),
-        _vector(where, ds.get("ImageOrientationPatient"), "ImageOrientationPatient", 6),
-        tuple(_vector(where, ds.get("PixelSpacing"), "PixelSpacing", 2)),
+        *_geometry(where, ds.get("ImagePositionPatient"), ds.get("ImageOrientationPatient"),
+                   ds.get("PixelSpacing"),
+                   ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")),
         _b_value(ds, None), _temporal(ds, None),
         float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0))
 
@@ -293,12 +335,12 @@ def _enhanced_frame(f: Path, ds, i: int) -> _Frame:
     inter = _fg(g, "PixelValueTransformationSequence", "RescaleIntercept")
     return _Frame(
         f, ds, i,
-        _vector(where, _fg(g, "PlanePositionSequence", "ImagePositionPatient"),
-                "ImagePositionPatient (PlanePositionSequence)", 3),
-        _vector(where, _fg(g, "PlaneOrientationSequence", "ImageOrientationPatient"),
-                "ImageOrientationPatient (PlaneOrientationSequence)", 6),
-        tuple(_vector(where, _fg(g, "PixelMeasuresSequence", "PixelSpacing"),
-                      "PixelSpacing (PixelMeasuresSequence)", 2)),
+        *_geometry(where, _fg(g, "PlanePositionSequence", "ImagePositionPatient"),
+                   _fg(g, "PlaneOrientationSequence", "ImageOrientationPatient"),
+                   _fg(g, "PixelMeasuresSequence", "PixelSpacing"),
+                   ("ImagePositionPatient (PlanePositionSequence)",
+                    "ImageOrientationPatient (PlaneOrientationSequence)",
+                    "PixelSpacing (PixelMeasuresSequence)")),
         _b_value(ds, g), _temporal(ds, g),
         float(slope if slope is not None else ds.get("RescaleSlope", 1) or 1),
         float(inter if inter is not None else ds.get("RescaleIntercept", 0) or 0))
@@ -506,22 +548,39 @@ def _decode(ds, tsuid: str) -> np.ndarray:
     return ds.pixel_array
 
 
+def _odd_one(values: list[tuple], close) -> int | None:
+    """Index of the first value that differs from the most common one (None if all agree)."""
+    groups: list[list[int]] = []
+    for i, v in enumerate(values):
+        for g in groups:
+            if close(values[g[0]], v):
+                g.append(i)
+                break
+        else:
+            groups.append([i])
+    if len(groups) == 1:
+        return None
+    common = max(groups, key=len)
+    return min(i for g in groups if g is not common for i in g)
+
+
 def _check_consistent(frames: list[_Frame]) -> None:
-    """Every frame has the first frame's orientation, matrix and pixel spacing."""
-    f0 = frames[0]
-    orient = np.array([fr.orientation for fr in frames])
-    spacing = np.array([fr.pixel_spacing for fr in frames])
-    bad = np.flatnonzero(~np.all(np.abs(orient - f0.orientation) <= 1e-4, axis=1))
-    if bad.size:
-        raise ImageReadError(f"{frames[bad[0]].file}: orientation differs from the rest of the series")
-    bad = np.flatnonzero(~np.all(np.isclose(spacing, f0.pixel_spacing, rtol=1e-4, atol=1e-4), axis=1))
-    if bad.size:
-        fr = frames[bad[0]]
+    """Every frame has the series' orientation, matrix and pixel spacing; the one that differs
+    from the most common value is named (not its neighbour)."""
+    bad = _odd_one([tuple(fr.orientation) for fr in frames],
+                   lambda a, b: np.all(np.abs(np.subtract(a, b)) <= 1e-4))
+    if bad is not None:
+        raise ImageReadError(f"{frames[bad].file}: orientation differs from the rest of the series")
+    bad = _odd_one([fr.pixel_spacing for fr in frames],
+                   lambda a, b: np.all(np.isclose(a, b, rtol=1e-4, atol=1e-4)))
+    if bad is not None:
+        fr = frames[bad]
         raise ImageReadError(f"{fr.file}: pixel spacing {list(fr.pixel_spacing)} differs from the series")
-    rows, cols = int(f0.ds.Rows), int(f0.ds.Columns)
-    for fr in {id(fr.ds): fr for fr in frames}.values():
-        if (int(fr.ds.Rows), int(fr.ds.Columns)) != (rows, cols):
-            raise ImageReadError(f"{fr.file}: matrix {fr.ds.Rows}x{fr.ds.Columns} differs from the series")
+    files = list({id(fr.ds): fr for fr in frames}.values())
+    bad = _odd_one([(int(fr.ds.Rows), int(fr.ds.Columns)) for fr in files], lambda a, b: a == b)
+    if bad is not None:
+        fr = files[bad]
+        raise ImageReadError(f"{fr.file}: matrix {fr.ds.Rows}x{fr.ds.Columns} differs from the series")
 
 
 def _assemble(frames: list[_Frame], keys: list[tuple], where: Path, require_axial: bool):
@@ -562,12 +621,17 @@ def _assemble(frames: list[_Frame], keys: list[tuple], where: Path, require_axia
 
 
 def _volume(selected: list[_Series], found: list[_Series], where: Path, require_axial: bool,
-            warnings: tuple[str, ...]) -> Volume:
+            warnings: tuple[str, ...], max_voxels: int | None = None) -> Volume:
     """Read the selected series (one, or several to be joined) into a Volume."""
     selected = _series_order(selected) if len(selected) > 1 else selected
     frames_by_series = [[fr for f, ds in s.items for fr in _frame_list(f, ds)] for s in selected]
     keys = _group_keys(frames_by_series, where)
     frames = [fr for frs in frames_by_series for fr in frs]
+    voxels = sum(int(fr.ds.Rows) * int(fr.ds.Columns) for fr in frames)
+    if voxels > limit(max_voxels):
+        raise ImageReadError(f"{where}: the series holds {len(frames)} images, {voxels:,} voxels in all, "
+                             f"more than the limit of {limit(max_voxels):,} (input.max_voxels); "
+                             "refused before reading its pixels")
     flat_keys = [k for ks in keys for k in ks]
     stacks, order_keys, positions0, first, times, normal = _assemble(frames, flat_keys, where, require_axial)
     ds0 = frames[0].ds
@@ -603,7 +667,8 @@ def _volume(selected: list[_Series], found: list[_Series], where: Path, require_
     )
 
 
-def read_dicom_series(path: str | Path, *, require_axial: bool = True, series: str | None = None) -> Volume:
+def read_dicom_series(path: str | Path, *, require_axial: bool = True, series: str | None = None,
+                      max_voxels: int | None = None, max_files: int | None = None) -> Volume:
     """Read DICOM into a :class:`Volume`; several b-values or phases become a leading axis.
 
     Args:
@@ -613,28 +678,36 @@ def read_dicom_series(path: str | Path, *, require_axial: bool = True, series: s
         series: series rule: a SeriesInstanceUID, or a regular expression searched
             (case-insensitive) in SeriesDescription; several matching series are joined.
             Needed only when the folder holds more than one image series.
+        max_voxels: the largest image read (default
+            :data:`~alnm_core.config.DEFAULT_MAX_VOXELS`, ``input.max_voxels``), checked on
+            every file's header and on the series before any pixel is decoded.
+        max_files: the most entries below a folder (``input.max_files``).
 
     Raises:
-        ImageReadError: naming the file or folder: nothing readable, a damaged DICOM file,
+        ImageReadError: naming the file or folder: nothing readable, a damaged DICOM file, a
+            FIFO, device or socket, a header declaring an impossible or too large image,
             an ambiguous or unmatched rule (listing the series found), inconsistent geometry,
             non-axial orientation, undecodable pixel data.
     """
     path = Path(path)
+    if path.exists() or path.is_symlink():
+        refuse_special(path)
     if path.is_dir():
-        files = _list_files(path)
+        files = _list_files(path, max_files)
         if not files:
             raise ImageReadError(f"{path}: folder holds no DICOM files")
     elif path.is_file():
         files = [path]
     else:
         raise ImageReadError(f"{path}: DICOM series folder not found")
-    found, skipped = _scan(files, path)
+    found, skipped = _scan(files, path, max_voxels)
     note = _skipped_note(skipped) if skipped else ""
     if not found:
         raise ImageReadError(f"{path}: no DICOM file with pixel data" + (f" ({note})" if note else ""))
     selected = _select_series(found, series, path)
     try:
-        return _volume(selected, found, path, require_axial, (f"{path}: {note}",) if note else ())
+        return _volume(selected, found, path, require_axial, (f"{path}: {note}",) if note else (),
+                       max_voxels)
     except ImageReadError as exc:
         context = [f"rule {series!r} joins {len(selected)} series: {_inventory(selected)}"] if len(selected) > 1 else []
         context += [note] if note else []

@@ -33,6 +33,44 @@ class WeightsUnavailable(RuntimeError):
     """ImageNet weights were asked for but are neither on disk nor downloadable."""
 
 
+class CheckpointError(ValueError):
+    """A weights file that cannot be loaded; the message names the file and why, never how to
+    load it unsafely."""
+
+
+def load_state(path: str | Path, *, map_location: str = "cpu") -> dict:
+    """A state dict (tensors only) from ``path``, loaded with ``weights_only=True``.
+
+    A pickle holding other Python objects is refused (loading it could run its code), and so is
+    a file that is not a PyTorch checkpoint; the error names the file. PyTorch's own message
+    suggests ``weights_only=False``, which would run such code: it is not passed on.
+
+    Raises:
+        CheckpointError: naming the file.
+    """
+    import pickle
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: weights file not found (or not a regular file)")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        why = ("it holds Python objects other than tensors, which alnm never loads (loading them "
+               "could run code)" if "unsupported global" in str(exc).lower() else
+               "not a state dict of tensors alnm can load (a pickle of other objects, a damaged "
+               "file or another kind of file; such a file is never loaded, since loading it could "
+               "run code)")
+        raise CheckpointError(f"{path}: refused: {why}") from None
+    except (RuntimeError, EOFError, ValueError, OSError, AttributeError, KeyError, IndexError) as exc:
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (damaged, truncated or another kind "
+                              f"of file: {type(exc).__name__})") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise CheckpointError(f"{path}: not a state dict of named tensors")
+    return state
+
+
 def _weights_enum(arch: str):
     import torchvision.models as tvm
 
@@ -57,10 +95,10 @@ def imagenet_state_dict(arch: str, weights_path: str | Path | None = None) -> di
         p = Path(weights_path)
         if not p.is_file():
             raise WeightsUnavailable(f"train.weights_path={p} does not exist")
-        return torch.load(p, map_location="cpu", weights_only=True)
+        return load_state(p)
     cached = cached_weights_path(arch)
     if cached.is_file():
-        return torch.load(cached, map_location="cpu", weights_only=True)
+        return load_state(cached)
     w = _weights_enum(arch)
     try:
         return w.get_state_dict(progress=False)
@@ -136,12 +174,20 @@ def load_network(cfg: TrainConfig, path: str | Path, device: str = "cpu") -> nn.
 
     The input adapter's standardisation follows ``cfg``'s initialisation (ImageNet statistics
     when it was ImageNet-initialised); no ImageNet weights are loaded, the checkpoint has them all.
+
+    Raises:
+        CheckpointError: naming the file: not a checkpoint, a pickle of other objects, or
+            tensors of another network.
     """
     shell = replace(cfg, pretrained=False, weights_path=None)
     model = nn.Sequential(InputAdapter(cfg.in_channels, cfg.pretrained or bool(cfg.weights_path)),
                           build_model(shell.arch, in_channels=shell.in_channels))
-    state = torch.load(path, map_location=device, weights_only=True)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    state = load_state(path, map_location=device)
+    try:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: its tensors do not fit a {cfg.arch} network with "
+                              f"{cfg.in_channels} input channel(s) ({str(exc).splitlines()[0]})") from None
     return model.eval()
 
 

@@ -113,14 +113,15 @@ def volume_features(image: np.ndarray, mask: np.ndarray, spacing_zyx, cfg: Radio
 
 
 def extract_patient(patient_id: str, sequence: str, image_path: Path, mask_path: Path,
-                    roi_cfg: RoiConfig, cfg: RadiomicsConfig, series: str | None = None) -> dict[str, float]:
+                    roi_cfg: RoiConfig, cfg: RadiomicsConfig, series: str | None = None,
+                    limits: dict | None = None) -> dict[str, float]:
     """The features of one patient and sequence, from the image the crops use.
 
     Raises:
         RadiomicsError: naming patient, sequence and (where known) the file.
     """
     try:
-        sel = load_selected(patient_id, sequence, image_path, mask_path, roi_cfg, series)
+        sel = load_selected(patient_id, sequence, image_path, mask_path, roi_cfg, series, limits)
     except RoiError as exc:
         raise RadiomicsError(patient_id, sequence, exc.reason, exc.file) from exc
     img, mask = sel.volume.array, sel.mask
@@ -180,17 +181,18 @@ class SequenceFeatures:
 
 
 def _extract_one(args):
-    pid, seq, img, roi, roi_cfg, cfg, series = args
+    pid, seq, img, roi, roi_cfg, cfg, series, limits = args
     t0 = time.process_time()
     try:
-        return pid, extract_patient(pid, seq, img, roi, roi_cfg, cfg, series), time.process_time() - t0
+        return pid, extract_patient(pid, seq, img, roi, roi_cfg, cfg, series, limits), time.process_time() - t0
     except RadiomicsError as exc:
         return pid, exc, time.process_time() - t0
 
 
 def extract_sequence(cohort: pd.DataFrame, cohort_dir: str | Path, sequence: str, roi_cfg: RoiConfig,
                      cfg: RadiomicsConfig, *, cache_dir: Path | None = None, jobs: int | None = None,
-                     progress: Callable[[int, int], None] | None = None) -> SequenceFeatures:
+                     progress: Callable[[int, int], None] | None = None,
+                     limits: dict | None = None) -> SequenceFeatures:
     """Features of every patient for one sequence, reusing a cached result with the same key.
 
     A patient that fails stops the extraction with :class:`RadiomicsError` when
@@ -207,7 +209,7 @@ def extract_sequence(cohort: pd.DataFrame, cohort_dir: str | Path, sequence: str
         except (OSError, ValueError, KeyError):
             cached.unlink(missing_ok=True)
     tasks = [(r.patient_id, sequence, cohort_dir / r[f"{sequence}_image"], cohort_dir / r[f"{sequence}_roi"],
-              roi_cfg, cfg, series_rule(r, sequence, roi_cfg.series_description))
+              roi_cfg, cfg, series_rule(r, sequence, roi_cfg.series_description), limits)
              for _, r in cohort.iterrows()]
     results = map_patients(_extract_one, tasks, jobs=jobs, progress=progress)
     good, exclusions = keep_or_exclude([r if isinstance(r, RoiError) else (pid, r) for pid, r, _ in results],

@@ -203,17 +203,20 @@ class SelectedImage:
 
 
 def load_selected(patient_id: str, sequence: str, image_path: Path, mask_path: Path,
-                  cfg: RoiConfig, series: str | None = None) -> SelectedImage:
+                  cfg: RoiConfig, series: str | None = None, limits: dict | None = None) -> SelectedImage:
     """Read a series and its mask and pick the image the study uses.
 
-    ``series`` is the DICOM series rule for a study folder (see :func:`~alnm_core.cohort.series_rule`).
+    ``series`` is the DICOM series rule for a study folder (see :func:`~alnm_core.cohort.series_rule`);
+    ``limits`` the reading limits (``max_voxels``, ``max_files``: ``input.*``) checked from the
+    headers before any pixel is decoded.
 
     Raises:
         RoiError: naming patient, sequence and (where known) the file.
     """
+    lim = limits or {}
     try:
-        vol = read_image(image_path, series=series)
-        mask = read_mask(mask_path, like=vol)
+        vol = read_image(image_path, series=series, **lim)
+        mask = read_mask(mask_path, like=vol, max_voxels=lim.get("max_voxels"))
     except ImageReadError as exc:
         raise RoiError(patient_id, sequence, str(exc)) from exc
     if vol.array.ndim != 4:
@@ -239,13 +242,13 @@ def load_selected(patient_id: str, sequence: str, image_path: Path, mask_path: P
 
 
 def extract_patient(patient_id: str, sequence: str, image_path: Path, mask_path: Path,
-                    cfg: RoiConfig, series: str | None = None) -> PatientCrops:
+                    cfg: RoiConfig, series: str | None = None, limits: dict | None = None) -> PatientCrops:
     """Read one series and its mask and return its crops (``series``: DICOM series rule).
 
     Raises:
         RoiError: naming patient, sequence and (where known) the file.
     """
-    sel = load_selected(patient_id, sequence, image_path, mask_path, cfg, series)
+    sel = load_selected(patient_id, sequence, image_path, mask_path, cfg, series, limits)
     vol3, mask = sel.volume, sel.mask
     img = vol3.array
     if not np.all(np.isfinite(img[mask.any(axis=(1, 2))])):
@@ -350,9 +353,9 @@ class SequenceCrops:
 
 
 def _extract_one(args):
-    pid, seq, img, roi, cfg, series = args
+    pid, seq, img, roi, cfg, series, limits = args
     try:
-        return extract_patient(pid, seq, img, roi, cfg, series)
+        return extract_patient(pid, seq, img, roi, cfg, series, limits)
     except RoiError as exc:
         return exc
 
@@ -399,8 +402,10 @@ def keep_or_exclude(results: list, on_error: str) -> tuple[list, list[dict]]:
 
 def extract_sequence(cohort: pd.DataFrame, cohort_dir: str | Path, sequence: str, cfg: RoiConfig,
                      *, cache_dir: Path | None = None, jobs: int | None = None,
-                     progress: Callable[[int, int], None] | None = None) -> SequenceCrops:
-    """Crops of every patient for one sequence, reusing a cached result with the same key.
+                     progress: Callable[[int, int], None] | None = None,
+                     limits: dict | None = None) -> SequenceCrops:
+    """Crops of every patient for one sequence, reusing a cached result with the same key
+    (``limits``: ``max_voxels`` / ``max_files`` of ``input.*``; they refuse, never change, a crop).
 
     With ``cfg.on_error == "fail"`` the first unusable patient raises :class:`RoiError`;
     with ``"exclude"`` it is listed in ``exclusions`` and skipped.
@@ -415,7 +420,7 @@ def extract_sequence(cohort: pd.DataFrame, cohort_dir: str | Path, sequence: str
         except (OSError, ValueError, KeyError):
             cached.unlink(missing_ok=True)
     tasks = [(r.patient_id, sequence, cohort_dir / r[f"{sequence}_image"],
-              cohort_dir / r[f"{sequence}_roi"], cfg, series_rule(r, sequence, cfg.series_description))
+              cohort_dir / r[f"{sequence}_roi"], cfg, series_rule(r, sequence, cfg.series_description), limits)
              for _, r in cohort.iterrows()]
     results = map_patients(_extract_one, tasks, jobs=jobs, progress=progress)
     good, exclusions = keep_or_exclude(results, cfg.on_error)
@@ -466,14 +471,15 @@ class QcView:
     aspect: float
 
 
-def qc_view(row: pd.Series, cohort_dir: str | Path, sequence: str, cfg: RoiConfig) -> QcView:
+def qc_view(row: pd.Series, cohort_dir: str | Path, sequence: str, cfg: RoiConfig,
+            limits: dict | None = None) -> QcView:
     """The QC view of one patient / sequence (largest tumour slice, its central one for a box
     ROI; mask, crop box, crop)."""
     cohort_dir = Path(cohort_dir)
     pid = row["patient_id"]
     sel = load_selected(pid, sequence, cohort_dir / row[f"{sequence}_image"],
                         cohort_dir / row[f"{sequence}_roi"], cfg,
-                        series_rule(row, sequence, cfg.series_description))
+                        series_rule(row, sequence, cfg.series_description), limits)
     vol, mask = sel.volume, sel.mask
     _, sr, sc = vol.spacing
     z = largest_slice(mask.sum(axis=(1, 2)))

@@ -450,3 +450,182 @@ def test_phantom_forms_read_as_the_uncompressed_phantom(tiny_cohort, tmp_path, f
             out = subprocess.run(["dciodvfy", str(files[0])], capture_output=True, text=True)
             errors = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
             assert errors == [], f"{form} {seq}: {errors}"
+
+
+# ----------------------------------------------------------------------------- hostile headers
+def deflated_dicom(path: Path, rows: int, cols: int, *, pixel_bytes: int | None = None) -> Path:
+    """A deflated MR slice declaring ``rows`` x ``cols`` 16-bit pixels, written as a stream of
+    zeros (30000 x 30000 is a 1.75 MB file that inflates to 1.8 GB); ``pixel_bytes`` sets the
+    pixel data's length (and content) independently of the header."""
+    import struct
+    import zlib
+
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+    from pydicom.uid import generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = "1.2.840.10008.1.2.1.99"
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.SeriesInstanceUID = "MR", "1.2.3.4"
+    ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, 0], [1, 0, 0, 0, 1, 0]
+    ds.PixelSpacing = [1, 1]
+    ds.Rows, ds.Columns = rows, cols
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    out = []
+    for d, writer in ((meta, write_file_meta_info), (ds, write_dataset)):
+        buf = DicomBytesIO()
+        buf.is_little_endian, buf.is_implicit_VR = True, False
+        writer(buf, d)
+        out.append(buf.getvalue())
+    n = rows * cols * 2 if pixel_bytes is None else pixel_bytes
+    with open(path, "wb") as fh:
+        fh.write(b"\0" * 128 + b"DICM" + out[0])
+        z = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+        fh.write(z.compress(out[1] + b"\xe0\x7f\x10\x00OW\x00\x00" + struct.pack("<I", n)))
+        block = bytes(1 << 24)
+        while n > 0:
+            fh.write(z.compress(block[:min(n, len(block))]))
+            n -= len(block)
+        fh.write(z.flush())
+    return path
+
+
+def test_a_declared_image_beyond_the_limit_is_refused_from_its_header(tiny_cohort, tmp_path):
+    """The header is checked before any pixel is read: a deflated slice declaring 2000 x 2000
+    (limit 10^6), an uncompressed series whose slices are each small but together too large."""
+    folder = tmp_path / "big"
+    folder.mkdir()
+    big = deflated_dicom(folder / "IM1.dcm", 2000, 2000)
+    with pytest.raises(ImageReadError, match=re.escape(f"{big}: declares 2000 x 2000 pixels x 1 frame(s) "
+                                                       "= 4,000,000 voxels, more than the limit of 1,000,000")):
+        read_image(folder, max_voxels=1_000_000)
+    assert read_image(deflated_dicom(tmp_path / "ok.dcm", 20, 30)).array.shape == (1, 20, 30)
+    series = tiny_cohort / "P0001" / "DCE"
+    vol = read_image(series)
+    with pytest.raises(ImageReadError, match=f"{series}: the series holds .* voxels in all, more than the limit"):
+        read_image(series, max_voxels=vol.array.size - 1)
+    assert read_image(series, max_voxels=vol.array.size).array.shape == vol.array.shape
+
+
+def test_a_deflate_bomb_is_stopped_while_it_inflates(tmp_path):
+    """A 4 x 4 slice whose pixel data inflates to 256 MB: refused once it inflates past what its
+    header declares, never holding more than its header."""
+    bomb = deflated_dicom(tmp_path / "IM1.dcm", 4, 4, pixel_bytes=1 << 28)
+    with pytest.raises(ImageReadError, match=f"{bomb}: inflates to more than its header declares"):
+        read_image(bomb)
+
+
+@pytest.mark.slow
+def test_30000_square_deflated_slice_is_refused_fast_and_small(tmp_path):
+    """The issue's case: 1.75 MB declaring 30000 x 30000 (pydicom alone inflates 1.8 GB; before:
+    14.2 GB peak and 105 s). Measured in a fresh process: its peak memory and time."""
+    import json
+    import sys
+
+    folder = tmp_path / "T2WI"
+    folder.mkdir()
+    deflated_dicom(folder / "IM00001.dcm", 30000, 30000)
+    assert (folder / "IM00001.dcm").stat().st_size < 2_000_000
+    # VmHWM: the peak of this process's own memory (ru_maxrss would include pytest's, kept
+    # across exec)
+    code = ("import json, time\n"
+            "from alnm_core.imaging import ImageReadError, read_image\n"
+            "import pydicom.filereader, SimpleITK; t = time.time()\n"
+            f"try:\n    read_image({str(folder)!r}); msg = 'read'\n"
+            "except ImageReadError as exc:\n    msg = str(exc)\n"
+            "peak = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0].split()[1]\n"
+            "print(json.dumps([msg, time.time() - t, int(peak)]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr[-2000:]
+    msg, seconds, peak_kb = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "IM00001.dcm: declares 30000 x 30000 pixels" in msg and "input.max_voxels" in msg
+    assert seconds < 10 and peak_kb < 400_000, (seconds, peak_kb)
+
+
+def _break(folder: Path, index: int, change) -> Path:
+    f = sorted(folder.iterdir())[index]
+    ds = pydicom.dcmread(f)
+    change(ds)
+    ds.save_as(f)
+    return f
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR DS")
+@pytest.mark.parametrize("index", [0, 4], ids=["first", "middle"])
+@pytest.mark.parametrize("change, fragment", [
+    (lambda ds: setattr(ds, "Rows", 0), "declares a matrix of 0 x"),
+    (lambda ds: setattr(ds, "Rows", 65535), "pixel data holds"),
+    (lambda ds: setattr(ds, "PixelSpacing", [0, 0.7]), r"PixelSpacing \[0.0, 0.7\] is not a positive size"),
+    (lambda ds: setattr(ds, "ImagePositionPatient", ["NaN", 0, 0]), "ImagePositionPatient holds a value that is not a finite"),
+    (lambda ds: setattr(ds, "ImageOrientationPatient", [0, 0, 0, 0, 1, 0]), "is not two unit vectors"),
+    (lambda ds: setattr(ds, "Columns", ds.Columns - 1), "differs from the series"),
+    (lambda ds: setattr(ds, "PixelSpacing", [0.5, 0.5]), "pixel spacing .* differs from the series"),
+], ids=["rows-0", "rows-65535", "spacing-0", "nan-position", "zero-orientation", "columns", "spacing"])
+def test_a_slice_with_a_broken_header_is_the_one_named(tiny_cohort, tmp_path, index, change, fragment):
+    """Before: the first slice in file order was the reference, so a broken first slice made
+    every good neighbour the culprit, and a NaN position blamed the mask."""
+    dst = tmp_path / "T2WI"
+    shutil.copytree(tiny_cohort / "P0001" / "T2WI", dst)
+    bad = _break(dst, index, change)
+    with pytest.raises(ImageReadError) as err:
+        read_image(dst)
+    assert str(err.value).startswith(f"{bad}") and re.search(fragment, str(err.value)), str(err.value)
+
+
+def test_preamble_then_random_bytes_is_an_error_naming_the_file(tiny_cohort, tmp_path):
+    """pydicom parses such a file as a data set of one junk element; it used to be passed over
+    silently (an extra file) or to surface as 'not evenly spaced' (in place of a slice)."""
+    junk = b"\0" * 128 + b"DICM" + np.random.default_rng(0).bytes(4000)
+    dst = tmp_path / "T2WI"
+    shutil.copytree(tiny_cohort / "P0001" / "T2WI", dst)
+    (dst / "IM99999.dcm").write_bytes(junk)
+    with pytest.raises(ImageReadError, match=f"{dst / 'IM99999.dcm'}: not a readable DICOM file"):
+        read_image(dst)
+    (dst / "IM99999.dcm").unlink()
+    middle = sorted(dst.iterdir())[5]
+    middle.write_bytes(junk)
+    with pytest.raises(ImageReadError, match=f"{middle}: not a readable DICOM file"):
+        read_image(dst)
+
+
+def _without_hanging(fn, fifo: Path, timeout: float = 30):
+    """Call ``fn`` in a thread; if it blocks on ``fifo``, release it and fail."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor, TimeoutError
+
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(fn)
+        try:
+            return future.exception(timeout=timeout)
+        except TimeoutError:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # unblock the reader
+            pytest.fail(f"blocked on {fifo}")
+
+
+def test_a_fifo_in_a_series_folder_is_refused_without_being_opened(tiny_cohort, tmp_path):
+    import os
+
+    dst = tmp_path / "T2WI"
+    shutil.copytree(tiny_cohort / "P0001" / "T2WI", dst)
+    os.mkfifo(dst / "IM99999.dcm")
+    exc = _without_hanging(lambda: read_image(dst), dst / "IM99999.dcm")
+    assert isinstance(exc, ImageReadError)
+    assert str(exc) == (f"{dst / 'IM99999.dcm'}: is a named pipe (FIFO), not a regular file or folder; "
+                        "alnm reads only regular files and folders")
+    exc = _without_hanging(lambda: read_image(dst / "IM99999.dcm"), dst / "IM99999.dcm")
+    assert isinstance(exc, ImageReadError) and "named pipe" in str(exc)
+
+
+def test_a_walk_is_bounded(tiny_cohort, tmp_path):
+    dst = tmp_path / "T2WI"
+    shutil.copytree(tiny_cohort / "P0001" / "T2WI", dst)
+    with pytest.raises(ImageReadError, match=f"{dst}: holds more than 10 files and folders"):
+        read_image(dst, max_files=10)
+    assert read_image(dst, max_files=15).array.shape[0] == 15

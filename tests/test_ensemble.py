@@ -81,3 +81,25 @@ def test_table3_and_delong_structure():
 def test_holm():
     from alnm_core.stats import holm
     assert holm(np.array([0.01, 0.04, 0.03])).tolist() == pytest.approx([0.03, 0.06, 0.06])
+
+
+def test_the_above_chance_rule_gives_a_chance_level_member_no_weight():
+    """A member whose development AUC's DeLong CI reaches 0.5 is flagged; with
+    weight_rule=above_chance it gets weight 0 (decided without the test set), and the paper's
+    accuracy rule keeps it; the other rule's weights are shown beside."""
+    rng = np.random.default_rng(0)
+    n = 80
+    y = np.array([0, 1] * (n // 2))
+    good = np.clip(0.5 + 0.35 * (y - 0.5) + rng.normal(0, 0.1, n), 0, 1)
+    noise = rng.uniform(0, 1, n)
+    split = ["dev"] * 60 + ["test"] * 20
+    preds = {m: pd.DataFrame({"patient_id": [f"P{i}" for i in range(n)], "split": split, "label": y, "prob": p})
+             for m, p in (("a", good), ("b", noise), ("c", good[::-1] * 0 + np.clip(good + rng.normal(0, .05, n), 0, 1)))}
+    acc = E.fuse(preds, fit_split="dev", weight_rule="accuracy").weights.set_index("model")
+    guard = E.fuse(preds, fit_split="dev", weight_rule="above_chance").weights.set_index("model")
+    assert bool(acc.chance_level["b"]) and not acc.chance_level["a"]
+    assert acc.weight_used["b"] > 0 and guard.weight_used["b"] == 0
+    assert guard.weight_above_chance["b"] == 0 and acc.weight_above_chance["b"] == 0
+    assert guard.weight_used["a"] == pytest.approx(guard.weight_above_chance["a"])
+    with pytest.raises(ValueError, match="weight_rule"):
+        E.fuse(preds, fit_split="dev", weight_rule="oracle")

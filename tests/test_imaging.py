@@ -111,3 +111,43 @@ def test_mask_checks(tiny_cohort, tmp_path):
     with pytest.raises(ImageReadError, match="not binary"):
         read_mask(tmp_path / "nb.nii.gz")
     assert other.array.ndim == 3
+
+
+def test_nifti_beyond_the_voxel_limit_is_refused_from_its_header(tmp_path):
+    """SimpleITK reads the header first; the pixels of a refused file are never read."""
+    img = sitk.Image(64, 64, 10, sitk.sitkUInt8)
+    sitk.WriteImage(img, str(tmp_path / "m.nii.gz"))
+    with pytest.raises(ImageReadError, match=r"m.nii.gz: declares 64 x 64 x 10 = 40,960 voxels, more than "
+                                             r"the limit of 40,000 \(input.max_voxels\)"):
+        read_image(tmp_path / "m.nii.gz", max_voxels=40_000)
+    with pytest.raises(ImageReadError, match="m.nii.gz: declares 64 x 64 x 10"):
+        read_mask(tmp_path / "m.nii.gz", max_voxels=40_000)
+    assert read_image(tmp_path / "m.nii.gz", max_voxels=40_960).array.shape == (10, 64, 64)
+
+
+def test_only_nifti_and_nrrd_readers_are_used(tmp_path):
+    """SimpleITK would open any of its formats (MetaImage's .mhd names a data file anywhere)."""
+    img = sitk.Image(8, 8, 4, sitk.sitkUInt8)
+    sitk.WriteImage(img, str(tmp_path / "m.mha"))
+    with pytest.raises(ImageReadError, match=r"m.mha: not a DICOM file or folder, nor a NIfTI \(.nii, "
+                                             r".nii.gz\) or NRRD \(.nrrd, .nhdr\) file"):
+        read_image(tmp_path / "m.mha")
+    (tmp_path / "fake.nii.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(ImageReadError, match="fake.nii.gz: cannot be read as NIfTI/NRRD"):
+        read_image(tmp_path / "fake.nii.gz")
+
+
+def test_special_files_are_refused_by_the_readers(tmp_path):
+    """The readers refuse a FIFO, a device or a detached NRRD whose data is one, unopened."""
+    import os
+
+    os.mkfifo(tmp_path / "pipe.nii.gz")
+    for fn in (read_image, read_mask):
+        with pytest.raises(ImageReadError, match="pipe.nii.gz: is a named pipe"):
+            fn(tmp_path / "pipe.nii.gz")
+    with pytest.raises(ImageReadError, match="/dev/zero: is a character device"):
+        read_image("/dev/zero")
+    (tmp_path / "m.nhdr").write_text("NRRD0004\ntype: uint8\ndimension: 3\nsizes: 4 4 4\n"
+                                     "encoding: raw\ndata file: pipe.nii.gz\n\n")
+    with pytest.raises(ImageReadError, match="pipe.nii.gz: is a named pipe"):
+        read_image(tmp_path / "m.nhdr")

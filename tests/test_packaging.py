@@ -25,9 +25,9 @@ PKG = REPO / "alnm_core"
 
 #: layer of each module (docs/architecture.md): a module may import its own layer or lower ones
 LAYERS = {
-    0: ["config", "storage", "stats", "profiles", "numerics"],
+    0: ["config", "storage", "stats", "profiles", "numerics", "textsafe"],
     1: ["volume", "dicom", "jpeg_lossless", "imaging", "cohort", "splits", "phantom", "runfolder",
-        "crosscheck", "boxes"],
+        "crosscheck", "boxes", "inputs", "dicom_header"],
     2: ["roi", "models", "aggregation", "radiomics_features", "protocol", "model_registry", "importers"],
     3: ["training", "gradcam", "ensemble", "evaluation", "radiomics_models"],
     4: ["run", "run.executor", "bundle", "report"],

@@ -118,10 +118,12 @@ FLIP_VALUES = {
     "train.selection": "best_val_auc", "train.aggregation": "max", "train.device": "cpu",
     "train.num_threads": 1, "train.keep_resume_state": True, "train.checkpoint_dtype": "float32", "train.cpu_isa": "native",
     "ensemble.weights_from": "test", "ensemble.members": ["slice_vote_T2WI", "slice_vote_DWI"],
+    "ensemble.weight_rule": "above_chance",
     "radiomics.enabled": False, "radiomics.feature_classes": ["shape"], "radiomics.bin_width": 5.0,
     "radiomics.resample_mm": None, "radiomics.normalize": False, "radiomics.penalty": "elasticnet",
     "radiomics.corr_threshold": 0.5, "radiomics.inner_folds": 3, "radiomics.on_error": "fail",
-    "clinical.covariates": ["age", "tumor_size_cm"], "stats.alpha": 0.01, "stats.categorical_test": "chi2", "stats.categorical_test_test_set": "fisher",
+    "clinical.covariates": ["age", "tumor_size_cm"], "stats.alpha": 0.01,
+    "input.allow_outside_cohort": True, "input.max_voxels": 10**7, "input.max_files": 500, "stats.categorical_test": "chi2", "stats.categorical_test_test_set": "fisher",
     "stats.continuous_test": "t", "stats.normality_test": "lilliefors", "stats.auc_ci": "bootstrap",
     "stats.ppv_npv_method": "logit", "stats.bootstrap_n": 500, "stats.threshold": 0.4,
 }
@@ -353,6 +355,10 @@ ELSEWHERE = {
     "train.weights_path": "test_refused_keys (missing file) and test_training.py (weights load)",
     "train.device": "test_refused_keys (cuda without a GPU)",
     "train.cpu_isa": "test_training.py::test_the_pinned_instruction_set_reproduces_the_golden_predictions",
+    "ensemble.weight_rule": "test_ensemble.py::test_the_above_chance_rule_gives_a_chance_level_member_no_weight",
+    "input.allow_outside_cohort": "test_security.py (paths outside the cohort refused, or read when allowed)",
+    "input.max_voxels": "test_security.py (a declared image larger than the limit is refused from its header)",
+    "input.max_files": "test_security.py (a folder walk stops at the limit)",
     "radiomics.on_error": "test_radiomics.py::test_a_failing_patient_is_named_or_listed_and_results_are_cached",
 }
 

@@ -81,7 +81,7 @@ def compute_external(call: StepCall) -> None:
     cfg = b.cfg
     cohort_dir = call.session.cohort_dir
     cohort = load_for_prediction(cohort_dir, b.sequences, need_labels=True,
-                                 series_rules=cfg.roi.series_description)
+                                 series_rules=cfg.roi.series_description, inputs=call.cfg.input)
     pred = predict(b, cohort, cohort_dir, progress=call.say)
     out = pred.patients.drop(columns=["alnm"], errors="ignore")
     out.insert(1, "split", "test")
@@ -145,21 +145,27 @@ def runner(paths: RunPaths, cfg: StudyConfig, **kw) -> Runner:
     return Runner(paths, cfg, EXTERNAL_STEPS, **kw)
 
 
-def start(paths: RunPaths, bundle_dir: Path, cohort_dir: Path) -> tuple[Bundle, StudyConfig]:
-    """Open the bundle, check the cohort, and start the external run's ``run.json``."""
+def start(paths: RunPaths, bundle_dir: Path, cohort_dir: Path, inputs=None) -> tuple[Bundle, StudyConfig]:
+    """Open the bundle, check the cohort (with the user's reading rules ``inputs``, never the
+    bundle's), and start the external run's ``run.json``."""
+    from dataclasses import replace
+
+    from ..config import InputConfig
+
     b = load_bundle(bundle_dir)
+    cfg = replace(b.cfg, input=inputs or InputConfig())
     cohort = load_for_prediction(cohort_dir, b.sequences, need_labels=True,
-                                 series_rules=b.cfg.roi.series_description)
+                                 series_rules=b.cfg.roi.series_description, inputs=cfg.input)
     paths.make()
-    record.create(paths, b.cfg, cohort_dir=Path(cohort_dir).resolve(), n_patients=len(cohort),
+    record.create(paths, cfg, cohort_dir=Path(cohort_dir).resolve(), n_patients=len(cohort),
                   extra={"kind": "external validation", "bundle": str(Path(bundle_dir).resolve()),
                          "bundle_sha256": sha256_file(Path(bundle_dir) / "bundle.json"),
                          "bundle_run": b.meta.get("run")})
-    return b, b.cfg
+    return b, cfg
 
 
 def run_external(bundle_dir: str | Path, cohort_dir: str | Path, run_dir: str | Path, *,
-                 progress: Progress | None = None) -> Path:
+                 progress: Progress | None = None, inputs=None) -> Path:
     """The external validation into ``run_dir`` (owned by the caller): step, notebook, report.
 
     Raises:
@@ -171,7 +177,7 @@ def run_external(bundle_dir: str | Path, cohort_dir: str | Path, run_dir: str | 
 
     say = progress or (lambda s: None)
     paths = RunPaths(Path(run_dir).resolve())
-    _, cfg = start(paths, Path(bundle_dir), Path(cohort_dir))
+    _, cfg = start(paths, Path(bundle_dir), Path(cohort_dir), inputs)
     runner(paths, cfg, progress=say).get("evaluate_external")
     out = paths.notebooks / "07_external_validation.ipynb"
     with kernels_inside(paths):

@@ -360,7 +360,7 @@ def _run_study(paths: RunPaths, cohort_dir: Path, cfg: StudyConfig, say: Progres
                notebook_dir: Path | None, t0: float) -> Path:
     from ..cohort import load_cohort
 
-    cohort = load_cohort(cohort_dir, cfg.sequences)  # input errors propagate as they are
+    cohort = load_cohort(cohort_dir, cfg.sequences, inputs=cfg.input)  # input errors propagate as they are
     start_record(paths, cfg, cohort_dir, len(cohort))
     runner = _Runner(paths, cfg, say, notebook_dir, cohort_dir)
     runner.steps.cache["cohort"] = cohort

@@ -24,7 +24,7 @@ SPLIT_ORDER = ("train", "val", "dev", "test")
 def cohort(call: StepCall) -> pd.DataFrame:
     """The validated manifest (read and checked once per process)."""
     r = call.session
-    return r.memo("cohort", lambda: load_cohort(r.cohort_dir, r.cfg.sequences))
+    return r.memo("cohort", lambda: load_cohort(r.cohort_dir, r.cfg.sequences, inputs=r.cfg.input))
 
 
 def manifest_digest(call: StepCall) -> list:
@@ -55,6 +55,11 @@ def files_signature(call: StepCall, seq: str) -> list:
 
 def sequence_files(call: StepCall) -> list:
     return [manifest_digest(call), files_signature(call, call.seq)]
+
+
+def limits(call: StepCall) -> dict:
+    """The reading limits of ``input.*`` (checked from headers, before pixels are decoded)."""
+    return {"max_voxels": call.cfg.input.max_voxels, "max_files": call.cfg.input.max_files}
 
 
 def excluded_patients(call: StepCall) -> set[str]:
@@ -183,7 +188,8 @@ def compute_roi(call: StepCall) -> dict:
         if i == n or i % max(1, n // 4) == 0:
             say(f"ROI {seq}: {i}/{n} patients")
 
-    crops = extract_sequence(cohort(call), call.session.cohort_dir, seq, call.cfg.roi, progress=prog)
+    crops = extract_sequence(cohort(call), call.session.cohort_dir, seq, call.cfg.roi, progress=prog,
+                             limits=limits(call))
     crops.save(call.out("artifacts/roi/{seq}.npz"))
     warnings = [dict(patient_id=p, sequence=seq, warning=w)
                 for p, ws in zip(crops.per_patient.patient_id, crops.per_patient.warnings) if ws
@@ -211,7 +217,7 @@ def compute_radiomics_features(call: StepCall) -> dict:
             say(f"radiomics {seq}: {i}/{n} patients")
 
     feats = extract_features(cohort(call), call.session.cohort_dir, seq, call.cfg.roi, call.cfg.radiomics,
-                             progress=prog)
+                             progress=prog, limits=limits(call))
     write_csv(feats.features, call.out("artifacts/radiomics/{seq}.csv"), what=f"the {seq} radiomics features")
     return {"content_key": feats.key, "exclusions": feats.exclusions,
             "seconds_per_patient": round(feats.seconds_per_patient, 4),
