@@ -224,6 +224,7 @@ def train_mil_unit(
     predict_roles: tuple[str, ...] | None = None,
     after_epoch: Callable[[int], None] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    write_resume_state: bool = True,
 ) -> MilResult:
     """Train one attention-MIL network, select on ``val``, predict the predicted roles.
 
@@ -246,6 +247,9 @@ def train_mil_unit(
         on_epoch: called with the epoch's history row (``epoch, train_loss, train_auc,
             val_loss, val_auc, seconds``) once its resume state is saved; an exception it
             raises (e.g. a pruned search trial) stops the unit.
+        write_resume_state: False: neither read nor write ``files.resume_state`` (a unit that
+            is never resumed, e.g. a search trial: saves writing the model and optimiser state
+            every epoch).
 
     Raises:
         TrainingError: a role with one class, NaN loss, out of memory - with what to change.
@@ -261,7 +265,8 @@ def train_mil_unit(
     data = role_bags(crops, roles, device, excluded)
     fit = _new_fit(cfg, mil, data["train"].bags.label, device, seed)
     key = mil_trajectory_key(cfg, mil, crops, roles, seed)
-    _try_resume(fit, key, files.resume_state, device, say)
+    if write_resume_state:
+        _try_resume(fit, key, files.resume_state, device, say)
     resumed_from = fit.epoch
     chunk = max(cfg.batch_size, 64)
     t_train, n_bags, n_crops = 0.0, 0, 0
@@ -289,7 +294,8 @@ def train_mil_unit(
         val = f"val AUC {va_auc:.3f}, " if "val" in data else ""
         say(f"{crops.sequence} MIL epoch {epoch}/{cfg.epochs}: loss {tr_loss:.3f}, "
             f"{val}{secs:.1f} s, ~{left:.0f} s left")
-        _save_resume(fit, key, files.resume_state)
+        if write_resume_state:
+            _save_resume(fit, key, files.resume_state)
         if after_epoch is not None:
             after_epoch(epoch)
         if on_epoch is not None:

@@ -353,6 +353,7 @@ def train_unit(
     predict_roles: tuple[str, ...] | None = None,
     after_epoch: Callable[[int], None] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    write_resume_state: bool = True,
 ) -> TrainResult:
     """Train one network, select on ``val``, predict every role.
 
@@ -375,6 +376,9 @@ def train_unit(
         on_epoch: called with the epoch's history row (``epoch, train_loss, train_auc,
             val_loss, val_auc, seconds``) once its resume state is saved; an exception it
             raises (e.g. a pruned search trial, :mod:`alnm_core.tune`) stops the unit.
+        write_resume_state: False: neither read nor write ``files.resume_state`` (a unit that
+            is never resumed, e.g. a search trial: saves writing the model and optimiser state
+            every epoch).
 
     Raises:
         TrainingError: a role with one class, NaN loss, out of memory — with what to change.
@@ -390,7 +394,8 @@ def train_unit(
     data = split_crops(crops, roles, device, excluded)
     fit = _new_fit(cfg, data["train"].y, device, seed)
     key = trajectory_key(cfg, crops, roles, seed)
-    _try_resume(fit, key, files.resume_state, device, say)
+    if write_resume_state:
+        _try_resume(fit, key, files.resume_state, device, say)
     resumed_from = fit.epoch
     bs = min(cfg.batch_size, len(data["train"]))
     t_start, trained = time.time(), 0
@@ -412,7 +417,8 @@ def train_unit(
         val = f"val AUC {va_auc:.3f}, " if "val" in data else ""
         say(f"{crops.sequence} epoch {epoch}/{cfg.epochs}: loss {train_loss:.3f}, "
             f"{val}{secs:.1f} s, ~{left:.0f} s left")
-        _save_resume(fit, key, files.resume_state)
+        if write_resume_state:
+            _save_resume(fit, key, files.resume_state)
         if after_epoch is not None:
             after_epoch(epoch)
         if on_epoch is not None:
