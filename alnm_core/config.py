@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 import yaml
 
+from .search_space import MIL_POOLINGS, SpaceError, tune_space  # noqa: F401 (MIL_POOLINGS re-exported)
+
 #: the built-in profiles (``alnm_core/profiles/<name>.yaml``), the one list every caller uses
 PROFILES = ("smoke", "demo", "paper")
 #: the paper's three sequences, the default of ``StudyConfig.sequences`` (defined once)
@@ -31,8 +33,6 @@ RADIOMICS_FEATURE_CLASSES = ("shape", "firstorder", "glcm", "glrlm", "glszm", "g
 #: the model kinds ``train.models`` may name: the paper's per-slice CNN whose slice
 #: probabilities are aggregated, and patient-level attention MIL (:mod:`alnm_core.mil`)
 MODEL_KINDS = ("slice_vote", "attention_mil")
-#: how attention MIL pools a patient's slice embeddings (``mil.pooling``)
-MIL_POOLINGS = ("gated_attention", "attention", "mean", "max")
 _FLOAT_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
@@ -666,11 +666,9 @@ def _check_models(cfg: StudyConfig) -> list[str]:
         problems.append("tune.inner_folds: at least 2")
     if t.epochs < 0:
         problems.append("tune.epochs: >= 0 (0 = train.epochs)")
-    from .search_space import tune_space
-
     try:
         space = tune_space(t.space)
-    except ConfigError as exc:
+    except SpaceError as exc:
         problems.append(str(exc))
     else:
         if t.space == "paper" and t.n_trials > 12:

@@ -100,7 +100,7 @@ def _trial_task(job, study_name: str, storage_path: str, trial_id: int, pruner: 
     import torch
 
     from .training import TrainingError
-    from .tune import journal_storage, make_pruner, run_trial
+    from .tune_trial import journal_storage, make_pruner, run_trial
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(max(1, threads))
@@ -135,7 +135,7 @@ def run_trials_on_ray(study, job, space: dict, *, grid: bool, n_trials: int, sto
     import optuna
     import ray
 
-    from .tune import finished_trials, suggest
+    from .tune_trial import finished_trials, suggest
 
     timings = {}
     with ray_session(run, num_cpus=num_cpus, say=say) as start:

@@ -153,12 +153,14 @@ def test_same_seed_same_trials_and_a_resumed_study(toy, tmp_path):
     pd.testing.assert_frame_equal(b.trials.drop(columns="seconds"), c.trials.drop(columns="seconds"))
 
 
-def test_pruning_is_recorded(toy):
-    """Successive halving with two trials: the second, worse at the first rung, stops there."""
+@pytest.mark.slow
+@pytest.mark.parametrize("pruner", ["median", "successive_halving"])
+def test_pruning_is_recorded(toy, pruner):
+    """Four trials on TPE (seeded): the last is worse than the earlier ones after its first
+    epoch and is stopped there, by either pruner."""
     sc, dev, test = toy
     cfg = resolve_config("smoke", overrides=BASE + [
-        "tune.space={lr: [1e-9, 1e-2]}", "tune.pruner=successive_halving", "tune.n_trials=3",
-        "tune.seed=3"])
+        "tune.space={lr: [1e-9, 1e-2]}", f"tune.pruner={pruner}", "tune.n_trials=4", "tune.seed=4"])
     res = search(crops=sc, patients=dev, model_kind="attention_mil", cfg=cfg, forbidden_ids=test)
     t = res.trials
     assert res.sampler == "tpe"
