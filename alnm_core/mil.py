@@ -329,3 +329,49 @@ def predict_mil(model: MilNetwork, crops, *, patient_ids=None, device: str | tor
     prob, weights = predict_bags(model, x, bags, chunk=chunk, device=device)
     patients = pd.DataFrame({"patient_id": bags.patient_id, "prob": prob, "n_slices": bags.sizes})
     return patients, attention_frame(bags, weights)
+
+
+def average_over_models(patients: list[pd.DataFrame],
+                        attention: list[pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Several models' predictions of the same patients averaged (the test set scored by the
+    fold models together, as for the slice model; ``alnm predict`` with a k-fold bundle): the
+    mean probability, and per slice the mean weight (each model's weights sum to 1 over the
+    patient's slices, so their mean does too).
+
+    Raises:
+        ValueError: the models saw different slices of a patient (named).
+
+    Example:
+        >>> p = [pd.DataFrame({"patient_id": ["a"], "prob": [p], "n_slices": [2]}) for p in (0.2, 0.6)]
+        >>> a = [pd.DataFrame({"patient_id": ["a", "a"], "slice_index": [3, 4], "weight": w})
+        ...      for w in ([0.5, 0.5], [0.9, 0.1])]
+        >>> pats, att = average_over_models(p, a)
+        >>> round(pats.prob.item(), 3), att.weight.round(3).tolist()
+        (0.4, [0.7, 0.3])
+    """
+    keys = [c for c in ("patient_id", "split") if all(c in f.columns for f in patients)]
+    allp = pd.concat(patients, ignore_index=True)
+    g = allp.groupby(keys, sort=False)
+    out_p = g.agg(prob=("prob", "mean"), n_slices=("n_slices", "first")).reset_index()
+    if "label" in allp.columns:
+        out_p.insert(len(keys), "label", g["label"].first().to_numpy())
+    akeys = [c for c in ("patient_id", "split") if all(c in f.columns for f in attention)]
+    alla = pd.concat(attention, ignore_index=True)
+    per = alla.groupby(akeys + ["slice_index"], sort=False).weight.agg(["mean", "size"]).reset_index()
+    bad = sorted(set(per.loc[per["size"] != len(attention), "patient_id"]))
+    if bad:
+        raise ValueError(f"the models weighed different slices of patient(s) {bad[:5]}")
+    return out_p, per.drop(columns="size").rename(columns={"mean": "weight"})
+
+
+def attention_artifact(attention: pd.DataFrame, *, sequence: str,
+                       model_id: str | None = None) -> pd.DataFrame:
+    """Rows of ``artifacts/mil_attention.csv``: ``model_id, patient_id, sequence, slice, weight``
+    (plus ``split`` when the frame has it), from a unit's or an average's attention frame."""
+    out = pd.DataFrame({"model_id": model_id or f"attention_mil_{sequence}",
+                        "patient_id": attention.patient_id.to_numpy(), "sequence": sequence,
+                        "slice": attention.slice_index.to_numpy().astype(int),
+                        "weight": attention.weight.to_numpy()})
+    if "split" in attention.columns:
+        out["split"] = attention.split.to_numpy()
+    return out

@@ -259,3 +259,27 @@ def test_models_and_mil_settings_are_validated():
             resolve_config("smoke", overrides=[bad])
     # which models are trained does not change how one trains (resume keys)
     assert trajectory_settings(cfg.train) == trajectory_settings(replace(cfg.train, models=("slice_vote",)))
+
+
+def test_fold_models_average_and_the_attention_artifact():
+    from alnm_core.mil import attention_artifact, average_over_models
+
+    rng = np.random.default_rng(0)
+    pats, atts = [], []
+    for m in range(3):
+        w = rng.random(5)
+        atts.append(pd.DataFrame({"patient_id": ["a", "a", "a", "b", "b"], "split": "test",
+                                  "slice_index": [1, 2, 3, 7, 8],
+                                  "weight": np.r_[w[:3] / w[:3].sum(), w[3:] / w[3:].sum()]}))
+        pats.append(pd.DataFrame({"patient_id": ["a", "b"], "split": "test", "label": [1, 0],
+                                  "prob": rng.random(2), "n_slices": [3, 2]}))
+    p, a = average_over_models(pats, atts)
+    np.testing.assert_allclose(p.prob, np.mean([x.prob for x in pats], axis=0))
+    assert p.label.tolist() == [1, 0] and p.n_slices.tolist() == [3, 2]
+    np.testing.assert_allclose(a.groupby("patient_id").weight.sum(), 1.0)
+    np.testing.assert_allclose(a.weight, np.mean([x.weight for x in atts], axis=0))
+    art = attention_artifact(a, sequence="DWI")
+    assert art.columns.tolist() == ["model_id", "patient_id", "sequence", "slice", "weight", "split"]
+    assert set(art.model_id) == {"attention_mil_DWI"} and art.slice.tolist() == [1, 2, 3, 7, 8]
+    with pytest.raises(ValueError, match="different slices of patient"):
+        average_over_models(pats[:2], [atts[0], atts[1].assign(slice_index=[1, 2, 4, 7, 8])])
