@@ -199,6 +199,7 @@ class TuneResult:
     executor: str
     seconds: float
     notes: list[str] = field(default_factory=list)
+    timings: dict = field(default_factory=dict)  # Ray: ``start`` (Ray up), ``trials``, seconds
 
 
 def _trials_frame(study, space: dict, folds: pd.DataFrame) -> pd.DataFrame:
@@ -225,7 +226,7 @@ def _trials_frame(study, space: dict, folds: pd.DataFrame) -> pd.DataFrame:
 def search(*, crops: SequenceCrops, patients: pd.DataFrame, model_kind: str, cfg: StudyConfig,
            seed: int | None = None, progress: Progress | None = None,
            executor: str | None = None, forbidden_ids: Iterable[str] = (),
-           storage_path: str | Path | None = None) -> TuneResult:
+           storage_path: str | Path | None = None, study_name: str | None = None) -> TuneResult:
     """Search ``cfg.tune.space`` for ``model_kind`` on inner folds of ``patients``.
 
     Args:
@@ -240,7 +241,10 @@ def search(*, crops: SequenceCrops, patients: pd.DataFrame, model_kind: str, cfg
             plus the outer fold's held-out patients).
         storage_path: an Optuna journal file (a search interrupted and started again with the
             same file keeps its finished trials); Ray needs one on a file system every node
-            sees (default: a temporary file, enough for embedded Ray).
+            sees (default: a temporary file, enough for embedded Ray). One file per search and
+            settings: a study found in it under ``study_name`` is continued as it is.
+        study_name: the study's name in the storage (default ``<SEQ>-<model_kind>``; give
+            nested searches sharing a file their scope, e.g. ``DWI-attention_mil-r0-f1``).
 
     Raises:
         LeakageError: a forbidden patient among ``patients``.
@@ -253,13 +257,13 @@ def search(*, crops: SequenceCrops, patients: pd.DataFrame, model_kind: str, cfg
     try:
         return _search(crops=crops, patients=patients, model_kind=model_kind, cfg=cfg, seed=seed,
                        progress=progress, executor=executor, forbidden_ids=forbidden_ids,
-                       storage_path=storage_path)
+                       storage_path=storage_path, study_name=study_name)
     finally:
         optuna.logging.set_verbosity(verbosity)
 
 
 def _search(*, crops, patients, model_kind, cfg, seed, progress, executor, forbidden_ids,
-            storage_path) -> TuneResult:
+            storage_path, study_name) -> TuneResult:
     import optuna
 
     say = progress or (lambda s: None)
@@ -292,23 +296,25 @@ def _search(*, crops, patients, model_kind, cfg, seed, progress, executor, forbi
     job = TrialJob(model_kind, {}, cfg.train, cfg.mil, folds, seed, epochs, tune.metric, dev_crops)
     say(f"tune {crops.sequence} {model_kind}: {n_trials} trials, {len(folds)} development patients "
         f"in {tune.inner_folds} inner folds, {epochs} epochs, {executor}")
+    name = study_name or f"{crops.sequence}-{model_kind}"
+    timings: dict = {}
     with tempfile.TemporaryDirectory(prefix="alnm-tune-") as tmp:
         if executor == "ray":
             from .tune_ray import run_trials_on_ray
 
             path = Path(storage_path) if storage_path else Path(tmp) / "study.journal"
-            study = optuna.create_study(study_name=f"{crops.sequence}-{model_kind}", direction=direction,
+            study = optuna.create_study(study_name=name, direction=direction,
                                         storage=journal_storage(path), load_if_exists=True,
                                         sampler=make_sampler(space, grid=grid, seed=seed),
                                         pruner=make_pruner(tune.pruner))
             crops_file = Path(tmp) / "dev_crops.npz"
             dev_crops.save(crops_file)
-            run_trials_on_ray(study, replace(job, crops=str(crops_file)), space, grid=grid,
+            timings = run_trials_on_ray(study, replace(job, crops=str(crops_file)), space, grid=grid,
                               n_trials=n_trials, storage_path=path, pruner=tune.pruner,
                               run=cfg.run, say=say)
         elif executor == "local":
             storage = journal_storage(storage_path) if storage_path else None
-            study = optuna.create_study(study_name=f"{crops.sequence}-{model_kind}", direction=direction,
+            study = optuna.create_study(study_name=name, direction=direction,
                                         storage=storage, load_if_exists=True,
                                         sampler=make_sampler(space, grid=grid, seed=seed),
                                         pruner=make_pruner(tune.pruner))
@@ -324,7 +330,7 @@ def _search(*, crops, patients, model_kind, cfg, seed, progress, executor, forbi
         best = study.best_trial
     return TuneResult(model_kind, dict(best.params), float(best.value), tune.metric, direction,
                       trials, folds, "grid" if grid else "tpe", tune.pruner, executor,
-                      time.time() - t0, notes)
+                      time.time() - t0, notes, timings)
 
 
 def _run_trials_locally(study, job: TrialJob, space: dict, *, grid: bool, n_trials: int,
