@@ -38,7 +38,8 @@ def _synthetic(n_pat: int, per: int, size: int, seed: int = 0):
 
 
 def bench_mil(quick: bool = False) -> list[dict]:
-    """Attention MIL vs slice-vote training throughput (second epoch, validation included)."""
+    """Attention MIL vs slice-vote training throughput (an epoch after the first, validation
+    included; demo size: the faster of two interleaved runs)."""
     from .config import MilConfig, TrainConfig
     from .mil_training import train_mil_unit
     from .training import UnitFiles, resolve_device, train_unit
@@ -54,18 +55,23 @@ def bench_mil(quick: bool = False) -> list[dict]:
         ids = crops.per_patient.patient_id.tolist()
         roles = pd.DataFrame({"patient_id": ids, "label": np.arange(len(ids)) % 2,
                               "role": ["train"] * n_train + ["val"] * n_val})
-        cfg = TrainConfig(arch=arch, epochs=2, batch_size=bs, augment=True, device="auto",
+        # interleaved repetitions, the fastest epoch after the first of each: a shared
+        # machine's load drifts (the paper size once: minutes per epoch on a CPU)
+        reps, epochs = (2, 3) if label == "demo" else (1, 2)
+        cfg = TrainConfig(arch=arch, epochs=epochs, batch_size=bs, augment=True, device="auto",
                           num_threads=os.cpu_count() or 1)
-        out = {}
-        for kind in ("slice_vote", "attention_mil"):
-            with tempfile.TemporaryDirectory() as d:
-                files = UnitFiles(Path(d) / "checkpoint.pt", Path(d) / "last.pt", Path(d) / "history.csv")
-                if kind == "slice_vote":
-                    res = train_unit(crops, roles, cfg, files, seed=0, predict_roles=("val",))
-                else:
-                    res = train_mil_unit(crops, roles, cfg, MilConfig(max_slices=0), files, seed=0,
-                                         predict_roles=("val",))
-            out[kind] = float(res.history.seconds.iloc[-1])
+        out: dict = {}
+        for _ in range(reps):
+            for kind in ("slice_vote", "attention_mil"):
+                with tempfile.TemporaryDirectory() as d:
+                    files = UnitFiles(Path(d) / "checkpoint.pt", Path(d) / "last.pt", Path(d) / "history.csv")
+                    if kind == "slice_vote":
+                        res = train_unit(crops, roles, cfg, files, seed=0, predict_roles=("val",))
+                    else:
+                        res = train_mil_unit(crops, roles, cfg, MilConfig(max_slices=0), files, seed=0,
+                                             predict_roles=("val",))
+                best = float(res.history.seconds.iloc[1:].min())
+                out[kind] = min(out.get(kind, best), best)
         crops_sv = (n_train * per - (n_train * per) % bs) / out["slice_vote"]  # slice model drops a last partial batch
         rows.append(_row(f"slice_vote epoch, {label}: {arch} {size}x{size} b{bs} ({device.type})",
                          crops_sv, "crops/s", "validation pass included"))
@@ -74,8 +80,9 @@ def bench_mil(quick: bool = False) -> list[dict]:
         rows.append(_row(f"attention_mil epoch, {label} (gated attention)", n_train * per / out["attention_mil"],
                          "slices/s", "validation pass included"))
         rows.append(_row(f"attention_mil epoch, {label}", n_train / out["attention_mil"], "patients/s"))
-        rows.append(_row(f"ratio MIL / slice_vote time per epoch, {label}",
-                         out["attention_mil"] / out["slice_vote"], ""))
+        rows.append(_row(f"ratio MIL slices/s / slice_vote crops/s, {label}",
+                         n_train * per / out["attention_mil"] / crops_sv, "",
+                         "per crop trained (the slice model drops a last partial batch)"))
     return rows
 
 
