@@ -283,3 +283,14 @@ def test_fold_models_average_and_the_attention_artifact():
     assert set(art.model_id) == {"attention_mil_DWI"} and art.slice.tolist() == [1, 2, 3, 7, 8]
     with pytest.raises(ValueError, match="different slices of patient"):
         average_over_models(pats[:2], [atts[0], atts[1].assign(slice_index=[1, 2, 4, 7, 8])])
+
+
+@pytest.mark.slow
+def test_every_mil_key_changes_the_result(tmp_path):
+    sc, roles, _ = toy_bags(n_pat=12, seed=4, lo=3, hi=7)
+    cfg = replace(CFG, epochs=1, selection="last")
+    base = train_mil_unit(sc, roles, cfg, MIL, _files(tmp_path / "base"), seed=0)
+    for key, value in (("pooling", "attention"), ("attention_hidden", 7), ("dropout", 0.5),
+                       ("max_slices", 2)):
+        other = train_mil_unit(sc, roles, cfg, replace(MIL, **{key: value}), _files(tmp_path / key), seed=0)
+        assert not np.allclose(base.patients.prob, other.patients.prob), key

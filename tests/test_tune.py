@@ -193,3 +193,27 @@ def test_the_same_trials_on_ray(toy):
     left = [p for p in psutil.process_iter(["pid", "cmdline"]) if p.info["pid"] not in before
             and any("alnm-tune-ray-" in a for a in (p.info["cmdline"] or []))]
     assert not left
+
+
+@pytest.mark.slow
+def test_every_tune_key_changes_the_search(toy):
+    """Each key search() reads changes what it does (``enabled`` and ``nested`` are read by
+    the step: search_plan above)."""
+    sc, dev, test = toy
+    one = BASE + ["tune.n_trials=1", "tune.pruner=none"]
+
+    def run(*extra):
+        return search(crops=sc, patients=dev, model_kind="attention_mil",
+                      cfg=resolve_config("smoke", overrides=one + list(extra)), forbidden_ids=test)
+
+    base = run()
+    assert run("tune.metric=val_loss").direction == "minimize"
+    assert run("tune.epochs=1").trials.steps_reported.item() == 2
+    assert not run("tune.inner_folds=3").folds.equals(base.folds)
+    assert not run("tune.seed=99").folds.equals(base.folds)
+    assert run("tune.space={lr: [1e-4, 1e-3], pooling: [mean]}").trials.param_pooling.item() == "mean"
+    assert len(run("tune.n_trials=2").trials) == 2
+    from alnm_core.tune import make_pruner
+
+    assert {type(make_pruner(p)).__name__ for p in ("median", "successive_halving", "none")} == {
+        "MedianPruner", "SuccessiveHalvingPruner", "NopPruner"}
