@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 import yaml
 
+from .search_space import MIL_POOLINGS, SpaceError, tune_space  # noqa: F401 (MIL_POOLINGS re-exported)
+
 #: the built-in profiles (``alnm_core/profiles/<name>.yaml``), the one list every caller uses
 PROFILES = ("smoke", "demo", "paper", "duke")
 #: the paper's three sequences, the default of ``StudyConfig.sequences`` (defined once)
@@ -31,6 +33,10 @@ DEFAULT_SEQUENCES = ("T2WI", "DWI", "DCE")
 CNN_FAMILIES = ("slice_vote", "attention_mil")
 #: the IBSI-oriented pyradiomics feature classes ``radiomics.feature_classes`` may name
 RADIOMICS_FEATURE_CLASSES = ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
+#: the model kinds ``train.models`` may name: the paper's per-slice CNN whose slice
+#: probabilities are aggregated, and patient-level attention MIL (:mod:`alnm_core.mil`)
+MODEL_KINDS = CNN_FAMILIES
+_FLOAT_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 class ConfigError(ValueError):
@@ -48,6 +54,13 @@ class PhantomConfig:
         strength_t2wi: how strongly the label shows on T2WI (oedema, margin), 0 = not at all.
         strength_dwi: how strongly the label lowers the tumour ADC on DWI.
         strength_dce: how strongly the label shows as rim enhancement on DCE.
+        effect_slices: 0: the label acts on the whole tumour (oedema, ADC, rim). k > 0: only
+            on k adjacent tumour slices of each series, at a random place among the slices
+            with at least a quarter of the largest tumour area; the others show the patient
+            as if without ALNM (``truth.csv`` lists the slices: ``<SEQ>_effect_slices``).
+            Tumour size and margin still differ by group on every slice (Table 1). For
+            testing whether a model finds the slices that matter (attention MIL); use it
+            with ``roi.slices=all``, or the central crops may miss them.
     """
 
     n_patients: int = 120
@@ -56,6 +69,7 @@ class PhantomConfig:
     strength_t2wi: float = 1.0
     strength_dwi: float = 0.5
     strength_dce: float = 0.05
+    effect_slices: int = 0
 
 
 @dataclass(frozen=True)
@@ -132,9 +146,6 @@ class TrainConfig:
     """Per-sequence CNN training.
 
     Attributes:
-        models: the CNN families trained per sequence (``slice_vote``, the paper's; and
-            ``attention_mil``); each is a model of Table 3, a fusion candidate and in the DeLong
-            families.
         arch: torchvision ResNet depth.
         pretrained: load ImageNet weights (torchvision cache or ``weights_path``).
         weights_path: local ``.pth`` file with ImageNet weights.
@@ -160,6 +171,12 @@ class TrainConfig:
         checkpoint_dtype: precision of the saved selected weights: ``float16`` (half the disk;
             the weights are rounded before the unit predicts, so every prediction, in the run
             and by ``alnm predict``, comes from exactly what is saved) or ``float32``.
+        models: the model kinds trained per sequence, a non-empty subset of ``slice_vote``
+            (the paper: a 2D CNN on every slice, slice probabilities aggregated by
+            ``aggregation``) and ``attention_mil`` (the same backbone over a patient's slices
+            as one bag, pooled into one patient probability; settings under ``mil``). Both use
+            the keys above (``batch_size`` counts crops per optimisation step for both);
+            model ids are ``<kind>_<SEQ>``.
     """
 
     models: tuple[str, ...] = ("slice_vote",)
@@ -180,6 +197,87 @@ class TrainConfig:
     keep_resume_state: bool = False
     cpu_isa: Literal["avx2", "native"] = "avx2"
     checkpoint_dtype: Literal["float16", "float32"] = "float16"
+
+
+@dataclass(frozen=True)
+class MilConfig:
+    """Patient-level attention multiple-instance learning (``train.models`` with
+    ``attention_mil``; :mod:`alnm_core.mil`).
+
+    A patient's ROI crops of one sequence are one bag: every crop goes through the same 2D
+    ResNet as the slice model (``train.arch``, ``train.pretrained``, ``train.in_channels``), and
+    the slice embeddings are pooled into one patient embedding and one probability. The
+    optimisation follows ``train.*`` (epochs, lr, weight decay, augmentation, class weighting
+    by patients, checkpoint selection on the validation patients); ``train.batch_size`` counts
+    crops: whole bags are packed into a step until the next one would pass it.
+
+    Attributes:
+        pooling: ``gated_attention`` (Ilse et al. 2018, gated: tanh x sigmoid branches),
+            ``attention`` (Ilse et al. 2018, tanh), ``mean`` or ``max`` (element-wise over the
+            slice embeddings). Each gives weights over a patient's slices summing to 1
+            (``artifacts/mil_attention.csv``): the attention; 1/n for ``mean``; for ``max``
+            the share of embedding dimensions each slice supplies the maximum of.
+        attention_hidden: width of the attention network's hidden layer.
+        dropout: dropout on the pooled patient embedding during training (0 = none).
+        max_slices: a training bag holds at most this many of the patient's slices, drawn
+            anew every epoch (0 = all slices); bounds memory, and acts as augmentation.
+            Prediction always uses every slice.
+    """
+
+    pooling: Literal["gated_attention", "attention", "mean", "max"] = "gated_attention"
+    attention_hidden: int = 128
+    dropout: float = 0.0
+    max_slices: int = 16
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """The hyperparameter search (Optuna), scored on inner validation folds of development
+    patients only (:mod:`alnm_core.tune`).
+
+    Every trial trains the model kind on ``inner_folds`` stratified folds of the development
+    patients (train on k-1, score the held-out fold at the last epoch), with the same seeds for
+    every trial, so trials differ only by their settings. The test patients never enter a trial
+    (a ``LeakageError`` if one is given).
+
+    Attributes:
+        enabled: run the search before training; the best settings replace ``train.*`` (and
+            ``mil.pooling``) for the model kind they were searched for.
+        space: ``paper``: the paper's grid, learning rate 1e-3 / 1e-4 / 1e-5 / 1e-6 x batch
+            size 16 / 32 / 64 (12 combinations, run by Optuna's grid sampler in a seeded random
+            order); ``ranges``: :data:`alnm_core.search_space.DEFAULT_RANGES` drawn by Optuna's TPE sampler; or a
+            mapping of the same form: ``lr`` and ``weight_decay`` ``[low, high]`` (log-uniform,
+            low > 0), ``batch_size`` a list of choices, ``epochs`` ``[low, high]`` (integers),
+            ``pooling`` a list of ``mil.pooling`` choices (attention MIL only; the slice
+            model's search leaves it out). A key not searched keeps its ``train.*`` / ``mil.*``
+            value.
+        n_trials: trials per search (``paper``: at most the grid's 12).
+        metric: what a trial scores, on each inner validation fold at the last epoch,
+            averaged over folds: ``val_auc`` (patient-level AUC, maximised) or ``val_loss``
+            (patient-level cross-entropy, minimised).
+        nested: run one search inside each outer fold (on that fold's training patients),
+            so the out-of-fold estimates stay honest; without it one search runs on all
+            development patients and the out-of-fold estimates are optimistic by selection
+            (the report says so).
+        inner_folds: stratified folds of the development patients each trial trains and
+            scores on (k-1 to train, 1 to score, k times).
+        pruner: stop unpromising trials early on the per-epoch inner validation metric
+            (step = fold x epochs + epoch): ``median`` (Optuna's median rule, after 2 finished
+            trials), ``successive_halving`` (asynchronous successive halving), or ``none``.
+        epochs: epochs per trial (0 = ``train.epochs``); ignored when ``epochs`` is searched.
+        seed: seed of the sampler, of the inner folds and of every trial's training (None =
+            the study's ``seed``).
+    """
+
+    enabled: bool = False
+    space: str | dict[str, tuple[float | str, ...]] = "paper"
+    n_trials: int = 12
+    metric: Literal["val_auc", "val_loss"] = "val_auc"
+    nested: bool = False
+    inner_folds: int = 3
+    pruner: Literal["median", "successive_halving", "none"] = "median"
+    epochs: int = 0
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -364,6 +462,8 @@ class StudyConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     roi: RoiConfig = field(default_factory=RoiConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    mil: MilConfig = field(default_factory=MilConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     radiomics: RadiomicsConfig = field(default_factory=RadiomicsConfig)
     clinical: ClinicalConfig = field(default_factory=ClinicalConfig)
@@ -421,6 +521,8 @@ def _check_value(key: str, value: Any, hint: Any) -> Any:
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return value
     if hint is float:
+        if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-4 (no dot) as text
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         return float(value)
@@ -568,6 +670,8 @@ def _check_ranges(cfg: StudyConfig) -> None:
         problems.append("phantom.n_patients: at least 8 patients are needed")
     if not 0 < cfg.phantom.matrix_scale <= 1:
         problems.append("phantom.matrix_scale: must be in (0, 1]")
+    if cfg.phantom.effect_slices < 0:
+        problems.append("phantom.effect_slices: >= 0 (0 = the whole tumour)")
     ts = cfg.split.test_size
     if not (0 < ts < 1 or (ts >= 1 and float(ts).is_integer())):
         problems.append("split.test_size: a fraction in (0, 1) or a whole number of patients")
@@ -592,10 +696,6 @@ def _check_ranges(cfg: StudyConfig) -> None:
             re.compile(pattern)
         except re.error as exc:
             problems.append(f"roi.series_description.{seq}: {pattern!r} is not a regular expression ({exc})")
-    bad = [m for m in cfg.train.models if m not in CNN_FAMILIES]
-    if bad or not cfg.train.models or len(set(cfg.train.models)) != len(cfg.train.models):
-        problems.append(f"train.models: {list(cfg.train.models)}; a non-empty list of distinct "
-                        f"names from {list(CNN_FAMILIES)}")
     for m in cfg.ensemble.members:
         fam, _, seq = m.rpartition("_")
         if m in CNN_FAMILIES:
@@ -617,6 +717,7 @@ def _check_ranges(cfg: StudyConfig) -> None:
         problems.append("train.in_channels: 1 or 3")
     if cfg.train.lr <= 0:
         problems.append("train.lr: must be > 0")
+    problems += _check_models(cfg)
     rc = cfg.radiomics
     unknown = sorted(set(rc.feature_classes) - set(RADIOMICS_FEATURE_CLASSES))
     if unknown or not rc.feature_classes:
@@ -657,6 +758,40 @@ def _check_ranges(cfg: StudyConfig) -> None:
         problems.append("input.max_files: at least 1")
     if problems:
         raise ConfigError("; ".join(problems))
+
+
+def _check_models(cfg: StudyConfig) -> list[str]:
+    """``train.models``, ``mil`` and ``tune``: the problems found (empty when fine)."""
+    problems = []
+    models = cfg.train.models
+    if not models or set(models) - set(MODEL_KINDS) or len(set(models)) != len(models):
+        problems.append(f"train.models: {list(models)}; a non-empty list without repeats "
+                        f"from {list(MODEL_KINDS)}")
+    m = cfg.mil
+    if m.attention_hidden < 1:
+        problems.append("mil.attention_hidden: at least 1")
+    if not 0 <= m.dropout < 1:
+        problems.append("mil.dropout: must be in [0, 1)")
+    if m.max_slices < 0:
+        problems.append("mil.max_slices: >= 0 (0 = every slice)")
+    t = cfg.tune
+    if t.n_trials < 1:
+        problems.append("tune.n_trials: at least 1")
+    if t.inner_folds < 2:
+        problems.append("tune.inner_folds: at least 2")
+    if t.epochs < 0:
+        problems.append("tune.epochs: >= 0 (0 = train.epochs)")
+    try:
+        space = tune_space(t.space)
+    except SpaceError as exc:
+        problems.append(str(exc))
+    else:
+        if t.space == "paper" and t.n_trials > 12:
+            problems.append(f"tune.n_trials={t.n_trials}: the paper grid has 12 combinations")
+        if isinstance(t.space, dict) and "pooling" in space and "attention_mil" not in models:
+            problems.append("tune.space: pooling is searched for attention_mil only, which "
+                            "train.models does not train")
+    return problems
 
 
 def check_notebook_parameters(params: dict[str, Any], allowed: dict[str, type]) -> None:

@@ -196,9 +196,10 @@ def trajectory_settings(cfg: TrainConfig) -> dict:
 
     ``epochs`` is left out (more epochs continue the same trajectory), and so are settings that
     change where or how fast it runs, or what is kept of it, but not the trajectory (``device``,
-    ``num_threads``, ``keep_resume_state``, ``checkpoint_dtype``).
+    ``num_threads``, ``keep_resume_state``, ``checkpoint_dtype``), and ``models`` (which model
+    kinds are trained does not change how one of them trains).
     """
     d = asdict(cfg)
-    for k in ("epochs", "device", "num_threads", "keep_resume_state", "checkpoint_dtype"):
+    for k in ("epochs", "device", "num_threads", "keep_resume_state", "checkpoint_dtype", "models"):
         d.pop(k)
     return d

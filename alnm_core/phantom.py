@@ -13,6 +13,11 @@ How the label shows in the images (each tunable through :class:`~alnm_core.confi
   (restricted diffusion), so the tumour stays brighter at the high b-value.
 * **DCE** (``strength_dce``): ALNM adds rim enhancement (a less enhancing core).
 
+With ``effect_slices = k > 0`` (:class:`~alnm_core.config.PhantomConfig`) the three effects
+live in k adjacent tumour slices of each series only (:func:`effect_slice_indices`); the other
+slices show the patient's label-free oedema, ADC and rim. Tumour size and margin still differ
+by group on every slice.
+
 The designed effect of the label, in SDs of each quantity (:func:`designed_effects`), is with the
 demo's strengths 2.7 on DWI (ADC), 2.0 on T2WI (oedema thickness) and 0.3 on DCE (rim): DWI's is
 the largest. That the demo's models rank T2WI above DWI comes from resolution and crop content
@@ -103,6 +108,11 @@ class PatientTruth:
     adc: float  # tumour ADC, 1e-3 mm^2/s
     rim: float  # 0 = homogeneous enhancement, 1 = core does not enhance
     irregularity: float
+    # the same patient without the label's designed effect (phantom.effect_slices > 0 shows
+    # these outside the effect slices)
+    edema0_mm: float = 0.0
+    adc0: float = 0.0
+    rim0: float = 0.0
 
 
 def _rng(seed: int, *keys: object) -> np.random.Generator:
@@ -135,12 +145,18 @@ def draw_patients(cfg: PhantomConfig) -> list[PatientTruth]:
         side = 1.0 if r.random() < 0.5 else -1.0
         center = (side * r.uniform(60, 100), r.uniform(-45, -15), r.uniform(-15, 15))
         s2 = cfg.strength_t2wi
-        edema = max(0.0, s2 * (4.0 * y + r.normal(0.8, 2.0)))
-        adc = float(np.clip(r.normal(1.05 - 0.65 * cfg.strength_dwi * y, 0.12), 0.5, 1.6))
-        rim = float(np.clip(cfg.strength_dce * (1.6 * y) + r.normal(0.15, 0.25), 0.0, 0.95))
+        # the noise is drawn once and shared by the patient with and without the label
+        n_edema = r.normal(0.8, 2.0)
+        edema, edema0 = max(0.0, s2 * (4.0 * y + n_edema)), max(0.0, s2 * n_edema)
+        n_adc = r.normal(0.0, 0.12)
+        adc = float(np.clip(1.05 - 0.65 * cfg.strength_dwi * y + n_adc, 0.5, 1.6))
+        adc0 = float(np.clip(1.05 + n_adc, 0.5, 1.6))
+        n_rim = r.normal(0.15, 0.25)
+        rim = float(np.clip(cfg.strength_dce * (1.6 * y) + n_rim, 0.0, 0.95))
+        rim0 = float(np.clip(n_rim, 0.0, 0.95))
         irregular = 0.22 if margin == "irregular" else 0.04
         out.append(PatientTruth(pid, int(y), age, size, margin, tic, field, center,
-                                size * 10 / 2, edema, adc, rim, irregular))
+                                size * 10 / 2, edema, adc, rim, irregular, edema0, adc0, rim0))
     return out
 
 
@@ -228,6 +244,30 @@ def _tic_curve(tic: str, n: int = DCE_PHASES) -> np.ndarray:
     return curve / curve.max()
 
 
+def _effect_window(p: PatientTruth, seq: str, cfg: PhantomConfig, tumour: np.ndarray) -> np.ndarray:
+    """Which slices of a series carry the label's effect (bool per slice; all when
+    ``cfg.effect_slices == 0``): k adjacent ones among the slices with at least a quarter of
+    the largest tumour area, at a random place (seeded per patient and sequence)."""
+    nz = tumour.shape[0]
+    if cfg.effect_slices <= 0:
+        return np.ones(nz, bool)
+    area = tumour.sum(axis=(1, 2))
+    cand = np.flatnonzero(area >= 0.25 * area.max())
+    k = min(cfg.effect_slices, len(cand))
+    start = int(_rng(cfg.seed, "effect", p.patient_id, seq).integers(0, len(cand) - k + 1))
+    out = np.zeros(nz, bool)
+    out[cand[start:start + k]] = True
+    return out
+
+
+def effect_slice_indices(p: PatientTruth, seq: str, cfg: PhantomConfig) -> list[int]:
+    """The slices (indices into the series, as ``slice_index`` of the crops) where the label's
+    designed effect shows; every slice when ``cfg.effect_slices == 0``."""
+    pts, *_ = _grid(p, seq, cfg)
+    tumour = _World(p, cfg.seed).tumour_distance(pts) < 0
+    return [int(z) for z in np.flatnonzero(_effect_window(p, seq, cfg, tumour))]
+
+
 def render_series(p: PatientTruth, seq: str, cfg: PhantomConfig) -> tuple[np.ndarray, Volume, np.ndarray]:
     """Render one series of one patient.
 
@@ -241,13 +281,20 @@ def render_series(p: PatientTruth, seq: str, cfg: PhantomConfig) -> tuple[np.nda
     r = _rng(cfg.seed, "noise", p.patient_id, seq)
     shape = t["body"].shape
     tex = t["tex"]
+    # the label's effect per slice: on every slice, or (effect_slices) on a few only
+    on = _effect_window(p, seq, cfg, t["tumour"])
+    edema_z = np.where(on, p.edema_mm, p.edema0_mm)[:, None, None]
+    adc_z = np.where(on, p.adc, p.adc0)[:, None, None]
+    rim_z = np.where(on, p.rim, p.rim0)[:, None, None]
+    if not on.all():
+        t["edema"] = (~t["tumour"]) & (t["dist"] < edema_z) & t["breast"]
     if seq == "T2WI":
         img = np.full(shape, 8.0)
         img[t["body"]] = 260 + 20 * tex[t["body"]]
         img[t["breast"]] = 780 + 40 * tex[t["breast"]]
         img[t["fg"]] = 360 + 50 * tex[t["fg"]]
-        ed_int = 900 + 250 * min(1.0, p.edema_mm / 5.0)
-        img[t["edema"]] = ed_int + 60 * tex[t["edema"]]
+        ed_int = np.broadcast_to(900 + 250 * np.minimum(1.0, edema_z / 5.0), shape)
+        img[t["edema"]] = ed_int[t["edema"]] + 60 * tex[t["edema"]]
         img[t["tumour"]] = 470 + 60 * tex[t["tumour"]]
         img = img + r.normal(0, 22, shape)
         stack = np.abs(img)[None]
@@ -259,7 +306,7 @@ def render_series(p: PatientTruth, seq: str, cfg: PhantomConfig) -> tuple[np.nda
         s0[t["fg"]], adc[t["fg"]] = 420 + 40 * tex[t["fg"]], 1.9
         s0[t["edema"]], adc[t["edema"]] = 480, 2.2
         s0[t["tumour"]] = 520 + 40 * tex[t["tumour"]]
-        adc[t["tumour"]] = p.adc + 0.08 * tex[t["tumour"]]
+        adc[t["tumour"]] = np.broadcast_to(adc_z, shape)[t["tumour"]] + 0.08 * tex[t["tumour"]]
         stack = np.stack([s0 * np.exp(-b * adc * 1e-3) for b in spec["b"]])
         stack = np.abs(stack + r.normal(0, 14, stack.shape))
     else:
@@ -273,7 +320,7 @@ def render_series(p: PatientTruth, seq: str, cfg: PhantomConfig) -> tuple[np.nda
         amp[t["fg"]] = 0.35
         curve_fg = _tic_curve("I")
         depth = np.clip(-t["dist"] / max(p.radius_mm, 1e-3), 0, 1)
-        tum_amp = 1.9 * (1 - p.rim * depth) + 0.15 * tex
+        tum_amp = 1.9 * (1 - rim_z * depth) + 0.15 * tex
         curve_t = _tic_curve(p.tic_type)
         phases = []
         for k in range(DCE_PHASES):
@@ -500,6 +547,9 @@ def write_phantom(
         truth.append(dict(patient_id=p.patient_id, edema_mm=round(p.edema_mm, 3),
                           adc=round(p.adc, 4), rim=round(p.rim, 4),
                           irregularity=round(p.irregularity, 3)))
+        if cfg.effect_slices > 0:
+            truth[-1].update({f"{seq}_effect_slices": ";".join(map(str, effect_slice_indices(p, seq, cfg)))
+                              for seq in SEQUENCES})
         if progress:
             progress(i + 1, len(patients))
     if pool is not None:
@@ -517,7 +567,11 @@ def write_phantom(
 
 def designed_effects(cfg: PhantomConfig) -> dict[str, float]:
     """The label's designed effect per sequence, in SDs of the quantity it moves (before
-    clipping): oedema thickness (T2WI), tumour ADC (DWI), rim enhancement (DCE)."""
+    clipping): oedema thickness (T2WI), tumour ADC (DWI), rim enhancement (DCE).
+
+    With ``cfg.effect_slices = k > 0`` this is the effect on the k effect slices of each
+    series (:func:`effect_slice_indices`); on its other slices the effect is 0, so a model
+    that weighs every slice alike sees it diluted."""
     return {"T2WI": 4.0 * cfg.strength_t2wi / 2.0 if cfg.strength_t2wi else 0.0,
             "DWI": 0.65 * cfg.strength_dwi / 0.12,
             "DCE": 1.6 * cfg.strength_dce / 0.25}

@@ -353,6 +353,8 @@ def train_unit(
     stop_after_epoch: int | None = None,
     predict_roles: tuple[str, ...] | None = None,
     after_epoch: Callable[[int], None] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    write_resume_state: bool = True,
 ) -> TrainResult:
     """Train one network, select on ``val``, predict every role.
 
@@ -372,6 +374,12 @@ def train_unit(
         predict_roles: roles predicted after training (default: every role).
         after_epoch: called with the epoch number once its resume state is saved (a
             caller's own bookkeeping; the Ray tests inject worker faults through it).
+        on_epoch: called with the epoch's history row (``epoch, train_loss, train_auc,
+            val_loss, val_auc, seconds``) once its resume state is saved; an exception it
+            raises (e.g. a pruned search trial, :mod:`alnm_core.tune`) stops the unit.
+        write_resume_state: False: neither read nor write ``files.resume_state`` (a unit that
+            is never resumed, e.g. a search trial: saves writing the model and optimiser state
+            every epoch).
 
     Raises:
         TrainingError: a role with one class, NaN loss, out of memory — with what to change.
@@ -390,7 +398,8 @@ def train_unit(
     data = split_crops(crops, roles, device, excluded)
     fit = _new_fit(cfg, data["train"].y, device, seed)
     key = trajectory_key(cfg, crops, roles, seed)
-    _try_resume(fit, key, files.resume_state, device, say)
+    if write_resume_state:
+        _try_resume(fit, key, files.resume_state, device, say)
     resumed_from = fit.epoch
     bs = min(cfg.batch_size, len(data["train"]))
     t_start, trained = time.time(), 0
@@ -401,9 +410,9 @@ def train_unit(
         va_auc, va_loss = (_validate(fit, data["val"], cfg, device, bs) if "val" in data
                            else (float("nan"), float("nan")))
         secs = time.time() - t0
-        fit.history.append(dict(epoch=epoch, train_loss=train_loss,
-                                train_auc=_patient_auc(seen, cfg.aggregation),
-                                val_loss=va_loss, val_auc=va_auc, seconds=round(secs, 3)))
+        row = dict(epoch=epoch, train_loss=train_loss, train_auc=_patient_auc(seen, cfg.aggregation),
+                   val_loss=va_loss, val_auc=va_auc, seconds=round(secs, 3))
+        fit.history.append(row)
         if va_auc > fit.best_auc + 1e-12 if cfg.selection == "best_val_auc" else True:
             fit.best_auc, fit.best_epoch = va_auc, epoch
             fit.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in fit.model.state_dict().items()})
@@ -412,9 +421,12 @@ def train_unit(
         val = f"val AUC {va_auc:.3f}, " if "val" in data else ""
         say(f"{crops.sequence} epoch {epoch}/{cfg.epochs}: loss {train_loss:.3f}, "
             f"{val}{secs:.1f} s, ~{left:.0f} s left")
-        _save_resume(fit, key, files.resume_state)
+        if write_resume_state:
+            _save_resume(fit, key, files.resume_state)
         if after_epoch is not None:
             after_epoch(epoch)
+        if on_epoch is not None:
+            on_epoch(dict(row))
         if stop_after_epoch is not None and stop_after_epoch <= epoch < cfg.epochs:
             raise KeyboardInterrupt(f"stopped after epoch {epoch} (stop_after_epoch)")
     seconds = time.time() - t_start

@@ -140,3 +140,34 @@ def test_dciodvfy_reports_no_errors(tiny_cohort):
         out = subprocess.run(["dciodvfy", str(f)], capture_output=True, text=True)
         errors = [l for l in (out.stdout + out.stderr).splitlines() if l.startswith("Error")]
         assert errors == [], f"{seq}: {errors}"
+
+
+def test_effect_slices_put_the_label_on_those_slices_only():
+    """phantom.effect_slices=2: a positive patient's series equal those of the same patient
+    without the label everywhere except on the two listed slices (where they differ); a
+    negative patient's series are unchanged."""
+    from dataclasses import replace
+
+    from alnm_core.config import ConfigError, resolve_config
+    from alnm_core.phantom import effect_slice_indices
+
+    cfg = PhantomConfig(n_patients=8, seed=5, matrix_scale=0.2, effect_slices=2)
+    pts = draw_patients(cfg)
+    pos = next(p for p in pts if p.alnm)
+    neg = next(p for p in pts if not p.alnm)
+    whole = replace(cfg, effect_slices=0)
+    twin = replace(pos, edema_mm=pos.edema0_mm, adc=pos.adc0, rim=pos.rim0)
+    for seq in ("T2WI", "DWI", "DCE"):
+        arr, _, mask = render_series(pos, seq, cfg)
+        base, _, mask0 = render_series(twin, seq, whole)
+        assert np.array_equal(mask, mask0)
+        axis = tuple(i for i in range(arr.ndim) if i != arr.ndim - 3)  # all but the slice axis
+        differ = np.flatnonzero((arr != base).any(axis=axis)).tolist()
+        eff = effect_slice_indices(pos, seq, cfg)
+        assert len(eff) == 2 and eff[1] == eff[0] + 1 and mask[eff].any(axis=(1, 2)).all()
+        assert differ and set(differ) <= set(eff), (seq, differ, eff)
+        assert np.array_equal(render_series(neg, seq, cfg)[0], render_series(neg, seq, whole)[0])
+    n_slices = render_series(pos, "T2WI", whole)[2].shape[0]
+    assert effect_slice_indices(pos, "T2WI", whole) == list(range(n_slices))  # 0: every slice
+    with pytest.raises(ConfigError, match="effect_slices"):
+        resolve_config("smoke", overrides=["phantom.effect_slices=-1"])
