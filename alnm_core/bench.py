@@ -217,7 +217,7 @@ def bench_ray(quick: bool) -> list[dict]:
     import shutil as sh
 
     from .config import resolve_config
-    from .phantom import ensure_phantom
+    from .phantom_cache import ensure_phantom
     from .run.executor import LocalExecutor, RayExecutor, ray_available
     from .run.pipeline import start_record
     from .run.registry import runner_for
@@ -447,6 +447,10 @@ def run_benchmarks(only: list[str] | None = None, *, quick: bool = False, json_p
                 rows += bench_amp(quick)
             elif s == "pack":
                 rows += bench_pack(quick)
+            elif s in ("mil", "tune"):  # attention MIL vs slice vote; Optuna and Ray per-trial overhead
+                from .bench_mil import run_mil_benchmarks
+
+                rows += run_mil_benchmarks([s], quick=quick)
             else:
                 raise ValueError(f"unknown benchmark {s!r}")
     if json_path:

@@ -363,13 +363,17 @@ class Prediction:
             ``stats.threshold``), ``decision_youden`` (at the Youden threshold frozen on the
             development predictions; empty when none could be chosen), ``sequences_used``,
             ``note``.
-        slices: per model, unit and slice: ``model_id, sequence, unit, patient_id, slice_index, prob``.
+        slices: per slice-vote model, unit and slice: ``model_id, sequence, unit, patient_id,
+            slice_index, prob``.
         crops: sequence -> the crops used (for Grad-CAM).
+        attention: per attention-MIL model, patient and slice: ``patient_id, slice_index,
+            weight, model_id, sequence`` (the fold models' mean; weights sum to 1 per patient).
     """
 
     patients: pd.DataFrame
     slices: pd.DataFrame
     crops: dict
+    attention: pd.DataFrame
 
 
 def sequences_present(cohort: pd.DataFrame, cohort_dir: Path, seq: str) -> pd.Series:
@@ -406,7 +410,7 @@ def predict(bundle: Bundle, cohort: pd.DataFrame, cohort_dir: str | Path, *,
     say = progress or (lambda s: None)
     cohort_dir = Path(cohort_dir)
     cfg = bundle.cfg
-    per_model, slices, crops_by = {}, [], {}
+    per_model, slices, crops_by, attention = {}, [], {}, []
     for mid, info in bundle.models.items():
         seq = info["sequence"]
         if seq not in crops_by:
@@ -416,6 +420,11 @@ def predict(bundle: Bundle, cohort: pd.DataFrame, cohort_dir: str | Path, *,
             say(f"{seq}: cropping {len(have)} patient(s)")
             crops_by[seq] = extract_sequence(have, cohort_dir, seq, cfg.roi, cache_dir=cache_dir)
         crops = crops_by[seq]
+        if info["family"] == "attention_mil":
+            per_model[mid], att = _predict_mil(bundle, mid, info, crops, device)
+            attention.append(att.assign(model_id=mid, sequence=seq))
+            say(f"{mid}: {len(info['units'])} model(s) applied")
+            continue
         x = torch.from_numpy(np.ascontiguousarray(crops.crops, dtype=np.float32))[:, None]
         unit_probs = []
         for uid, wpath in zip(info["units"], bundle.unit_weights(mid)):
@@ -457,4 +466,29 @@ def predict(bundle: Bundle, cohort: pd.DataFrame, cohort_dir: str | Path, *,
     out["decision_youden"] = (out.weighted_vote >= youden).astype(int) if youden is not None else np.nan
     out["sequences_used"] = used
     out["note"] = notes
-    return Prediction(patients=out, slices=pd.concat(slices, ignore_index=True), crops=crops_by)
+    return Prediction(patients=out, slices=pd.concat(slices, ignore_index=True) if slices else pd.DataFrame(),
+                      crops=crops_by,
+                      attention=pd.concat(attention, ignore_index=True) if attention else pd.DataFrame())
+
+
+def _predict_mil(bundle: Bundle, mid: str, info: dict, crops, device: str) -> tuple[pd.Series, pd.DataFrame]:
+    """An attention-MIL model of the bundle on new crops: the mean probability of its fold
+    models, and each slice's mean attention weight."""
+    from .config import MilConfig, TrainConfig
+    from .mil import average_over_models, load_mil_network, predict_mil
+    from .models import CheckpointError
+
+    pats, atts = [], []
+    for uid, wpath in zip(info["units"], bundle.unit_weights(mid)):
+        st = (info.get("settings") or {}).get(uid)
+        if not isinstance(st, dict) or not isinstance(st.get("train"), dict) or not isinstance(st.get("mil"), dict):
+            raise BundleError(f"{bundle.root / 'bundle.json'}: models.{mid}.settings.{uid} is missing or malformed")
+        try:
+            net = load_mil_network(TrainConfig(**{**st["train"]}), MilConfig(**st["mil"]), wpath, device=device)
+        except (CheckpointError, TypeError) as exc:
+            raise BundleError(f"unit {uid!r} of {mid}: {exc}") from None
+        p, a = predict_mil(net, crops, device=device)
+        pats.append(p)
+        atts.append(a)
+    p, a = average_over_models(pats, atts)
+    return p.set_index("patient_id").prob, a

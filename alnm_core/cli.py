@@ -176,7 +176,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .phantom import ensure_phantom
+    from .phantom_cache import ensure_phantom
 
     cfg = resolve_config(args.profile, overrides=args.set or [])
     _check_executor(cfg)
@@ -213,6 +213,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     t0 = time.time()
     pred = predict(b, cohort, root, progress=_say)
     pred.patients.to_csv(out / "predictions.csv", index=False)
+    if len(pred.attention):  # attention MIL: which slices the model weighed (per patient)
+        pred.attention.to_csv(out / "attention.csv", index=False)
     th = b.meta["thresholds"].get("weighted_vote", {})
     doc = {"model": str(Path(args.model).resolve()), "run": b.meta.get("run"),
            "sequences": list(b.sequences), "models": {m: i.get("label") for m, i in b.models.items()},
@@ -432,7 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Benchmarks; numbers go to stdout, nothing is asserted.")
     b.add_argument("--only", help="comma-separated subset: phantom,read,delong,roi,radiomics,train,coverage,"
                                   "ray (smoke grid: local vs Ray), amp (fp32 vs bf16), pack (4 "
-                                  "trainings packed on one GPU by Ray)")
+                                  "trainings packed on one GPU by Ray), mil (attention MIL vs slice "
+                                  "vote throughput), tune (Optuna / Ray per-trial overhead)")
     b.add_argument("--quick", action="store_true", help="smaller sizes (seconds)")
     b.add_argument("--json", help="also write the figures to this JSON file")
     b.set_defaults(func=cmd_bench)

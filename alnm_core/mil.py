@@ -160,8 +160,14 @@ def load_mil_network(cfg: TrainConfig, mil: MilConfig, path: str | Path,
     """
     net = MilNetwork(replace(cfg, pretrained=False, weights_path=None), mil)
     net.adapter = InputAdapter(cfg.in_channels, cfg.pretrained or bool(cfg.weights_path))
-    state = torch.load(path, map_location=device, weights_only=True)
-    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    from .models import CheckpointError, load_state
+
+    state = load_state(path, map_location=device)  # refuses anything but tensors, naming the file
+    try:
+        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: its tensors do not fit this attention-MIL network "
+                              f"({str(exc).splitlines()[0]})") from None
     return net.to(device).eval()
 
 

@@ -157,7 +157,7 @@ def start(**params: Any) -> Context:
     if not record.exists(run_dir):
         if "profile" not in params:
             record.read(run_dir)  # raises RunRecordMissing with what to do
-        from .phantom import ensure_phantom
+        from .phantom_cache import ensure_phantom
         from .run.pipeline import start_record
 
         profile = params["profile"]

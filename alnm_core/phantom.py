@@ -587,42 +587,6 @@ def phantom_settings(cohort_dir: str | Path) -> PhantomConfig | None:
     return PhantomConfig(**data)
 
 
-# ----------------------------------------------------------------------------- cache
-def default_data_dir() -> Path:
-    """Where generated phantom cohorts are cached: ``$ALNM_DATA``, else the user's cache
-    (``$XDG_CACHE_HOME/alnm/data`` or ``~/.cache/alnm/data``); never inside the package."""
-    env = os.environ.get("ALNM_DATA")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "alnm" / "data"
-
-
-def phantom_dir(profile: str, data_dir: str | Path | None = None) -> Path:
-    """The cache folder of a profile's phantom cohort (``<data>/phantom-<profile>``)."""
-    return Path(data_dir or default_data_dir()) / f"phantom-{profile}"
-
-
 def phantom_stamp(cfg: PhantomConfig) -> dict:
     """What ``PHANTOM.json`` records of a cached phantom: its settings and generator version."""
     return {**cfg.__dict__, "generator_version": PHANTOM_VERSION}
-
-
-def ensure_phantom(profile: str, cfg: PhantomConfig, data_dir: str | Path | None = None, *,
-                   progress: Callable[[int, int], None] | None = None) -> Path:
-    """The profile's phantom cohort, written unless the same settings are already on disk.
-
-    Args:
-        profile: names the cache folder.
-        cfg: the phantom's settings (a different setting rewrites the folder).
-        data_dir: the cache root (default :func:`default_data_dir`).
-    """
-    out = phantom_dir(profile, data_dir)
-    stamp = out / "PHANTOM.json"
-    want = phantom_stamp(cfg)
-    if stamp.is_file() and json.loads(stamp.read_text()) == want and (out / "cohort.csv").is_file():
-        return out
-    if out.exists():
-        shutil.rmtree(out)  # our own cache folder: rewrite it whole
-    write_phantom(out, cfg, progress=progress)  # writes PHANTOM.json
-    return out

@@ -55,12 +55,14 @@ from .search_space import tune_space
 from .tune_trial import (TrialJob, TuneError, apply_params, finished_trials, journal_storage,  # noqa: F401
                          make_pruner, make_sampler, run_trial, suggest)
 
+from .protocol import LeakageError as _ProtocolLeakage  # noqa: E402
+
 Progress = Callable[[str], None]
 
 
-class LeakageError(RuntimeError):
+class LeakageError(_ProtocolLeakage):
     """A patient the search must not see (a test patient, or an outer fold's held-out
-    patient) is among the patients given to it."""
+    patient) is among the patients given to it (a :class:`alnm_core.protocol.LeakageError`)."""
 
 
 # ----------------------------------------------------------------------------- folds and scope

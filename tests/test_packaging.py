@@ -25,16 +25,17 @@ PKG = REPO / "alnm_core"
 
 #: layer of each module (docs/architecture.md): a module may import its own layer or lower ones
 LAYERS = {
-    0: ["config", "storage", "stats", "profiles", "numerics", "textsafe"],
-    1: ["volume", "dicom", "jpeg_lossless", "imaging", "cohort", "splits", "phantom", "runfolder",
-        "crosscheck", "boxes", "inputs", "dicom_header"],
+    0: ["config", "config_schema", "storage", "stats", "profiles", "numerics", "textsafe", "search_space"],
+    1: ["volume", "dicom", "dicom_attrs", "jpeg_lossless", "imaging", "cohort", "splits", "phantom",
+        "runfolder", "crosscheck", "boxes", "inputs", "dicom_header", "phantom_cache"],
     2: ["roi", "models", "aggregation", "radiomics_features", "protocol", "model_registry", "importers"],
-    3: ["training", "gradcam", "ensemble", "evaluation", "radiomics_models"],
+    3: ["training", "gradcam", "ensemble", "evaluation", "radiomics_models", "mil", "mil_training",
+        "tune_trial", "tune_ray", "tune"],
     4: ["run", "run.executor", "bundle", "report"],
     5: ["run.graph", "run.results", "run.steps_data", "run.steps_train", "run.steps_eval",
         "run.steps_bundle", "run.registry"],
     6: ["run.pipeline", "run.external"],
-    7: ["notebook", "lab", "bench"],
+    7: ["notebook", "lab", "bench", "bench_mil"],
     8: ["cli"],
 }
 #: the largest a module may grow (docs/architecture.md: small modules, one idea each)

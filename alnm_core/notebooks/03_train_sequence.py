@@ -35,6 +35,7 @@
 
 # %% tags=["remove-from-report"]
 # %matplotlib inline
+import pandas as pd
 from IPython.display import display
 
 from alnm_core import notebook as nbk
@@ -48,8 +49,9 @@ sequence: str = "T2WI"  # which sequence to show (one of the run's sequences)
 
 # %% tags=["remove-from-report"]
 ctx = nbk.start(run_dir=run_dir, profile=profile, sequence=sequence)
-result = ctx.load("train", sequence)  # artifacts/predictions/slice_vote_<SEQ>*.csv (step train:<SEQ>)
-summary = ctx.load("describe_model", sequence)  # per-split metrics and Grad-CAM (step describe_model:<SEQ>)
+models = ctx.cfg.train.models
+result = ctx.load("train" if "slice_vote" in models else "train_mil", sequence)  # predictions/<model_id>*.csv
+summary = ctx.load("describe_model" if "slice_vote" in models else "describe_mil", sequence)  # per-split, Grad-CAM
 crops = ctx.load("roi", sequence).crops
 device = result.units[0].info["device"]
 
@@ -102,10 +104,45 @@ for _, r in summary.per_split[summary.per_split.split != "train"].iterrows():
 # T2WI model that has learnt the intended signal looks at the oedema rim around the tumour.
 
 # %%
-g = summary.gradcam
+g = summary.gradcam if "slice_vote" in models else {"table": pd.DataFrame({"correct": []})}
 for correct, words in ((True, "Correctly"), (False, "Wrongly")):
     k = (g["table"].correct == correct).to_numpy()
     display(esc.md("**{w} classified** test patients{none}", w=words, none="" if k.any() else ": none"))
     if k.any():
         display(plots.heatmap_gallery(g["crops"][k], g["heatmaps"][k], views.gradcam_titles(g["table"][k]),
                                       ncols=max(int(k.sum()), 2)))
+
+# %% [markdown]
+# ## Attention MIL: the patient as a bag of slices
+#
+# With `train.models` including `attention_mil`, a second model sees all of a patient's tumour
+# slices of this sequence at once: every crop goes through the same ResNet backbone, and a
+# (gated) attention layer weighs the slices into one patient embedding and one probability
+# (Ilse et al. 2018). Its weights say which slices the model looked at: below, for the test
+# patients with the highest and lowest probability, each slice with its weight (the heaviest
+# framed in red), the slices a radiologist would look at first. Every number is in
+# `artifacts/mil_attention.csv` and `artifacts/per_split/attention_mil_<SEQ>.csv`.
+
+# %%
+if "attention_mil" in models:
+    mil = ctx.load("describe_mil", sequence)
+    display(esc.table(views.per_split_view(mil.per_split), caption="Attention MIL: patient-level results"))
+    display(plots.attention_gallery(views.attention_rows(crops, mil.gradcam["attention"],
+                                                         ctx.load("train_mil", sequence).patients)))
+else:
+    display(esc.md("Not trained in this run (train.models={m}).", m=", ".join(models)))
+
+# %% [markdown]
+# ## How the hyperparameters were chosen
+#
+# With `tune.enabled`, the learning rate, weight decay, batch size, epochs (and, for MIL, the
+# pooling) were searched on inner folds of the development patients only (never a test patient;
+# with `tune.nested` inside each outer fold, so the out-of-fold estimates stay honest; without it
+# they are optimistic by the selection). Otherwise they are the profile's fixed settings above.
+
+# %%
+if ctx.cfg.tune.enabled:
+    tune = ctx.load("tune")
+    for m in [f"{k}_{sequence}" for k in models]:
+        display(esc.table(views.tune_view(tune.best, m), caption=f"{m}: the chosen settings"))
+        display(plots.tune_figure(tune.trials[tune.trials.model_id == m], m))

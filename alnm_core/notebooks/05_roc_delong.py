@@ -110,6 +110,9 @@ display(plots.probabilities_by_class(test, main, thresholds=views.frozen_thresho
 # %%
 display(esc.table(views.delong_view(res.delong_fusion), caption=f"Family: {labels[models.headline.model_id]} "
                   f"against each of {len(res.delong_fusion)} models (test set)"))
+if res.delong_mil is not None and len(res.delong_mil):
+    display(esc.table(views.delong_view(res.delong_mil), caption="Family: attention MIL against the slice vote, "
+                      "per sequence (test set)"))
 sig = res.delong[res.delong.p_value < ctx.cfg.stats.alpha]
 display(esc.table(views.delong_view(sig), caption=f"Family: every pair of the {len(models.shown)} models "
                   f"({len(res.delong)} tests, delong.csv): pairs with raw p < {ctx.cfg.stats.alpha:g}"))

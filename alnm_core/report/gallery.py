@@ -81,3 +81,38 @@ def heatmap_gallery(crops: np.ndarray, heatmaps: np.ndarray, titles: Sequence[st
     bar.ax.tick_params(labelsize=7)
     bar.set_label(wrap_to_width(colorbar_label, 0.7 * width, 7), fontsize=7)
     return fig
+
+
+def attention_gallery(rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]], *, max_slices: int = 8,
+                      panel_in: float = 0.85, max_width_in: float = 7.0) -> Figure:
+    """Attention MIL: for each patient, its slices in order with the weight the model gave each
+    (the bar under a slice; the heaviest slice framed): the slices a reader would look at first.
+
+    Args:
+        rows: per patient ``(title, crops (n, H, W), slice_index (n,), weight (n,))``.
+        max_slices: slices shown per patient (the heaviest ones, in slice order).
+    """
+    n_cols = max(1, min(max_slices, max((len(r[1]) for r in rows), default=1)))
+    n_cols = min(n_cols, int(max_width_in // panel_in))
+    fig = Figure(figsize=(min(max_width_in, panel_in * n_cols + 0.2), (panel_in + 0.55) * max(1, len(rows))),
+                 layout="constrained")
+    grid = fig.add_gridspec(max(1, len(rows)), n_cols)
+    for i, (title, crops, sidx, w) in enumerate(rows):
+        keep = np.sort(np.argsort(-np.asarray(w))[:n_cols])
+        top = int(np.argmax(w))
+        for j in range(n_cols):
+            ax = fig.add_subplot(grid[i, j])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j >= len(keep):
+                ax.axis("off")
+                continue
+            k = keep[j]
+            ax.imshow(crops[k], cmap="gray", vmin=0, vmax=1)
+            ax.set_xlabel(f"slice {int(sidx[k])}\nw = {w[k]:.2f}", fontsize=7)
+            for side in ax.spines.values():
+                side.set_color("#c0392b" if k == top else "#bbbbbb")
+                side.set_linewidth(2.0 if k == top else 0.6)
+            if j == 0:
+                ax.set_title(wrap_to_width(title, panel_in * n_cols, fontsize=8), fontsize=8, loc="left")
+    return fig

@@ -39,7 +39,6 @@ def design_sentence(cfg: StudyConfig) -> Safe:
 
 def table1_methods(cfg: StudyConfig) -> Safe:
     """How Table 1's numbers are obtained under this run's settings."""
-    s = cfg.stats
     return Safe("Continuous variables: mean ± SD, compared by " + _continuous_words(cfg) +
                 ". Categorical variables: n (%), compared by " + _categorical_words(cfg) + ".")
 
@@ -145,7 +144,28 @@ clinical baseline (the paper's comparisons), and every pair of models (`delong.c
 AUC with the same CI, pROC's unpaired DeLong test between field strengths. Calibration: Brier
 score, calibration intercept (logit offset) and slope; decision curves by net benefit.
 Significance level {s.alpha:g}.
-""".strip() + cohort_paragraph(cfg, info) + radiomics_paragraph(cfg, info))
+""".strip() + tuning_paragraph(cfg) + cohort_paragraph(cfg, info) + radiomics_paragraph(cfg, info))
+
+
+def tuning_paragraph(cfg: StudyConfig) -> str:
+    """How the CNNs' hyperparameters were chosen, and what that means for the estimates."""
+    models = ", ".join(cfg.train.models)
+    mil = ("" if "attention_mil" not in cfg.train.models else
+           f" Attention MIL ({cfg.mil.pooling.replace('_', ' ')} pooling, {cfg.mil.attention_hidden} hidden "
+           f"units) pools a patient's slice embeddings from the same backbone into one probability.")
+    if not cfg.tune.enabled:
+        return (f"\n\n**Hyperparameters.** Fixed by the configuration (models: {md_text(models)}), not "
+                f"searched (tune.enabled=false).{mil}")
+    t = cfg.tune
+    where = (f"inside each outer fold, on its training patients only, so the out-of-fold estimates stay "
+             f"honest" if t.nested else "once on every development patient: the out-of-fold estimates are "
+             "therefore optimistic by the selection (tune.nested=true avoids it); the test set is untouched")
+    space = "the paper's grid (learning rate 1e-3 to 1e-6 × batch 16 / 32 / 64)" if t.space == "paper" else \
+        f"the ranges {md_text(t.space)}"
+    return (f"\n\n**Hyperparameters.** For each CNN model ({md_text(models)}), {space} was searched with "
+            f"Optuna ({t.n_trials} trials, {t.pruner} pruning), each trial scored by its {t.metric} on "
+            f"{t.inner_folds} inner folds of development patients, {where}. The chosen settings per model "
+            f"are in section 3 and tune_best.csv, every trial in tune_trials.csv.{mil}")
 
 
 def cohort_paragraph(cfg: StudyConfig, info: dict) -> str:

@@ -15,14 +15,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .flow import SPLIT_NAMES, participant_flow
-from .gallery import heatmap_gallery
+from .gallery import attention_gallery, heatmap_gallery
 from .legibility import legend_outside, place_legend, settle_legends
 from .legibility import wrap_to_width as _wrap
 from .nomogram import nomogram_figure
 
 __all__ = ["use_theme", "distributions_by_group", "probabilities_by_class", "patient_flow", "roi_qc_panel",
            "crop_gallery", "histograms_before_after", "tic_curves", "learning_curves", "learning_curves_units",
-           "fold_spread_figure", "confusion_matrix_figure", "heatmap_gallery", "roc_figure", "reliability_figure",
+           "fold_spread_figure", "confusion_matrix_figure", "heatmap_gallery", "attention_gallery", "tune_figure", "roc_figure", "reliability_figure",
            "decision_curve_figure", "roc_panels", "coefficient_figure", "nomogram_figure", "participant_flow"]
 
 #: widest figure: an A4 page's text column, so that 8 pt text prints at 8 pt
@@ -483,4 +483,40 @@ def coefficient_figure(coefs: pd.DataFrame, title: str = "") -> Figure:
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_xlabel("coefficient per SD (log-odds of ALNM)")
     ax.set_title(title, fontsize=9)
+    return fig
+
+
+def tune_figure(trials: pd.DataFrame, title: str = "") -> Figure:
+    """A search at a glance: each trial's score in order (pruned and failed trials marked), and
+    how strongly each searched setting goes with the score (|Spearman rho| over the complete
+    trials: a rough importance, not a causal one)."""
+    from scipy.stats import spearmanr
+
+    fig = Figure(figsize=(MAX_WIDTH_IN, 2.8), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    done = trials[trials.state == "complete"]
+    ax1.plot(done.trial, done.score, "o-", color="#2c3e50", ms=4, label="complete")
+    other = trials[trials.state != "complete"]
+    if len(other):
+        ax1.plot(other.trial, other.last_value, "x", color="#c0392b", label="pruned / failed (last value)")
+    if len(done):
+        best = done.score.max() if done.score.notna().any() else np.nan
+        ax1.axhline(best, color="#7f8c8d", lw=0.8, ls="--")
+    ax1.set_xlabel("trial")
+    ax1.set_ylabel("inner-validation score")
+    ax1.set_title(title or "search", fontsize=9, loc="left")
+    place_legend(ax1)
+    params = [c for c in trials.columns if c.startswith("param_")]
+    imp = {}
+    for c in params:
+        x = pd.to_numeric(done[c], errors="coerce")
+        if x.nunique() > 1 and done.score.nunique() > 1:
+            imp[c[6:]] = abs(spearmanr(x, done.score).statistic)
+        else:
+            imp[c[6:]] = 0.0
+    names = list(imp)
+    ax2.barh(names, [imp[n] for n in names], color="#4a6fa5")
+    ax2.set_xlim(0, 1)
+    ax2.set_xlabel("|Spearman ρ| with the score")
+    ax2.invert_yaxis()
     return fig

@@ -34,9 +34,12 @@ def gradcam_figures(bundle: Bundle, pred: Prediction, out_dir: Path) -> list[Pat
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     first = {}
-    for mid, info in bundle.models.items():  # the first CNN model of each sequence
-        first.setdefault(info["sequence"], mid)
+    for mid, info in bundle.models.items():  # the first slice-vote model of each sequence
+        if info.get("family", "slice_vote") == "slice_vote":
+            first.setdefault(info["sequence"], mid)
     for seq, crops in pred.crops.items():
+        if seq not in first:
+            continue
         mid = first[seq]
         model = load_network(bundle.cfg.train, bundle.unit_weights(mid)[0])
         for pid in dict.fromkeys(crops.patient_id):

@@ -434,3 +434,29 @@ def checklist_md(rows: pd.DataFrame) -> str:
     out = ["| item | what a reviewer checks | where in this report |", "| --- | --- | --- |"]
     out += [f"| {r.item} | {r['what a reviewer checks']} | {link(r['where in this report'])} |" for _, r in rows.iterrows()]
     return "\n".join(out)
+
+
+def attention_rows(crops, attention: pd.DataFrame, patients: pd.DataFrame, *, n: int = 4) -> list:
+    """The MIL attention figure's rows: the test patients with the highest and lowest predicted
+    probability, each with its slices' crops and weights."""
+    test = patients[patients.split == "test"].sort_values("prob", ascending=False)
+    pick = pd.concat([test.head((n + 1) // 2), test.tail(n // 2)]).drop_duplicates("patient_id")
+    att = attention[attention.split == "test"]
+    rows = []
+    for r in pick.itertuples():
+        a = att[att.patient_id == r.patient_id].sort_values("slice")
+        idx = [int(np.flatnonzero((crops.patient_id == r.patient_id) & (crops.slice_index == s))[0])
+               for s in a.slice]
+        rows.append((f"{r.patient_id} y={int(r.label)} p={r.prob:.2f}", crops.crops[idx], a.slice.to_numpy(),
+                     a.weight.to_numpy()))
+    return rows
+
+
+def tune_view(best: pd.DataFrame, model_id: str) -> pd.DataFrame:
+    """The settings a search chose for a model, per scope (all, or each outer fold)."""
+    import json
+
+    b = best[best.model_id == model_id]
+    return pd.DataFrame([{"scope": r.scope, **json.loads(r.params), f"best {r.metric}": r.best_score,
+                          "sampler": r.sampler, "pruner": r.pruner, "executor": r.executor, "notes": r.notes}
+                         for r in b.itertuples()])

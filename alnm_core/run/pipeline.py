@@ -38,7 +38,7 @@ from ..runfolder.paths import RunPaths
 from ..storage import StorageError
 from .executor import for_config
 from .graph import Runner
-from .registry import NOTEBOOKS, notebook_jobs, runner_for
+from .registry import notebook_jobs, runner_for
 
 Progress = Callable[[str], None]
 #: The kernel every notebook of the suite names and papermill starts. The pipeline resolves it to

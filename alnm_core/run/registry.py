@@ -25,12 +25,15 @@ from ..runfolder.paths import RunPaths
 from . import steps_bundle as B
 from . import steps_data as D
 from . import steps_eval as V
+from . import steps_mil as M
 from . import steps_train as T
 from .graph import Cond, Graph, Output, Runner, Step
 
 KFOLD = Cond("k-fold", lambda c: c.split.scheme == "kfold")
 RADIOMICS = Cond("radiomics.enabled", lambda c: c.radiomics.enabled)
 SLICE_VOTE = Cond("slice_vote in train.models", lambda c: "slice_vote" in c.train.models)
+MIL = Cond("attention_mil in train.models", lambda c: "attention_mil" in c.train.models)
+TUNE = Cond("tune.enabled", lambda c: c.tune.enabled)
 
 #: every step of a study, in a valid order (upstream first)
 STEPS: tuple[Step, ...] = (
@@ -56,8 +59,13 @@ STEPS: tuple[Step, ...] = (
                  "roi.series_description", "input.max_voxels", "input.max_files"),
          outputs=(Output(path="artifacts/radiomics/{seq}.csv"),),
          doc="pyradiomics features from the image and mask the crops come from"),
+    Step(name="tune", compute=M.compute_tune, load=M.load_tune, when=TUNE,
+         upstream=("prepare", "roi:*"), config=("tune", "train", "mil", "split", "seed"), version=1,
+         outputs=(Output(path="artifacts/tune_trials.csv"), Output(path="artifacts/tune_folds.csv"),
+                  Output(path="artifacts/tune_best.csv"), Output(path="artifacts/tune/")),
+         doc="the hyperparameter search on inner folds of the development patients (nested: per outer fold)"),
     Step(name="train_units", compute=T.compute_train_units, load=T.load_train_units,
-         upstream=("prepare", "roi:*"), config=("train", "split", "seed"), version=2,
+         upstream=("prepare", "roi:*", "tune"), config=("train", "mil", "split", "seed"), version=3,
          outputs=(Output(path="artifacts/models/"),),
          doc="every training unit of every CNN model (one per model and fold), via the executor"),
     Step(name="train", compute=T.compute_train, load=T.load_train, per_sequence=True, when=SLICE_VOTE,
@@ -73,7 +81,21 @@ STEPS: tuple[Step, ...] = (
                   Output(path="artifacts/per_split/slice_vote_{seq}_flags.csv"),
                   Output(path="artifacts/gradcam/slice_vote_{seq}.npz")),
          doc="per-split AUCs with CIs and Grad-CAM maps of test patients (notebook 3)"),
-    Step(name="fuse", compute=V.compute_fuse, load=V.load_fuse, upstream=("train:*",),
+    Step(name="train_mil", compute=M.compute_train_mil, load=M.load_train_mil, per_sequence=True, when=MIL,
+         upstream=("prepare", "roi:*", "train_units"), version=1,
+         outputs=(Output(path="artifacts/predictions/attention_mil_{seq}.csv"),
+                  Output(path="artifacts/predictions/attention_mil_{seq}_units.csv"),
+                  Output(path="artifacts/predictions/attention_mil_{seq}_attention.csv")),
+         doc="the attention-MIL model's patient predictions and slice attention"),
+    Step(name="describe_mil", compute=M.compute_describe_mil, load=M.load_describe_mil, per_sequence=True,
+         when=MIL, upstream=("train_mil",), config=("stats.threshold", "split.scheme"), version=1,
+         outputs=(Output(path="artifacts/per_split/attention_mil_{seq}.csv"),
+                  Output(path="artifacts/per_split/attention_mil_{seq}_flags.csv")),
+         doc="per-split AUCs with CIs of the MIL model (notebook 3)"),
+    Step(name="mil_attention", compute=M.compute_mil_attention, load=M.load_mil_attention, when=MIL,
+         upstream=("train_mil:*",), version=1, outputs=(Output(path="artifacts/mil_attention.csv"),),
+         doc="every MIL model's slice attention: model_id, patient_id, sequence, slice, weight"),
+    Step(name="fuse", compute=V.compute_fuse, load=V.load_fuse, upstream=("train:*", "train_mil:*"),
          config=("ensemble", "stats.threshold", "split.scheme"), version=2,
          outputs=(Output(path="artifacts/predictions/ensemble.csv"), Output(path="artifacts/ensemble_weights.csv")),
          doc="the weighted vote of the members (paper eq. 2-3) and its alternatives"),
@@ -88,7 +110,7 @@ STEPS: tuple[Step, ...] = (
          outputs=(Output(path="artifacts/predictions/radiomics.csv"), Output(path="artifacts/radiomics_model.csv")),
          doc="the radiomics and clinical-radiomics models, cross-fitted"),
     Step(name="evaluate", compute=V.compute_evaluate, load=V.load_evaluate,
-         upstream=("prepare", "train:*", "fuse", "clinical", "radiomics"), version=6,
+         upstream=("prepare", "train:*", "train_mil:*", "fuse", "clinical", "radiomics"), version=7,
          config=("stats", "ensemble.weights_from", "split.scheme", "seed", "clinical.covariates", "train.arch",
                  "train.in_channels"),
          outputs=(Output(path="artifacts/predictions/models.csv"), Output(path="artifacts/table3.csv"),
@@ -97,16 +119,18 @@ STEPS: tuple[Step, ...] = (
                   Output(path="artifacts/calibration.csv"), Output(path="artifacts/reliability.csv"),
                   Output(path="artifacts/decision_curve.csv"), Output(path="artifacts/subgroups.csv"),
                   Output(path="artifacts/cv_summary.csv", when=KFOLD),
+                  Output(path="artifacts/delong_mil.csv", when=MIL),
                   Output(path="artifacts/delong_radiomics.csv", when=RADIOMICS)),
          doc="Table 3, DeLong families, calibration, decision curves, subgroups, CV summary"),
     Step(name="crosscheck", compute=V.compute_crosscheck, load=V.load_crosscheck, version=1,
-         upstream=("prepare", "describe_cohort", "train:*", "describe_model:*", "evaluate"),
+         upstream=("prepare", "describe_cohort", "train:*", "train_mil:*", "describe_model:*", "describe_mil:*",
+                   "evaluate"),
          outputs=(Output(path="artifacts/crosscheck.csv"),),
          doc="the reviewer's cross-check: every headline number re-derived by independent code"),
     Step(name="bundle", compute=B.compute_bundle, load=B.load_bundle_step,
-         upstream=("prepare", "train_units", "fuse", "evaluate"), version=2,
-         config=("profile", "seed", "sequences", "split", "roi", "train", "ensemble", "radiomics", "clinical",
-                 "stats"),
+         upstream=("prepare", "train_units", "fuse", "evaluate", "tune"), version=3,
+         config=("profile", "seed", "sequences", "split", "roi", "train", "mil", "tune", "ensemble", "radiomics",
+                 "clinical", "stats", "input"),
          outputs=(Output(path="model/"),),
          doc="the model bundle: weights, bundle.json, model card, checksums"),
 )
@@ -151,7 +175,7 @@ NOTEBOOKS: tuple[Notebook, ...] = (
     Notebook(stem="02_roi_cropping", number="2", title="ROI extraction and quality control",
              shows=("prepare", "roi:*")),
     Notebook(stem="03_train_sequence", number="3", title="Per-sequence CNN",
-             shows=("train", "describe_model"), per_sequence=True),
+             shows=("train", "describe_model", "train_mil", "describe_mil", "tune"), per_sequence=True),
     Notebook(stem="04_ensemble_fusion", number="4", title="Ensemble fusion", shows=("fuse",), needs_figures=False),
     Notebook(stem="05_roc_delong", number="5", title="Evaluation: Table 3, ROC, DeLong", shows=("evaluate",)),
     Notebook(stem="06_reviewer_crosscheck", number="6", title="Reviewer's cross-check",
@@ -174,8 +198,7 @@ def notebook_jobs(cfg: StudyConfig) -> list[tuple[Notebook, str | None, str]]:
     jobs = []
     for nb in NOTEBOOKS:
         if nb.per_sequence:
-            models = [s for s in cfg.sequences if "slice_vote" in cfg.train.models]
-            jobs += [(nb, s, f"{nb.stem}_{s}.ipynb") for s in models]
+            jobs += [(nb, s, f"{nb.stem}_{s}.ipynb") for s in cfg.sequences]
         else:
             jobs.append((nb, None, f"{nb.stem}.ipynb"))
     return jobs

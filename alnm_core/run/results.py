@@ -133,6 +133,7 @@ class Evaluation:
     subgroups: pd.DataFrame
     cv_summary: pd.DataFrame | None = None
     delong_radiomics: pd.DataFrame | None = None
+    delong_mil: pd.DataFrame | None = None  # attention MIL vs slice vote, per sequence
     radiomics: RadiomicsResult | None = None
 
     @property

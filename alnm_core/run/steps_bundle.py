@@ -53,8 +53,15 @@ def compute_bundle(call: StepCall) -> None:
     members = [m.model_id for m in ms.members]
     card = model_card(info=record.read(paths.root), cfg=cfg, summary=summary, validation=validation,
                       members=members, member_labels=ms.labels(), phantom=phantom_settings(prep.cohort_dir) is not None)
-    write_bundle(call.out("model/"), cfg=cfg,
-                 models={m.model_id: {"family": m.family, "sequence": m.sequence, "label": m.label} for m in cnn},
+    models = {}
+    for m in cnn:
+        models[m.model_id] = {"family": m.family, "sequence": m.sequence, "label": m.label}
+        if m.family == "attention_mil":  # what rebuilds each fold model's network (tuned or not)
+            models[m.model_id]["settings"] = {u.job.id: u.info["settings"] for u in grid.units[m.model_id]}
+    tuning = (call.up("tune").best.to_dict("records") if call.has("tune") else [])
+    validation["tuning"] = [{k: r[k] for k in ("model_id", "scope", "metric", "best_score", "params")}
+                            for r in tuning]
+    write_bundle(call.out("model/"), cfg=cfg, models=models,
                  units=units, weights={m: weights[m] for m in members}, thresholds=thresholds,
                  internal_test=test[["label"] + bundled].reset_index(drop=True),
                  cohort_summary=summary, validation=validation, model_card=card,

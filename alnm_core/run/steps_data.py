@@ -69,7 +69,7 @@ def excluded_patients(call: StepCall) -> set[str]:
 
 # ----------------------------------------------------------------------------- prepare
 def compute_prepare(call: StepCall) -> dict:
-    cfg, paths = call.cfg, call.paths
+    cfg = call.cfg
     s = cfg.split
     splits = make_splits(cohort(call), test_size=s.test_size, val_fraction=s.val_fraction,
                          n_folds=s.n_folds, seed=cfg.seed, use_manifest_split=s.use_manifest_split,

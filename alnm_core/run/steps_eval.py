@@ -149,7 +149,15 @@ def evaluation_outputs(cfg) -> dict[str, str]:
         out["cv_summary"] = "artifacts/cv_summary.csv"
     if cfg.radiomics.enabled:
         out["delong_radiomics"] = "artifacts/delong_radiomics.csv"
+    if "attention_mil" in cfg.train.models:
+        out["delong_mil"] = "artifacts/delong_mil.csv"
     return out
+
+
+def mil_comparisons(ms) -> list[tuple[str, str]]:
+    """Each sequence's attention-MIL model against its slice-vote model (``delong_mil.csv``)."""
+    return [(f"attention_mil_{m.sequence}", m.model_id) for m in ms.cnns("slice_vote")
+            if f"attention_mil_{m.sequence}" in ms]
 
 
 def main_models(ms) -> list[str]:
@@ -191,6 +199,13 @@ def compute_evaluate(call: StepCall) -> None:
         dr = EV.delong_pairs(preds, radiomics_comparisons(cfg), "CNNs vs radiomics baselines")
         write_csv(EV.with_labels(dr, ms.labels()), files["delong_radiomics"],
                   what="the DeLong tests of the radiomics baselines")
+    if "delong_mil" in files:
+        pairs = mil_comparisons(ms)
+        dm_ = (EV.with_labels(EV.delong_pairs(preds, pairs, "attention MIL vs slice vote, per sequence"), ms.labels())
+               if pairs else pd.DataFrame(columns=["model_a", "label_a", "model_b", "label_b", "auc_a", "auc_b",
+                                                   "z", "p_value", "diff", "ci_low", "ci_high", "p_holm", "p_bh",
+                                                   "family"]))
+        write_csv(dm_, files["delong_mil"], what="the DeLong tests of MIL against the slice vote")
     main = ms.labels(main_models(ms))
     write_csv(EV.calibration_table(test, main), files["calibration"], what="the calibration table")
     write_csv(EV.reliability_long(test, main), files["reliability"], what="the reliability bins")
@@ -246,7 +261,7 @@ def load_evaluate(call: StepCall) -> Evaluation:
                       delong=t["delong"], delong_fusion=t["delong_fusion"], calibration=t["calibration"],
                       reliability=t["reliability"], decision_curve=t["decision_curve"],
                       subgroups=t["subgroups"], cv_summary=t.get("cv_summary"),
-                      delong_radiomics=t.get("delong_radiomics"),
+                      delong_radiomics=t.get("delong_radiomics"), delong_mil=t.get("delong_mil"),
                       radiomics=call.up("radiomics") if call.has("radiomics") else None)
 
 

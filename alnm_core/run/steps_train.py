@@ -15,12 +15,12 @@ import os
 import socket
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+
 
 import numpy as np
 import pandas as pd
 
-from ..config import StudyConfig
+from ..config import MilConfig, StudyConfig, TrainConfig
 from ..model_registry import study_models
 from ..protocol import Fold, fits, fold_seed, pool, roles
 from ..runfolder import record
@@ -43,6 +43,8 @@ class TrainJob:
     fold: Fold
     seed: int
     key: str
+    train: TrainConfig  # the unit's settings (the search's choice when ``tune.enabled``)
+    mil: MilConfig
     excluded: tuple[str, ...] = ()
     roles: pd.DataFrame = field(compare=False, repr=False, default=None)
 
@@ -58,24 +60,42 @@ class TrainJob:
         return f"{self} (model {self.model_id}, sequence {self.sequence}, repeat {self.fold.repeat}, fold {fold})"
 
 
+def tuned(call: StepCall, model_id: str, fold: Fold) -> tuple[TrainConfig, MilConfig]:
+    """The settings a unit trains with: the configuration's, or the search's choice for its
+    model (``tune.enabled``; nested: its outer fold's search, else the one on every development
+    patient)."""
+    cfg = call.cfg
+    if not call.has("tune"):
+        return cfg.train, cfg.mil
+    from ..tune_trial import apply_params
+
+    scope = fold.id if cfg.tune.nested and fold.fold is not None else "all"
+    best = call.up("tune").best
+    row = best[(best.model_id == model_id) & (best.scope == scope)]
+    if row.empty:
+        raise RuntimeError(f"the search chose no settings for {model_id} ({scope}): see tune_trials.csv")
+    return apply_params(cfg.train, cfg.mil, json.loads(row.params.iloc[0]))
+
+
 def jobs(call: StepCall) -> list[TrainJob]:
     """Every training unit of the study's CNN models, in grid order."""
     cfg = call.cfg
     prep = call.up("prepare")
     excluded = tuple(sorted({e["patient_id"] for r in call.up_all("roi").values() for e in r.exclusions}))
-    train_cfg = {k: v for k, v in asdict(cfg.train).items() if k != "models"}
     out = []
     for m in study_models(cfg).cnns():
         roi_key = call.session.key(f"roi:{m.sequence}")
-        family_cfg = asdict(getattr(cfg, "mil")) if m.family == "attention_mil" and hasattr(cfg, "mil") else None
         for fold in fits(scheme=cfg.split.scheme, n_folds=cfg.split.n_folds, repeats=cfg.split.repeats):
-            r = roles(prep.splits, fold, folds_table=prep.folds, selection=cfg.train.selection,
+            train, mil = tuned(call, m.model_id, fold)
+            r = roles(prep.splits, fold, folds_table=prep.folds, selection=train.selection,
                       val_fraction=cfg.split.val_fraction, seed=cfg.seed)
             seed = fold_seed(cfg.seed, fold)
+            train_cfg = {k: v for k, v in asdict(train).items() if k != "models"}
+            family_cfg = asdict(mil) if m.family == "attention_mil" else None
             key = make_key("train_unit", UNIT_VERSION, m.family, roi_key, train_cfg, family_cfg, seed,
                            r.to_csv(index=False), list(excluded))
             out.append(TrainJob(model_id=m.model_id, family=m.family, sequence=m.sequence, fold=fold,
-                                seed=seed, key=key, excluded=excluded, roles=r))
+                                seed=seed, key=key, train=train, mil=mil, excluded=excluded, roles=r))
     return out
 
 
@@ -110,23 +130,40 @@ def run_job(paths: RunPaths, cfg: StudyConfig, job: TrainJob, *, progress=None,
     # k-fold units predict their held-out fold and the test set only
     predict = None if job.fold.fold is None else ("oof", "test")
     t0 = time.time()
+    extra: dict = {}
     if job.family == "slice_vote":
         from ..training import train_unit
 
-        res = train_unit(crops, job.roles, cfg.train, files, seed=job.seed, excluded=set(job.excluded),
+        res = train_unit(crops, job.roles, job.train, files, seed=job.seed, excluded=set(job.excluded),
                          progress=say, stop_after_epoch=stop_after_epoch, predict_roles=predict)
         preds = res.slices
+        extra = {"train_crops_per_s": round(res.crops_per_s, 1), "cpu_isa": res.cpu_isa}
+    elif job.family == "attention_mil":
+        from ..mil import network_settings
+        from ..mil_training import train_mil_unit
+        from ..numerics import pin_cpu_isa
+
+        isa = pin_cpu_isa(job.train.cpu_isa)
+        res = train_mil_unit(crops, job.roles, job.train, job.mil, files, seed=job.seed,
+                             excluded=set(job.excluded), progress=say, stop_after_epoch=stop_after_epoch,
+                             predict_roles=predict)
+        preds = res.patients
+        write_csv(res.attention, paths.unit_dir(m, u) / "attention.csv", what=f"the {job} slice attention")
+        extra = {"patients_per_s": round(res.patients_per_s, 2), "slices_per_s": round(res.slices_per_s, 1),
+                 "train_crops_per_s": round(res.slices_per_s, 1), "cpu_isa": isa,
+                 "settings": network_settings(job.train, job.mil)}
     else:  # pragma: no cover - a family registered without a trainer
         raise ValueError(f"{job}: no trainer for the model family {job.family!r}")
     write_csv(job.roles, paths.unit_roles(m, u), what=f"the roles of {job}")
     write_csv(preds, paths.unit_predictions(m, u), what=f"the {job} predictions")
     info = {"key": job.key, "unit": u, "model_id": m, "sequence": job.sequence, "repeat": job.fold.repeat,
-            "fold": job.fold.fold, "best_epoch": int(res.best_epoch), "epochs": cfg.train.epochs,
-            "selection": cfg.train.selection, "seed": job.seed,
+            "fold": job.fold.fold, "best_epoch": int(res.best_epoch), "epochs": job.train.epochs,
+            "selection": job.train.selection, "seed": job.seed,
+            "tuned": {k: getattr(job.train, k) for k in ("lr", "weight_decay", "batch_size", "epochs")}
+            | ({"pooling": job.mil.pooling} if job.family == "attention_mil" else {}),
             "n_roles": {k: int(v) for k, v in job.roles.role.value_counts().items()},
             "seconds": round(res.seconds, 2), "device": res.device, "num_threads": res.threads,
-            "cpu_isa": res.cpu_isa,
-            "train_crops_per_s": round(res.crops_per_s, 1), "resumed_from_epoch": res.resumed_from,
+            **extra, "resumed_from_epoch": res.resumed_from,
             "host": socket.gethostname(), "pid": os.getpid(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t0)), "finished": record.now()}
     atomic_write_text(paths.unit_record(m, u), json.dumps(info, indent=1), what=f"the record of {job}")
