@@ -127,9 +127,9 @@ def test_one_ranking_many_methods_equals_one_at_a_time():
         S.auc_ci(y, s, method="hanley")
 
 
-def test_pair_matrix_bootstrap_gives_the_rank_bootstrap_replicates():
+def test_counting_bootstrap_gives_the_rank_bootstrap_replicates():
     rng = np.random.default_rng(3)
-    for m, n in ((7, 50), (30, 30)):
+    for m, n in ((7, 50), (30, 30), (40, 9)):
         y = np.r_[np.ones(m, int), np.zeros(n, int)]
         s = np.round(rng.normal(size=m + n) + y, 1)  # many ties
         fast = bootstrap_aucs(y, s, n_boot=500, seed=9)
