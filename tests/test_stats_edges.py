@@ -87,3 +87,21 @@ def test_an_auc_below_half_never_gets_an_inside_threshold_with_negative_j():
         r = S.youden_threshold(y, s)
         assert r.youden_j >= 0
         assert r.finite == (r.youden_j > 1e-12) == np.all(np.isfinite(r.all_thresholds))
+
+
+def test_families_are_adjusted_separately_as_p_adjust():
+    g2 = json.loads((GOLD / "stats_golden2.json").read_text())["delong_matrix_set"]
+    allp, three = g2["all_pairs"], g2["s1_vs_others"]
+    # family A: every pair (6 tests); family B: s1 against the others (3 tests), interleaved
+    p = np.r_[allp["p"], three["p"]]
+    fam = ["all"] * 6 + ["s1"] * 3
+    order = np.random.default_rng(0).permutation(9)
+    adj = S.adjust_within_families(p[order], np.array(fam)[order])
+    back = np.empty(9)
+    back[order] = adj
+    assert back == pytest.approx(np.r_[allp["holm"], three["holm"]], abs=1e-12)
+    bh = np.empty(9)
+    bh[order] = S.adjust_within_families(p[order], np.array(fam)[order], method="bh")
+    assert bh == pytest.approx(np.r_[allp["BH"], three["BH"]], abs=1e-12)
+    with pytest.raises(ValueError, match="family labels"):
+        S.adjust_within_families([0.1, 0.2], ["a"])

@@ -36,7 +36,7 @@ from .delong import (Comparison, DeLongResult, UnpairedDeLongResult, compare, de
                      delong_matrix, delong_test, delong_test_unpaired, delong_var, placements)
 from .diagnostic import (Estimate, clopper_pearson, confusion_counts, diagnostic_metrics,
                          metrics_from_counts, wilson)
-from .multiplicity import benjamini_hochberg, holm
+from .multiplicity import adjust_within_families, benjamini_hochberg, holm
 from .recalibration import (IsotonicFit, PlattFit, apply_recalibration, calibration_before_after,
                             fit_recalibration)
 from .spread import Spread, fold_aucs, spread
@@ -56,7 +56,7 @@ __all__ = [
     "Comparison", "DeLongResult", "UnpairedDeLongResult", "compare", "delong_cov", "delong_matrix",
     "delong_test", "delong_test_unpaired", "delong_var", "placements",
     "Estimate", "clopper_pearson", "confusion_counts", "diagnostic_metrics", "metrics_from_counts",
-    "wilson", "benjamini_hochberg", "holm", "lilliefors",
+    "wilson", "adjust_within_families", "benjamini_hochberg", "holm", "lilliefors",
     "RocCurve", "YoudenResult", "auc", "roc_curve", "youden_threshold",
     "TestResult", "build_table1", "categorical_test", "continuous_test", "fisher_exact_2xc",
     "normality",
