@@ -11,7 +11,7 @@
 The committed table ``alnm_core/stats/coverage_table.csv`` (read by
 :mod:`.coverage_lookup`, shown in docs/statistics-coverage.md) is regenerated with::
 
-    python -m alnm_core.stats.coverage            # 10 000 replicates per cell, about 1-2 h
+    python -m alnm_core.stats.coverage --docs docs/statistics-coverage.md   # about 1-2 h
     python -m alnm_core.stats.coverage --reps 200 --out /tmp/quick.csv   # a quick look
 
 Each cell has its own seed (from ``--seed`` and the cell), so cells can be run separately and
@@ -34,6 +34,7 @@ import pandas as pd
 from scipy import stats
 
 from .auc_ci import METHODS, auc_ci, auc_cis
+from .coverage_lookup import TABLE_PATH, choose_primary, coverage_markdown
 from .diagnostic import metrics_from_counts
 
 #: (positives, negatives) of the committed table: the issue's three designs at N = 100, the
@@ -45,8 +46,6 @@ AUCS = (0.6, 0.7, 0.8, 0.9, 0.95)
 REPS = 10_000
 #: bootstrap replicates per sample (the default of ``stats.bootstrap_n``)
 N_BOOT = 2000
-#: the package data file
-TABLE_PATH = Path(__file__).with_name("coverage_table.csv")
 COLUMNS = ["method", "n_pos", "n_neg", "auc", "reps", "n_boot", "level", "coverage", "mc_se",
            "truth_below", "truth_above", "mean_width", "special", "seed"]
 
@@ -165,10 +164,20 @@ def predictive_value_coverage(n: int, *, prevalence: float, sensitivity: float, 
     return hits["ppv"][0] / hits["ppv"][1], hits["npv"][0] / hits["npv"][1]
 
 
+def write_into_docs(path: Path, md: str) -> None:
+    """Put ``md`` between the ``<!-- coverage table start ... -->`` and ``<!-- coverage table
+    end -->`` lines of ``path``."""
+    lines = path.read_text().splitlines(keepends=True)
+    start = [i for i, ln in enumerate(lines) if ln.startswith("<!-- coverage table start")]
+    end = [i for i, ln in enumerate(lines) if ln.startswith("<!-- coverage table end")]
+    if len(start) != 1 or len(end) != 1 or end[0] < start[0]:
+        raise ValueError(f"{path}: expected one '<!-- coverage table start' line before one "
+                         "'<!-- coverage table end' line")
+    path.write_text("".join(lines[:start[0] + 1]) + md + "".join(lines[end[0]:]))
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m alnm_core.stats.coverage``: simulate the table, write it and its Markdown."""
-    from .coverage_lookup import choose_primary, coverage_markdown
-
     ap = argparse.ArgumentParser(prog="python -m alnm_core.stats.coverage",
                                  description="Simulated coverage of the AUC confidence intervals.")
     ap.add_argument("--reps", type=int, default=REPS, help=f"replicates per cell ({REPS})")
@@ -176,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--out", default=str(TABLE_PATH), help="CSV to write (resumed if present)")
     ap.add_argument("--markdown", default=None, help="also write the Markdown table here")
+    ap.add_argument("--docs", default=None,
+                    help="replace the table between the coverage-table markers of this file")
     a = ap.parse_args(argv)
     table = coverage_table(reps=a.reps, n_boot=a.n_boot, seed=a.seed, out=a.out,
                            progress=lambda s: print(s, flush=True))
@@ -183,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     md = coverage_markdown(table)
     if a.markdown:
         Path(a.markdown).write_text(md)
+    if a.docs:
+        write_into_docs(Path(a.docs), md)
     print(md)
     print(f"primary method by the rule: {choose_primary(table)}")
     return 0

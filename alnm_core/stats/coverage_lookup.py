@@ -18,13 +18,16 @@ Example:
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from .auc_ci import METHOD_LABELS, METHODS
-from .coverage import TABLE_PATH
+
+#: the committed table (package data), written by ``python -m alnm_core.stats.coverage``
+TABLE_PATH = Path(__file__).with_name("coverage_table.csv")
 
 
 @lru_cache(maxsize=1)
@@ -93,25 +96,51 @@ def simulated_coverage(method: str, n_pos: int, n_neg: int, auc: float) -> float
     return lookup_coverage(method, n_pos, n_neg, auc).coverage
 
 
-def coverage_footnote(method: str, n_pos: int, n_neg: int, auc: float, *,
-                      level: float = 0.95) -> str:
+def coverage_footnote(method: str, n_pos: int, n_neg: int, auc, *, level: float = 0.95,
+                      compare: tuple[str, ...] = ()) -> str:
     """One sentence for a table's footnote: the CI method and its simulated coverage at the
     cohort's size.
+
+    Args:
+        method: the headline CI method.
+        n_pos, n_neg: the cohort's cases and controls.
+        auc: one AUC, or the AUCs of every row of the table (the sentence then gives the range
+            of coverages over them).
+        level: the CIs' level (the table holds 95% CIs only).
+        compare: other methods whose coverage range to add (e.g. ``("exact",)``, the paper's).
 
     Example:
         >>> coverage_footnote("delong", 20, 30, 0.9)[:44]
         'AUC 95% CI: DeLong (as pROC); its simulated '
     """
-    r = lookup_coverage(method, n_pos, n_neg, auc)
+    aucs = [float(a) for a in np.atleast_1d(np.asarray(auc, float))]
+    if not aucs:
+        raise ValueError("no AUC given")
+    looks = [lookup_coverage(method, n_pos, n_neg, a) for a in aucs]
+    r = looks[0]
     if not np.isclose(level, r.level):
         raise ValueError(f"the coverage table is for {r.level:.0%} CIs, not {level:.0%}")
     where = ("at this cohort's size" if r.exact_design else
              f"at the nearest simulated design, {r.design_n_pos} cases / {r.design_n_neg} "
              f"controls (this cohort: {n_pos} / {n_neg})")
-    at_auc = f"AUC {r.auc_used:g}" + (" (the nearest simulated AUC)" if r.extrapolated else "")
-    return (f"AUC {level:.0%} CI: {METHOD_LABELS.get(method, method)}; its simulated coverage is "
-            f"{r.coverage:.3f} {where} and {at_auc} (binormal scores, {r.reps:,} samples per "
-            "design; docs/statistics-coverage.md).")
+
+    def rng(vals, fmt):
+        lo, hi = min(vals), max(vals)
+        return fmt.format(lo) if np.isclose(lo, hi) else f"{fmt.format(lo)}–{fmt.format(hi)}"
+
+    if len(aucs) == 1:
+        at_auc = f"AUC {r.auc_used:g}" + (" (the nearest simulated AUC)" if r.extrapolated else "")
+    else:
+        at_auc = f"the rows' AUCs ({rng(aucs, '{:.2f}')})"
+        if any(x.extrapolated for x in looks):
+            at_auc += ", those outside 0.6–0.95 read at the nearest simulated AUC"
+    text = (f"AUC {level:.0%} CI: {METHOD_LABELS.get(method, method)}; its simulated coverage is "
+            f"{rng([x.coverage for x in looks], '{:.3f}')} {where} and {at_auc}")
+    for other in compare:
+        cov = [lookup_coverage(other, n_pos, n_neg, a).coverage for a in aucs]
+        text += f"; {METHOD_LABELS.get(other, other)}: {rng(cov, '{:.3f}')}"
+    return text + (f" (binormal scores, {r.reps:,} samples per design; "
+                   "docs/statistics-coverage.md).")
 
 
 def choose_primary(table: pd.DataFrame, *, tol: float = 0.01,
