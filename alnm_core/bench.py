@@ -398,14 +398,15 @@ def bench_pack(quick: bool) -> list[dict]:
 
 
 def bench_coverage(quick: bool) -> list[dict]:
-    """Simulated coverage of the 95% CIs offered (binormal AUC 0.8; PPV/NPV at n = 50)."""
+    """Simulated coverage of the 95% CIs offered (binormal AUC 0.8; PPV/NPV at n = 50); the full
+    grid is the committed table of ``python -m alnm_core.stats.coverage``."""
     from .stats.coverage import auc_ci_coverage, predictive_value_coverage
 
     reps = 200 if quick else 2000
     rows = []
     for n_pos, n_neg in ((8, 42), (10, 90), (25, 25), (20, 30)):
-        for method in ("delong", "bootstrap", "exact"):
-            r = max(100, reps // 4) if method == "bootstrap" else reps
+        for method in ("delong", "logit_delong", "bootstrap", "bca", "exact"):
+            r = max(100, reps // 4) if method in ("bootstrap", "bca") else reps
             cov = auc_ci_coverage(n_pos, n_neg, auc=0.8, method=method, reps=r, seed=1)
             rows.append(_row(f"AUC CI coverage, {method}, {n_pos} pos / {n_neg} neg", cov, "",
                              f"nominal 0.95, {r} replicates"))

@@ -352,11 +352,19 @@ class StatsConfig:
             chi-square, Fisher's exact when an expected count < 5), ``chi2`` or ``fisher``.
         categorical_test_test_set: the same for the test-set table (``same`` = as above); the
             paper used chi-square for all patients and Fisher's exact test for its test set.
-        continuous_test: ``auto`` (Student/Welch t when both groups pass the normality check,
-            else Mann-Whitney), ``t``, ``welch`` or ``mannwhitney``.
+        continuous_test: ``welch+mannwhitney`` (a fixed rule: Welch's t is the shown p, the
+            Mann-Whitney U p sits beside it; no pretest), ``auto`` (the two-stage SPSS rule:
+            Student/Welch t when both groups pass the normality check, else Mann-Whitney; the
+            paper profile), ``t``, ``welch`` or ``mannwhitney``.
+        ordinal_test: ordered categorical variables (TIC curve type I < II < III): ``trend``
+            (Cochran-Armitage trend test, R's ``prop.trend.test``; the nominal test beside it)
+            or ``categorical`` (the rule of ``categorical_test``, as the paper).
         normality_test: ``shapiro`` or ``lilliefors`` drives ``auto``; both are reported.
-        auc_ci: the headline AUC CI: ``delong`` (as pROC) or ``bootstrap`` (stratified
-            percentile); the exact binomial CI of MedCalc and the paper is shown beside it.
+        auc_ci: the headline AUC CI: ``logit_delong`` (DeLong's variance on the logit scale;
+            the default, chosen by the committed coverage simulation, see
+            docs/statistics-coverage.md), ``delong`` (as pROC), ``bootstrap`` (stratified
+            percentile) or ``bca`` (stratified BCa bootstrap); the exact binomial CI of MedCalc
+            and the paper is shown beside it.
         ppv_npv_method: ``exact`` (Clopper-Pearson; holds its coverage when the prevalence is
             estimated from the sample) or ``logit`` (Mercaldo 2007, as MedCalc) for PPV/NPV CIs.
         bootstrap_n: bootstrap replicates.
@@ -366,9 +374,10 @@ class StatsConfig:
     alpha: float = 0.05
     categorical_test: Literal["auto", "chi2", "fisher"] = "auto"
     categorical_test_test_set: Literal["same", "auto", "chi2", "fisher"] = "same"
-    continuous_test: Literal["auto", "t", "welch", "mannwhitney"] = "auto"
+    continuous_test: Literal["welch+mannwhitney", "auto", "t", "welch", "mannwhitney"] = "welch+mannwhitney"
+    ordinal_test: Literal["trend", "categorical"] = "trend"
     normality_test: Literal["shapiro", "lilliefors"] = "shapiro"
-    auc_ci: Literal["delong", "bootstrap"] = "delong"
+    auc_ci: Literal["logit_delong", "delong", "bootstrap", "bca"] = "logit_delong"
     ppv_npv_method: Literal["exact", "logit"] = "exact"
     bootstrap_n: int = 2000
     threshold: float = 0.5

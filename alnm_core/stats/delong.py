@@ -186,7 +186,7 @@ def delong_test(y_true, score_a, score_b, *, alternative: str = "two-sided",
     Example:
         >>> r = delong_test([0, 0, 0, 1, 1, 1], [1, 2, 3, 4, 5, 6], [1, 5, 2, 4, 3, 6])
         >>> round(r.auc_a, 3), round(r.auc_b, 3)
-        (1.0, 0.667)
+        (1.0, 0.778)
     """
     y = check_labels(y_true, min_per_class=2)
     a = check_scores(score_a, y.size, name="score_a")
@@ -211,9 +211,20 @@ def delong_test_unpaired(y_a, score_a, y_b, score_b, *,
                          alternative: str = "two-sided") -> UnpairedDeLongResult:
     """DeLong test for two ROC curves on different patients (pROC, ``paired = FALSE``).
 
-    The statistic is ``(AUC_a - AUC_b) / sqrt(V_a + V_b)`` referred to Student's t with
+    The statistic is ``D = (AUC_a - AUC_b) / sqrt(V_a + V_b)`` referred to Student's t with
     pROC's Welch-Satterthwaite degrees of freedom ``(V_a + V_b)^2 / (V_a^2/(N_a - 1) +
     V_b^2/(N_b - 1))``, ``N`` being each curve's number of patients.
+
+    When both variances are 0 (each curve perfect, constant or otherwise degenerate) the
+    convention is the paired test's (:func:`compare`): different AUCs give ``D = +-inf`` and
+    p = 0 two-sided (0 or 1 one-sided), equal AUCs ``D = 0`` and p = 1 (0.5 one-sided); ``df``
+    is NaN (0/0), as pROC's. pROC itself returns ``D = Inf`` (``NaN`` for equal AUCs) with
+    p = NaN there.
+
+    Example:
+        >>> r = delong_test_unpaired([1]*5 + [0]*7, [.9]*5 + [.1]*7, [1]*6 + [0]*6, [.5]*12)
+        >>> r.statistic, r.p_value
+        (inf, 0.0)
     """
     check_alternative(alternative)
     pa, pb = placements(y_a, score_a), placements(y_b, score_b)
@@ -224,20 +235,23 @@ def delong_test_unpaired(y_a, score_a, y_b, score_b, *,
         terms.append((vx / m + vy / n, vx, vy, m, n))
     var_sum = terms[0][0] + terms[1][0]
     diff = float(pa.aucs[0] - pb.aucs[0])
-    if var_sum <= 0:
-        t, df = 0.0, np.inf
-        p = 1.0
+    sd = float(np.sqrt(max(var_sum, 0.0)))
+    if abs(diff) <= _ZERO:
+        t = 0.0
+    elif sd <= _ZERO:
+        t = float(np.sign(diff) * np.inf)
     else:
-        t = diff / np.sqrt(var_sum)
-        # pROC's Welch-Satterthwaite form: each curve's variance over (its N - 1)
-        denom = sum(v ** 2 / (m + n - 1) for v, _, _, m, n in terms)
-        df = var_sum ** 2 / denom
-        if alternative == "two-sided":
-            p = float(2 * stats.t.sf(abs(t), df))
-        elif alternative == "greater":
-            p = float(stats.t.sf(t, df))
-        else:
-            p = float(stats.t.cdf(t, df))
+        t = diff / sd
+    # pROC's Welch-Satterthwaite form: each curve's variance over (its N - 1)
+    denom = sum(v ** 2 / (m + n - 1) for v, _, _, m, n in terms)
+    df = var_sum ** 2 / denom if denom > 0 else float("nan")
+    dist = stats.t(df) if np.isfinite(df) else stats.norm  # only t = 0 or +-inf reach norm
+    if alternative == "two-sided":
+        p = float(2 * dist.sf(abs(t)))
+    elif alternative == "greater":
+        p = float(dist.sf(t))
+    else:
+        p = float(dist.cdf(t))
     return UnpairedDeLongResult(float(pa.aucs[0]), float(pb.aucs[0]), float(t), float(df), p,
                                 alternative)
 

@@ -7,9 +7,9 @@ rejected). Which tests form a family is the caller's choice and is printed besid
 p-values in every table.
 
 Example:
-    >>> [round(v, 3) for v in holm([0.01, 0.04, 0.03])]
+    >>> [round(float(v), 3) for v in holm([0.01, 0.04, 0.03])]
     [0.03, 0.06, 0.06]
-    >>> [round(v, 3) for v in benjamini_hochberg([0.01, 0.04, 0.03])]
+    >>> [round(float(v), 3) for v in benjamini_hochberg([0.01, 0.04, 0.03])]
     [0.03, 0.04, 0.04]
 """
 from __future__ import annotations
@@ -53,3 +53,35 @@ def benjamini_hochberg(p) -> np.ndarray:
         running = min(running, p[i] * m / rank)
         adj[i] = min(1.0, running)
     return adj
+
+
+def adjust_within_families(p, families, *, method: str = "holm") -> np.ndarray:
+    """Adjust p-values within each family separately (one ``p.adjust`` per family).
+
+    Args:
+        p: raw p-values.
+        families: the family label of each p-value (e.g. ``"primary"`` for the pre-specified
+            comparisons, another label for each exploratory family); rows of one family need
+            not be adjacent.
+        method: ``holm`` or ``bh``.
+
+    Returns:
+        Adjusted p-values in the input order.
+
+    Example:
+        >>> [round(float(v), 3) for v in adjust_within_families([0.01, 0.2, 0.04, 0.03],
+        ...                                              ["primary", "other", "primary", "other"])]
+        [0.02, 0.2, 0.04, 0.06]
+    """
+    p = _check(p)
+    fam = np.asarray(families, dtype=object)
+    if fam.shape != p.shape:
+        raise ValueError(f"{fam.size} family labels for {p.size} p-values")
+    if method not in ("holm", "bh"):
+        raise ValueError(f"method must be 'holm' or 'bh', got {method!r}")
+    fn = holm if method == "holm" else benjamini_hochberg
+    out = np.empty(p.size)
+    for f in dict.fromkeys(fam.tolist()):
+        sel = np.array([x == f for x in fam.tolist()])
+        out[sel] = fn(p[sel])
+    return out

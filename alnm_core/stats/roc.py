@@ -64,31 +64,53 @@ def roc_curve(y_true, score) -> RocCurve:
 
 
 class YoudenResult(NamedTuple):
+    """The Youden-optimal threshold, as pROC's ``coords(roc, "best", best.method = "youden")``.
+
+    ``finite`` is False when no threshold does better than chance (best J = 0, reached at the
+    infinite end thresholds: every patient called positive, or none). Then ``threshold`` is
+    ``-inf`` (pROC's first row) and a table should print ``label`` ("no threshold") in place of
+    a cut-off, rather than leave the row out.
+    """
+
     threshold: float
     sensitivity: float
     specificity: float
     youden_j: float
     all_thresholds: tuple[float, ...]
+    finite: bool = True
+
+    @property
+    def label(self) -> str:
+        """The threshold for a table cell: ``"0.412"``, or ``"no threshold"`` (J = 0)."""
+        return f"{self.threshold:.3f}" if self.finite else "no threshold"
+
+
+#: Youden's J values closer than this count as tied (pROC compares them exactly; they differ
+#: only where floating-point rounding splits a mathematical tie)
+_J_TIE = 1e-12
 
 
 def youden_threshold(y_true, score) -> YoudenResult:
     """Threshold maximising Youden's J = sensitivity + specificity - 1 (pROC ``coords(, "best")``).
 
-    Among equally good thresholds pROC returns them all; ``threshold`` is the first (lowest)
-    and ``all_thresholds`` lists every one. The infinite end thresholds are never chosen.
+    Every threshold of :func:`roc_curve` is a candidate, the infinite end thresholds included,
+    as in pROC: they give J = 0, so a model no better than chance (AUC < 0.5 with no useful
+    cut-off, or constant scores) gets J = 0 at ``-inf`` and ``+inf`` and ``finite = False``
+    instead of an inside threshold with J < 0 or an error. Among equally good thresholds pROC
+    returns them all; ``threshold`` is the first (lowest) and ``all_thresholds`` lists every one.
 
     Example:
-        >>> youden_threshold([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]).threshold
-        0.575
+        >>> r = youden_threshold([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+        >>> [round(t, 3) for t in r.all_thresholds]
+        [0.225, 0.6]
+        >>> youden_threshold([0, 0, 1, 1], [0.5, 0.5, 0.5, 0.5]).label
+        'no threshold'
     """
     curve = roc_curve(y_true, score)
     j = curve.sensitivity + curve.specificity - 1
-    inner = np.isfinite(curve.thresholds)
-    if not inner.any():
-        raise ValueError("all scores are equal: no threshold separates the classes")
-    jj = np.where(inner, j, -np.inf)
-    best = np.flatnonzero(np.isclose(jj, jj.max(), rtol=0, atol=1e-12))
+    best = np.flatnonzero(np.isclose(j, j.max(), rtol=0, atol=_J_TIE))
     i = int(best[0])
     return YoudenResult(float(curve.thresholds[i]), float(curve.sensitivity[i]),
                         float(curve.specificity[i]), float(j[i]),
-                        tuple(float(curve.thresholds[k]) for k in best))
+                        tuple(float(curve.thresholds[k]) for k in best),
+                        bool(j.max() > _J_TIE))
