@@ -21,12 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .bench_mil import _row
 from .config import DEFAULT_SEQUENCES
-
-
-def _row(name: str, value: float, unit: str, note: str = "") -> dict:
-    print(f"  {name:<48} {value:>12.4g} {unit:<12} {note}", flush=True)
-    return {"name": name, "value": value, "unit": unit, "note": note}
 
 
 def bench_phantom(tmp: Path, quick: bool) -> list[dict]:

@@ -22,7 +22,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .bench import _row
+
+
+def _row(name: str, value: float, unit: str, note: str = "") -> dict:
+    """One benchmark result, printed as it comes (shared by every ``alnm bench`` section)."""
+    print(f"  {name:<48} {value:>12.4g} {unit:<12} {note}", flush=True)
+    return {"name": name, "value": value, "unit": unit, "note": note}
 
 
 def _synthetic(n_pat: int, per: int, size: int, seed: int = 0):

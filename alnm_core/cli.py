@@ -8,6 +8,8 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shlex
 import sys
 import time
@@ -82,9 +84,29 @@ def _print_series_and_warnings(report: CohortReport, *, list_all: bool) -> None:
         print(printable(f"warning: {w}", keep_newlines=False))
 
 
+def _trusted(args: argparse.Namespace) -> tuple[str, ...]:
+    """The folders of ``--trust``, absolute (as recorded in ``run.json``)."""
+    return tuple(os.path.abspath(os.path.expanduser(t)) for t in (getattr(args, "trust", None) or []))
+
+
 def _allow(args: argparse.Namespace) -> list[str]:
-    """The override ``--allow-outside-cohort`` stands for (recorded with the configuration)."""
-    return [ALLOW_OUTSIDE] if getattr(args, "allow_outside_cohort", False) else []
+    """The overrides ``--allow-outside-cohort`` and ``--trust`` stand for (recorded with the
+    configuration)."""
+    out = [ALLOW_OUTSIDE] if getattr(args, "allow_outside_cohort", False) else []
+    if trusted := _trusted(args):
+        out.append(f"input.trusted_folders={json.dumps(list(trusted))}")
+    return out
+
+
+def _inputs(args: argparse.Namespace):
+    """What this user agrees to read (never a bundle's or a manifest's choice)."""
+    from .config import InputConfig
+
+    inputs = InputConfig(allow_outside_cohort=args.allow_outside_cohort, trusted_folders=_trusted(args))
+    for t in inputs.trusted_folders:
+        if not os.path.isdir(t):
+            raise ConfigError(f"--trust {t}: not a folder")
+    return inputs
 
 
 def _print_status(paths, cfg) -> int:
@@ -190,12 +212,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Score one patient or a cohort with a trained study's model bundle."""
-    import json
-
     from .bundle import load_bundle, predict
     from .cohort import load_for_prediction, patient_folder_manifest
-    from .config import InputConfig
-
     from .numerics import pin_cpu_isa
 
     b = load_bundle(args.model)
@@ -205,7 +223,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         manifest, root = None, Path(args.cohort)
     # the reading rules are this user's, never the bundle's (it is another site's file)
-    inputs = InputConfig(allow_outside_cohort=args.allow_outside_cohort)
+    inputs = _inputs(args)
     cohort = load_for_prediction(root, b.sequences, manifest=manifest,
                                  series_rules=b.cfg.roi.series_description, inputs=inputs)
     out = Path(args.out or f"predictions-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -246,10 +264,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     t0 = time.time()
     try:
         with RunLock(RunPaths(run_dir).lock, command="alnm evaluate"):
-            from .config import InputConfig
-
             report = run_external(args.model, args.cohort, run_dir, progress=_say,
-                                  inputs=InputConfig(allow_outside_cohort=args.allow_outside_cohort))
+                                  inputs=_inputs(args))
     except PipelineError as exc:
         _say(f"FAILED after {time.time() - t0:.0f} s: {exc}")
         return 1
@@ -308,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     overwrite_help = ("if the run folder holds a run, move it aside (renamed <name>.old-<time>, "
                       "never deleted) and start afresh; without it, a folder holding a run with "
                       "other settings is refused")
+    trust_help = ("a folder outside the cohort folder that its image and mask paths may lead into, "
+                  "e.g. a public collection's download that `alnm import duke` linked to (repeatable; "
+                  "sets input.trusted_folders, recorded in run.json); paths into any other folder "
+                  "are still refused")
     allow_help = ("read image and mask paths that resolve (symlinks followed) outside the cohort "
                   "folder; without it they are refused naming patient, column and file. Only for "
                   "a manifest you trust (sets input.allow_outside_cohort=true, recorded in run.json)")
@@ -339,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "it is up to date, stale (naming the key or upstream that changed) or missing "
                         "under these settings")
     r.add_argument("--allow-outside-cohort", action="store_true", help=allow_help)
+    r.add_argument("--trust", action="append", metavar="FOLDER", help=trust_help)
     r.set_defaults(func=cmd_run)
 
     st = sub.add_parser("status", help="which steps of a run are up to date, stale or missing",
@@ -373,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--list-series", action="store_true",
                    help="list the DICOM series of every image folder (<- marks the columns read from each)")
     v.add_argument("--allow-outside-cohort", action="store_true", help=allow_help)
+    v.add_argument("--trust", action="append", metavar="FOLDER", help=trust_help)
     v.set_defaults(func=cmd_validate)
 
     from .importers import add_parser as add_import_parser  # `alnm import <recipe>`
@@ -392,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", help="output folder (default: predictions-<timestamp>)")
     pr.add_argument("--no-gradcam", action="store_true", help="skip the Grad-CAM figures")
     pr.add_argument("--allow-outside-cohort", action="store_true", help=allow_help)
+    pr.add_argument("--trust", action="append", metavar="FOLDER", help=trust_help)
     pr.set_defaults(func=cmd_predict)
 
     ev = sub.add_parser("evaluate", help="external validation of a trained study on another cohort",
@@ -403,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default="reports", help="folder that receives the run folder (default: reports)")
     ev.add_argument("--name", help="run folder name (default: external-<timestamp>, never an existing folder)")
     ev.add_argument("--allow-outside-cohort", action="store_true", help=allow_help)
+    ev.add_argument("--trust", action="append", metavar="FOLDER", help=trust_help)
     ev.set_defaults(func=cmd_evaluate)
 
     rp = sub.add_parser("report", help="a run's report, printed to PDF with --pdf",

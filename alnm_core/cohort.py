@@ -232,7 +232,7 @@ def inspect_files(cohort_dir: str | Path, df: pd.DataFrame, sequences: tuple[str
                     report.problems.append(Problem(pid, col, "", "no path given"))
                     ok = False
                 elif refused := check_path(root, rel, allow_outside=inputs.allow_outside_cohort,
-                                           max_files=inputs.max_files):
+                                           trusted=inputs.trusted_folders, max_files=inputs.max_files):
                     report.problems.append(Problem(pid, col, str(refused[0]), refused[1]))
                     ok = False
             if not ok or not read:
@@ -420,9 +420,9 @@ def load_for_prediction(cohort_dir: str | Path, sequences: tuple[str, ...], *,
 def paths_outside(cohort_dir: str | Path, df: pd.DataFrame, sequences: tuple[str, ...], *,
                   max_files: int | None = None) -> list[Problem]:
     """The manifest's image and mask paths that lead outside the cohort folder (what
-    ``input.allow_outside_cohort`` let through), one per path: patient, column, and where it
-    resolves to. For ``run.json`` and the report, so that a reader sees what was read from
-    elsewhere.
+    ``input.allow_outside_cohort`` or ``input.trusted_folders`` let through), one per path:
+    patient, column, and where it resolves to (a link below a series folder counts). For
+    ``run.json`` and the report, so that a reader sees what was read from elsewhere.
 
     Example:
         >>> paths_outside("data/phantom-demo", manifest, ("T2WI",))   # doctest: +SKIP

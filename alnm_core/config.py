@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import typing
 
@@ -324,6 +325,11 @@ def _check_ranges(cfg: StudyConfig) -> None:
         problems.append("input.max_voxels: at least 1")
     if cfg.input.max_files < 1:
         problems.append("input.max_files: at least 1")
+    for folder in cfg.input.trusted_folders:
+        if not os.path.isabs(str(folder)):
+            problems.append(f"input.trusted_folders: {folder!r} is not an absolute path")
+        elif not os.path.isdir(folder):
+            problems.append(f"input.trusted_folders: {folder!r} is not a folder")
     if problems:
         raise ConfigError("; ".join(problems))
 

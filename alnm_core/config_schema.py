@@ -434,11 +434,16 @@ class InputConfig:
         max_voxels: the largest image read, in voxels (rows x columns x slices x b-values or
             phases), checked from the header before any pixel is decoded.
         max_files: the most files and folders below one image folder; a walk stops there.
+        trusted_folders: folders outside the cohort folder that its paths may resolve into, and
+            no others (e.g. the download of a public collection that ``alnm import-duke``
+            linked to: ``--trust DOWNLOAD``). Narrower than ``allow_outside_cohort``: a path
+            into any other folder is still refused. Absolute paths; recorded in ``run.json``.
     """
 
     allow_outside_cohort: bool = False
     max_voxels: int = DEFAULT_MAX_VOXELS
     max_files: int = DEFAULT_MAX_FILES
+    trusted_folders: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -77,11 +77,15 @@ def _delong_pair(y, a, b) -> tuple[float, float]:
     return float(z), float(2 * sps.norm.sf(abs(z)))
 
 
-def _delong_ci(y, p) -> tuple[float, float, float]:
-    """AUC and its 95% DeLong CI (AUC ± 1.96 SE, clipped to [0, 1], as pROC)."""
+def _delong_ci(y, p, *, logit: bool = False) -> tuple[float, float, float]:
+    """AUC and its 95% DeLong CI (AUC ± 1.96 SE, clipped to [0, 1], as pROC), or with
+    ``logit`` the same SE on the logit scale, back-transformed (0 < AUC < 1 only)."""
     d = naive_delong(y, {"m": p})
     auc, se = d["auc"]["m"], float(np.sqrt(d["cov"].iloc[0, 0]))
     q = sps.norm.ppf(0.975)
+    if logit:
+        lg, sl = np.log(auc / (1 - auc)), se / (auc * (1 - auc))
+        return auc, float(1 / (1 + np.exp(-(lg - q * sl)))), float(1 / (1 + np.exp(-(lg + q * sl))))
     return auc, max(0.0, auc - q * se), min(1.0, auc + q * se)
 
 
@@ -166,6 +170,28 @@ def _table1_rows(t1: pd.DataFrame, data: pd.DataFrame) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- Table 3
+def _table3_metric_rows(r, y: np.ndarray, p: np.ndarray, item: str) -> list[dict]:
+    """Counts and metrics of one Table 3 row at its (finite) threshold."""
+    rows = []
+    pred = (p >= float(r.threshold)).astype(int)
+    tp, fp = int(((y == 1) & (pred == 1)).sum()), int(((y == 0) & (pred == 1)).sum())
+    fn, tn = int(((y == 1) & (pred == 0)).sum()), int(((y == 0) & (pred == 0)).sum())
+    for name, v in (("TP", tp), ("FP", fp), ("FN", fn), ("TN", tn)):
+        rows.append(_row("Table 3", f"{item} {name}", r[name.lower()], v, f"count of prob >= {float(r.threshold):.4f}"))
+    for key, k, n in (("acc", tp + tn, len(y)), ("sen", tp, tp + fn), ("spe", tn, tn + fp),
+                      ("ppv", tp, tp + fp), ("npv", tn, tn + fn)):
+        est = k / n if n else np.nan
+        rows.append(_row("Table 3", f"{item} {key.upper()}", r[key], est, f"{k}/{n}"))
+        method = str(r.get(f"{key}_method", "Clopper-Pearson"))
+        if method.startswith(("Clopper", "exact")):
+            lo, hi = _cp(k, n)
+            rows.append(_row("Table 3", f"{item} {key.upper()} 95% CI low", r[f"{key}_low"], lo, "scipy binomtest exact CI"))
+            rows.append(_row("Table 3", f"{item} {key.upper()} 95% CI high", r[f"{key}_high"], hi, "scipy binomtest exact CI"))
+        elif n:
+            rows.append(_skip("Table 3", f"{item} {key.upper()} 95% CI", r[f"{key}_low"], f"{method} interval"))
+    return rows
+
+
 def _table3_rows(t3: pd.DataFrame, preds: pd.DataFrame) -> list[dict]:
     from sklearn.metrics import roc_auc_score
 
@@ -179,28 +205,18 @@ def _table3_rows(t3: pd.DataFrame, preds: pd.DataFrame) -> list[dict]:
             rows.append(_skip("Table 3", item, r.auc, "no prediction column for this model"))
             continue
         p = test[col].to_numpy(float)
-        pred = (p >= float(r.threshold)).astype(int)
-        tp, fp = int(((y == 1) & (pred == 1)).sum()), int(((y == 0) & (pred == 1)).sum())
-        fn, tn = int(((y == 1) & (pred == 0)).sum()), int(((y == 0) & (pred == 0)).sum())
-        for name, v in (("TP", tp), ("FP", fp), ("FN", fn), ("TN", tn)):
-            rows.append(_row("Table 3", f"{item} {name}", r[name.lower()], v, f"count of prob >= {float(r.threshold):.4f}"))
-        for key, k, n in (("acc", tp + tn, len(y)), ("sen", tp, tp + fn), ("spe", tn, tn + fp),
-                          ("ppv", tp, tp + fp), ("npv", tn, tn + fn)):
-            est = k / n if n else np.nan
-            rows.append(_row("Table 3", f"{item} {key.upper()}", r[key], est, f"{k}/{n}"))
-            method = str(r.get(f"{key}_method", "Clopper-Pearson"))
-            if method.startswith(("Clopper", "exact")):
-                lo, hi = _cp(k, n)
-                rows.append(_row("Table 3", f"{item} {key.upper()} 95% CI low", r[f"{key}_low"], lo, "scipy binomtest exact CI"))
-                rows.append(_row("Table 3", f"{item} {key.upper()} 95% CI high", r[f"{key}_high"], hi, "scipy binomtest exact CI"))
-            elif n:
-                rows.append(_skip("Table 3", f"{item} {key.upper()} 95% CI", r[f"{key}_low"], f"{method} interval"))
+        if np.isfinite(float(r.threshold)):
+            rows += _table3_metric_rows(r, y, p, item)
+        else:  # Youden: no threshold better than chance, no metrics
+            rows.append(_skip("Table 3", f"{item} metrics", r.acc, "no threshold (J = 0)"))
         auc = roc_auc_score(y, p)
         rows.append(_row("Table 3", f"{item} AUC", r.auc, auc, "sklearn roc_auc_score"))
-        if str(r.auc_ci_method).startswith("DeLong"):
-            _, lo, hi = _delong_ci(y, p)
-            rows.append(_row("Table 3", f"{item} AUC 95% CI low", r.auc_low, lo, "naive O(m·n) DeLong variance"))
-            rows.append(_row("Table 3", f"{item} AUC 95% CI high", r.auc_high, hi, "naive O(m·n) DeLong variance"))
+        logit = str(r.auc_ci_method).startswith("logit-transformed DeLong") and 0 < auc < 1
+        if str(r.auc_ci_method).startswith("DeLong") or logit:
+            _, lo, hi = _delong_ci(y, p, logit=logit)
+            how = "naive O(m·n) DeLong variance" + (", logit scale" if logit else "")
+            rows.append(_row("Table 3", f"{item} AUC 95% CI low", r.auc_low, lo, how))
+            rows.append(_row("Table 3", f"{item} AUC 95% CI high", r.auc_high, hi, how))
         else:
             rows.append(_skip("Table 3", f"{item} AUC 95% CI", r.auc_low, f"{r.auc_ci_method} interval"))
     return rows

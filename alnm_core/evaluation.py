@@ -12,44 +12,53 @@ from . import stats as S
 from .protocol import cross_fitted
 
 
-AUC_CI_NAMES = {"delong": "DeLong (as pROC)", "bootstrap": "stratified percentile bootstrap",
-                "exact": "exact binomial on AUC x N (MedCalc / the paper's Table 3)"}
+AUC_CI_NAMES = S.METHOD_LABELS
 
 
 def table3_rows(name: str, y_test, p_test, *, threshold: float, threshold_source: str,
-                ppv_npv_method: str = "exact", auc_ci_method: str = "delong", n_boot: int = 2000,
+                ppv_npv_method: str = "exact", auc_ci_method: str = "logit_delong", n_boot: int = 2000,
                 seed: int = 0, model_id: str = "") -> dict:
     """One Table 3 row: metrics at ``threshold`` with CIs; the AUC with its headline CI
-    (``auc_ci_method``: DeLong or bootstrap) and, labelled, the exact binomial CI that MedCalc
-    and the paper used (it ignores the case/control split and under-covers on unbalanced
-    cohorts: see :mod:`alnm_core.stats.coverage`)."""
+    (``auc_ci_method``, one of ``stats.AUC_CI_METHODS``), its simulated coverage at this
+    cohort's size (``auc_ci_coverage``), and, labelled, the DeLong, bootstrap and exact binomial
+    CIs (the last is MedCalc's and the paper's; it under-covers on unbalanced cohorts).
+    A non-finite ``threshold`` (Youden: no cut-off better than chance) gives NaN metrics."""
     y = np.asarray(y_test).astype(int)
     p = np.asarray(p_test, float)
-    pred = (p >= threshold).astype(int)
-    m = S.diagnostic_metrics(y, pred, ppv_npv_method=ppv_npv_method)
-    ex = S.auc_ci(y, p, method="exact")
-    dl = S.auc_ci(y, p, method="delong")
-    bs = S.auc_ci(y, p, method="bootstrap", n_boot=n_boot, seed=seed)
-    head = {"delong": dl, "bootstrap": bs}[auc_ci_method]
-    tp, fp, fn, tn = S.confusion_counts(y, pred)
-    row = {"model_id": model_id or name, "model": name, "threshold": threshold, "threshold_from": threshold_source,
-           "n": len(y), "tp": tp, "fp": fp, "fn": fn, "tn": tn}
-    for k in ("acc", "sen", "spe", "ppv", "npv"):
-        row[k], row[f"{k}_low"], row[f"{k}_high"] = m[k][:3]
-        row[f"{k}_method"] = m[k].method
+    cis = S.auc_cis(y, p, methods=tuple(dict.fromkeys(("exact", "delong", "bootstrap", auc_ci_method))),
+                    n_boot=n_boot, seed=seed)
+    head, dl, bs, ex = cis[auc_ci_method], cis["delong"], cis["bootstrap"], cis["exact"]
+    row = {"model_id": model_id or name, "model": name, "threshold": threshold,
+           "threshold_from": threshold_source, "n": len(y)}
+    if np.isfinite(threshold):
+        pred = (p >= threshold).astype(int)
+        m = S.diagnostic_metrics(y, pred, ppv_npv_method=ppv_npv_method)
+        tp, fp, fn, tn = S.confusion_counts(y, pred)
+        row.update(tp=tp, fp=fp, fn=fn, tn=tn)
+        for k in ("acc", "sen", "spe", "ppv", "npv"):
+            row[k], row[f"{k}_low"], row[f"{k}_high"] = m[k][:3]
+            row[f"{k}_method"] = m[k].method
+        row.update(lr_pos=m["lr_pos"].estimate, lr_neg=m["lr_neg"].estimate, youden_j=m["youden_j"].estimate)
+    else:
+        row.update(tp=np.nan, fp=np.nan, fn=np.nan, tn=np.nan, lr_pos=np.nan, lr_neg=np.nan, youden_j=np.nan)
+        for k in ("acc", "sen", "spe", "ppv", "npv"):
+            row[k] = row[f"{k}_low"] = row[f"{k}_high"] = np.nan
+            row[f"{k}_method"] = "no threshold"
     boot_name = f"stratified percentile bootstrap, {n_boot} replicates, seed {seed}"
-    row.update(auc=dl.auc, auc_low=head.low, auc_high=head.high,
-               auc_ci_method=AUC_CI_NAMES["delong"] if auc_ci_method == "delong" else boot_name,
+    label = (f"{AUC_CI_NAMES[auc_ci_method]}, {n_boot} replicates, seed {seed}"
+             if auc_ci_method in ("bootstrap", "bca") else AUC_CI_NAMES[auc_ci_method])
+    n_pos = int(y.sum())
+    row.update(auc=head.auc, auc_low=head.low, auc_high=head.high, auc_ci_method=label,
+               auc_ci_key=auc_ci_method, auc_ci_note=head.note,
+               auc_ci_coverage=S.simulated_coverage(auc_ci_method, n_pos, len(y) - n_pos, head.auc),
                auc_delong_low=dl.low, auc_delong_high=dl.high,
                auc_boot_low=bs.low, auc_boot_high=bs.high, auc_boot_method=boot_name,
-               auc_exact_low=ex.low, auc_exact_high=ex.high, auc_exact_method=AUC_CI_NAMES["exact"],
-               lr_pos=m["lr_pos"].estimate, lr_neg=m["lr_neg"].estimate,
-               youden_j=m["youden_j"].estimate)
+               auc_exact_low=ex.low, auc_exact_high=ex.high, auc_exact_method=AUC_CI_NAMES["exact"])
     return row
 
 
 def build_table3(preds: pd.DataFrame, models: dict[str, str], *, threshold: float = 0.5,
-                 ppv_npv_method: str = "exact", auc_ci_method: str = "delong", n_boot: int = 2000,
+                 ppv_npv_method: str = "exact", auc_ci_method: str = "logit_delong", n_boot: int = 2000,
                  seed: int = 0, fit_split: str = "val", fit_name: str = "validation") -> pd.DataFrame:
     """Table 3 on the test split, at the paper's threshold and at a Youden threshold frozen on
     the development predictions.
@@ -71,23 +80,20 @@ def build_table3(preds: pd.DataFrame, models: dict[str, str], *, threshold: floa
                                 threshold_source=f"fixed {threshold:g}", ppv_npv_method=ppv_npv_method,
                                 auc_ci_method=auc_ci_method, n_boot=n_boot, seed=seed, model_id=col))
     for col, name in models.items():
-        try:
-            thr = S.youden_threshold(val.label, val[col]).threshold
-        except ValueError:
-            continue
-        rows.append(table3_rows(name, test.label, test[col], threshold=float(thr),
+        yt = S.youden_threshold(val.label, val[col])  # raises only for one class: a real error
+        rows.append(table3_rows(name, test.label, test[col], threshold=yt.threshold if yt.finite else np.nan,
                                 threshold_source=f"Youden on {fit_name}", ppv_npv_method=ppv_npv_method,
                                 auc_ci_method=auc_ci_method, n_boot=n_boot, seed=seed, model_id=col))
     return pd.DataFrame(rows)
 
 
 def _threshold_text(t) -> str:
-    """A threshold as printed (how it was chosen is the table's caption): a number, or what an
-    infinite threshold means (every patient negative / positive)."""
+    """A threshold as printed (how it was chosen is the table's caption): a number, or "no
+    threshold" when none is better than chance (Youden's J = 0 at every cut-off, as pROC)."""
     t = float(t)
     if np.isfinite(t):
         return f"{t:.3f}"
-    return "none (all called negative)" if t > 0 else "none (all called positive)"
+    return "no threshold (none better than chance)"
 
 
 def format_table3(t3: pd.DataFrame) -> pd.DataFrame:
@@ -97,15 +103,20 @@ def format_table3(t3: pd.DataFrame) -> pd.DataFrame:
     for k in ("acc", "sen", "spe", "ppv", "npv"):
         out[k.upper()] = [f"{e:.3f} ({lo:.3f}-{hi:.3f})" if np.isfinite(e) else "—"
                           for e, lo, hi in zip(t3[k], t3[f"{k}_low"], t3[f"{k}_high"])]
-    head = "DeLong" if str(t3.auc_ci_method.iloc[0]).startswith("DeLong") else "bootstrap"
-    out[f"AUC (95% CI, {head})"] = [f"{a:.3f} ({lo:.3f}-{hi:.3f})" for a, lo, hi in
-                                    zip(t3.auc, t3.auc_low, t3.auc_high)]
+    key = str(t3.auc_ci_key.iloc[0])
+    out[f"AUC (95% CI, {SHORT_CI[key]})"] = [f"{a:.3f} ({lo:.3f}-{hi:.3f})" for a, lo, hi in
+                                            zip(t3.auc, t3.auc_low, t3.auc_high)]
     out["exact CI (MedCalc / paper)"] = [f"{lo:.3f}-{hi:.3f}" for lo, hi in
                                          zip(t3.auc_exact_low, t3.auc_exact_high)]
-    name, lo_, hi_ = (("bootstrap CI", t3.auc_boot_low, t3.auc_boot_high) if head == "DeLong"
-                      else ("DeLong CI", t3.auc_delong_low, t3.auc_delong_high))
-    out[name] = [f"{lo:.3f}-{hi:.3f}" for lo, hi in zip(lo_, hi_)]
+    if key != "delong":
+        out["DeLong CI (pROC)"] = [f"{lo:.3f}-{hi:.3f}" for lo, hi in zip(t3.auc_delong_low, t3.auc_delong_high)]
+    if key != "bootstrap":
+        out["bootstrap CI"] = [f"{lo:.3f}-{hi:.3f}" for lo, hi in zip(t3.auc_boot_low, t3.auc_boot_high)]
     return out
+
+
+#: the AUC CI's name in a column header
+SHORT_CI = {"logit_delong": "logit DeLong", "delong": "DeLong", "bootstrap": "bootstrap", "bca": "BCa bootstrap"}
 
 
 def with_labels(table: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
@@ -140,6 +151,8 @@ def model_flags(preds: pd.DataFrame, t3: pd.DataFrame, models: dict[str, str], *
                              "detail": f"{fit_name} AUC {ci.auc:.3f} (95% CI {ci.low:.3f}-{ci.high:.3f}) "
                                        "includes 0.5"})
     for _, r in t3[t3.model_id.isin(list(models))].iterrows():
+        if not np.isfinite(float(r.threshold)):
+            continue  # no operating point: nothing is called
         n = r.tp + r.fp + r.fn + r.tn
         pos = (r.tp + r.fp) / n if n else np.nan
         if n and max(pos, 1 - pos) >= ONE_CLASS_SHARE:
@@ -150,18 +163,27 @@ def model_flags(preds: pd.DataFrame, t3: pd.DataFrame, models: dict[str, str], *
     return pd.DataFrame(rows, columns=["model_id", "model", "flag", "detail"])
 
 
-def table3_footnote(t3: pd.DataFrame) -> str:
-    """How Table 3's CIs were obtained, one phrase per quantity (undefined cells named apart)."""
+def table3_footnote(t3: pd.DataFrame, y_test=None) -> str:
+    """How Table 3's CIs were obtained, one phrase per quantity (undefined cells named apart),
+    and the headline AUC CI's simulated coverage at this test set's size (given ``y_test``)."""
     parts = []
     for keys, name in ((("acc", "sen", "spe"), "ACC, SEN, SPE"), (("ppv", "npv"), "PPV, NPV")):
         methods = sorted({str(m) for k in keys for m in t3[f"{k}_method"].dropna()
-                          if not str(m).startswith("undefined")})
+                          if not str(m).startswith(("undefined", "no threshold"))})
         if methods:
             parts.append(f"{name}: {' / '.join(methods)}")
     parts.append(f"AUC: {t3.auc_ci_method.iloc[0]}; beside it {t3.auc_exact_method.iloc[0]}")
     undefined = sorted({k.upper() for k in ("ppv", "npv") for m in t3[f"{k}_method"].dropna()
                         if str(m).startswith("undefined")})
     text = "95% CIs — " + "; ".join(parts) + "."
+    if y_test is not None and "auc_ci_key" in t3:
+        y = np.asarray(y_test).astype(int)
+        text += " " + S.coverage_footnote(str(t3.auc_ci_key.iloc[0]), int(y.sum()), int(y.size - y.sum()),
+                                          t3.auc.dropna().unique(), compare=("exact",))
+    if "no threshold" in set(t3.get("acc_method", [])):
+        text += (" A Youden row reading \"no threshold\" is a model whose development predictions no "
+                 "cut-off separates better than chance (J = 0 everywhere, pROC's ±Inf threshold): "
+                 "it has no operating point.")
     if undefined:
         text += (f" A dash marks a {' or '.join(undefined)} that is undefined at that threshold (no "
                  "patient called positive, or none called negative).")
@@ -192,7 +214,7 @@ def delong_pairs(preds: pd.DataFrame, pairs: list[tuple[str, str]], family: str)
 
 
 def subgroup_auc(preds: pd.DataFrame, cohort: pd.DataFrame, models: dict[str, str],
-                 by: str = "field_strength", *, ci_method: str = "delong", n_boot: int = 2000,
+                 by: str = "field_strength", *, ci_method: str = "logit_delong", n_boot: int = 2000,
                  seed: int = 0) -> pd.DataFrame:
     """Test-set AUC of each model within each subgroup (headline CI: DeLong or bootstrap, the
     exact binomial CI beside it for comparison), and pROC's unpaired DeLong test between the two

@@ -30,8 +30,9 @@ from .volume import ImageReadError
 
 #: the words every outside-the-cohort refusal carries
 OUTSIDE = "outside the cohort folder"
-ALLOW_HINT = ("set input.allow_outside_cohort=true (or pass --allow-outside-cohort) only if "
-              "you trust this manifest")
+ALLOW_HINT = ("for a collection stored elsewhere that you trust, pass --trust FOLDER "
+              "(input.trusted_folders); --allow-outside-cohort (input.allow_outside_cohort=true) "
+              "lets every path through: only for a manifest you wrote yourself")
 
 class RefusedPath(ImageReadError):
     """A path alnm will not read: ``path`` and ``reason`` (the message is ``"path: reason"``)."""
@@ -85,17 +86,26 @@ def is_inside(path: Path, root: Path) -> bool:
     return real == top or top in real.parents
 
 
-def outside_cohort(root: str | Path, rel: str | Path) -> str | None:
-    """Why ``root / rel`` is outside the cohort folder ``root`` (None when it is inside).
+def inside_any(path: str | Path, roots) -> bool:
+    """Whether ``path`` (resolved) lies in one of ``roots`` (a folder or several)."""
+    roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
+    return any(is_inside(Path(path), Path(r)) for r in roots)
+
+
+def outside_cohort(root: str | Path, rel: str | Path, *, trusted=()) -> str | None:
+    """Why ``root / rel`` is outside the cohort folder ``root`` and the ``trusted`` folders
+    (None when it is inside one of them).
 
     An absolute ``rel``, ``..`` components and symbolic links are all resolved first, so a link
     inside the cohort that points out of it is outside.
     """
     root = Path(root)
     path = root / rel
-    if is_inside(path, root):
+    if inside_any(path, [root, *trusted]):
         return None
-    return (f"resolves to {os.path.realpath(path)}, {OUTSIDE} {os.path.realpath(root)}; alnm "
+    also = (f" or the trusted folder(s) {', '.join(os.path.realpath(t) for t in trusted)}"
+            if trusted else "")
+    return (f"resolves to {os.path.realpath(path)}, {OUTSIDE} {os.path.realpath(root)}{also}; alnm "
             f"reads only files inside the cohort folder ({ALLOW_HINT})")
 
 
@@ -106,7 +116,7 @@ def _too_many(folder: Path, limit: int) -> RefusedPath:
 
 
 def walk_files(folder: str | Path, *, max_files: int | None = None,
-               within: str | Path | None = None) -> list[Path]:
+               within: str | Path | tuple | list | None = None) -> list[Path]:
     """Every regular file below ``folder``, sorted; names starting with a dot are left out and
     linked folders are not entered.
 
@@ -115,7 +125,7 @@ def walk_files(folder: str | Path, *, max_files: int | None = None,
         max_files: the most entries (files and folders) below it (default
             :data:`~alnm_core.config.DEFAULT_MAX_FILES`).
         within: if given, every link below ``folder`` (to a file or a folder) must resolve
-            inside this folder (the cohort folder).
+            inside this folder (the cohort folder), or one of these folders.
 
     Raises:
         RefusedPath: naming the entry: a FIFO, socket, device, broken link or link loop,
@@ -133,8 +143,9 @@ def walk_files(folder: str | Path, *, max_files: int | None = None,
             raise _too_many(folder, limit)
         for n in dirs + names:
             p = Path(top, n)
-            if within is not None and os.path.islink(p) and not is_inside(p, Path(within)):
-                raise RefusedPath(p, outside_cohort(within, p) or "outside the cohort folder")
+            if within is not None and os.path.islink(p) and not inside_any(p, within):
+                roots = [within] if isinstance(within, (str, Path)) else list(within)
+                raise RefusedPath(p, outside_cohort(roots[0], p, trusted=roots[1:]) or OUTSIDE)
         for n in names:
             p = Path(top, n)
             refuse_special(p)
@@ -142,15 +153,15 @@ def walk_files(folder: str | Path, *, max_files: int | None = None,
     return out
 
 
-def check_path(root: str | Path, rel: str, *, allow_outside: bool = False,
+def check_path(root: str | Path, rel: str, *, allow_outside: bool = False, trusted=(),
                max_files: int | None = None) -> tuple[Path, str] | None:
     """The first reason not to read the manifest path ``rel`` of the cohort folder ``root``:
     ``(file, message)``, or None when it may be read.
 
     Checked without opening anything but NRRD headers: ``root / rel`` resolves inside ``root``
-    (unless ``allow_outside``), exists, and is a regular file or a folder; below a folder, no
-    FIFO, device or socket, no link out of ``root``, at most ``max_files`` entries; a detached
-    NRRD header's data files obey the same rules.
+    or one of the ``trusted`` folders (unless ``allow_outside``), exists, and is a regular file
+    or a folder; below a folder, no FIFO, device or socket, no link out of those folders, at
+    most ``max_files`` entries; a detached NRRD header's data files obey the same rules.
 
     Example:
         >>> import tempfile, pathlib
@@ -161,7 +172,7 @@ def check_path(root: str | Path, rel: str, *, allow_outside: bool = False,
     path = root / rel
     if "\x00" in str(rel):
         return path, "holds a NUL character: not a path"
-    if not allow_outside and (why := outside_cohort(root, rel)):
+    if not allow_outside and (why := outside_cohort(root, rel, trusted=trusted)):
         return path, why
     k = kind(path)
     if k == "missing":
@@ -170,13 +181,13 @@ def check_path(root: str | Path, rel: str, *, allow_outside: bool = False,
         return path, f"is {k}, not a regular file or folder; alnm reads only regular files and folders"
     if k == "file":
         for data in nrrd_data_files(path):
-            if not allow_outside and not is_inside(data, root):
-                return data, f"the data file its NRRD header names {outside_cohort(root, data)}"
+            if not allow_outside and not inside_any(data, [root, *trusted]):
+                return data, f"the data file its NRRD header names {outside_cohort(root, data, trusted=trusted)}"
             if kind(data) != "file":
                 return data, f"the data file its NRRD header names is {kind(data)}, not a regular file"
         return None
     try:
-        walk_files(path, max_files=max_files, within=None if allow_outside else root)
+        walk_files(path, max_files=max_files, within=None if allow_outside else [root, *trusted])
     except RefusedPath as exc:
         return exc.path, exc.reason
     return None

@@ -124,7 +124,7 @@ def test_paths_outside_the_cohort_are_refused_naming_patient_column_and_file(coh
         p = problems[0]
         assert p.patient_id == pid and "outside the cohort folder" in p.message
         linked = sorted(target.iterdir())[3] if how == "linked-file-inside" else target
-        assert f"resolves to {linked}" in p.message and "input.allow_outside_cohort" in p.message
+        assert f"resolves to {linked}" in p.message and "--trust FOLDER" in p.message
         assert p.file == (str(victim) if how == "linked-file-inside" else str(cohort_copy / value))
     with pytest.raises(CohortError, match="outside the cohort folder"):
         load_cohort(cohort_copy)

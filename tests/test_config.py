@@ -113,7 +113,7 @@ def test_input_section_defaults_checks_and_roundtrip():
     assert (cfg.input.allow_outside_cohort, cfg.input.max_voxels, cfg.input.max_files) == (
         False, 500_000_000, 100_000)
     assert cfg.to_dict()["input"] == {"allow_outside_cohort": False, "max_voxels": 500_000_000,
-                                      "max_files": 100_000}
+                                      "max_files": 100_000, "trusted_folders": []}
     on = resolve_config("smoke", overrides=["input.allow_outside_cohort=true", "input.max_voxels=1000"])
     assert on.input.allow_outside_cohort and config_from_dict(on.to_dict()) == on
     for bad, fragment in (("input.max_voxels=0", "input.max_voxels: at least 1"),

@@ -12,6 +12,7 @@ import pytest
 from alnm_core.boxes import Box, read_boxes
 from alnm_core.cli import main
 from alnm_core.cohort import load_cohort, read_cohort_info, validate_cohort
+from alnm_core.config import InputConfig
 from alnm_core.importers import ImporterError
 from alnm_core.importers.box_check import check_boxes
 from alnm_core.importers.duke import import_duke
@@ -202,9 +203,17 @@ def test_boxes_land_on_the_tumour(imported, replica):
     assert (check["as imported"] > 5 * check["slices reversed"].abs()).all()
 
 
-def test_cohort_validates_reads_and_states_its_label(imported):
-    assert validate_cohort(imported.cohort_dir, ("DCE",), read_images=True) == []
-    df = load_cohort(imported.cohort_dir, ("DCE",))
+def _trusting(r) -> InputConfig:
+    return InputConfig(trusted_folders=tuple(r.trust))
+
+
+def test_cohort_validates_reads_and_states_its_label(imported, replica):
+    # the cohort reads the download in place: refused until the user trusts that folder
+    refused = validate_cohort(imported.cohort_dir, ("DCE",), read_images=False)
+    assert len(refused) == len(imported.cohort) and all("--trust FOLDER" in p.message for p in refused)
+    assert imported.trust == [str((replica.dicom / "Duke-Breast-Cancer-MRI").resolve())]
+    assert validate_cohort(imported.cohort_dir, ("DCE",), read_images=True, inputs=_trusting(imported)) == []
+    df = load_cohort(imported.cohort_dir, ("DCE",), inputs=_trusting(imported))
     assert df.tumor_size_cm.notna().all()
     info = read_cohort_info(imported.cohort_dir)
     assert info["label"]["source"] == "clinical N stage" and info["label"]["pathological"] is False
@@ -221,7 +230,7 @@ def test_a_declared_covariate_must_stay_empty(imported, tmp_path):
     df = pd.read_csv(c / "cohort.csv", dtype=str, keep_default_na=False)
     df.loc[0, "margin"] = "regular"
     df.to_csv(c / "cohort.csv", index=False)
-    problems = validate_cohort(c, ("DCE",), read_images=False)
+    problems = validate_cohort(c, ("DCE",), read_images=False, inputs=_trusting(imported))
     assert [(p.patient_id, p.column) for p in problems] == [(df.loc[0, "patient_id"], "margin")]
     assert "declares it not recorded" in problems[0].message
 
@@ -233,7 +242,8 @@ def test_mapping_names_the_series_masks_replace_boxes(replica, tmp_path):
     kinds = r.cohort.set_index("patient_id").roi_kind
     assert kinds["Breast_MRI_003"] == "mask" and kinds["Breast_MRI_004"] == "box"   # masks: every 2nd patient
     assert not (tmp_path / "m" / "dicom").exists() and r.cohort.DCE_image.str.startswith("../").all()
-    assert validate_cohort(tmp_path / "m", ("DCE",), read_images=True) == []
+    assert len(r.trust) == 2       # the download and the masks, read in place
+    assert validate_cohort(tmp_path / "m", ("DCE",), read_images=True, inputs=_trusting(r)) == []
     assert read_cohort_info(tmp_path / "m")["roi"]["DCE"]["mask"] == int((kinds == "mask").sum())
 
 
@@ -243,10 +253,14 @@ def test_cli_import_refuses_overwrite_and_bad_input(replica, tmp_path, capsys):
     assert main(args) == 0
     err = capsys.readouterr().err
     assert "9 patients imported" in err and "CLINICAL N stage (cN), not pathological pN" in err
+    assert f"--trust {(replica.dicom / 'Duke-Breast-Cancer-MRI').resolve()}" in err
     assert main(args) == 2 and "already holds a cohort.csv; use --overwrite" in capsys.readouterr().err
     assert main(args + ["--overwrite", "--check-boxes", "3"]) == 0
     assert len(pd.read_csv(tmp_path / "c" / "box_check.csv")) == 3
-    assert main(["validate", "--cohort", str(tmp_path / "c"), "--sequences", "DCE"]) == 0
+    assert main(["validate", "--cohort", str(tmp_path / "c"), "--sequences", "DCE"]) == 1
+    assert "outside the cohort folder" in capsys.readouterr().out
+    assert main(["validate", "--cohort", str(tmp_path / "c"), "--sequences", "DCE",
+                 "--trust", str(replica.dicom)]) == 0
     bad = args[:5] + [str(tmp_path / "nope.xlsx")] + args[6:-1] + [str(tmp_path / "d")]
     assert main(bad) == 2 and "nope.xlsx: spreadsheet not found" in capsys.readouterr().err
 
@@ -257,12 +271,12 @@ def test_box_gallery(imported):
     from alnm_core.config import resolve_config
     from alnm_core.report.boxes import box_gallery, box_views
 
-    cohort = load_cohort(imported.cohort_dir, ("DCE",))
+    cohort = load_cohort(imported.cohort_dir, ("DCE",), inputs=_trusting(imported))
     broken = cohort.copy()
     broken.loc[broken.index[0], "DCE_roi"] = "rois/none.csv"
     views, skipped = box_views(broken, imported.cohort_dir, resolve_config("duke").roi, n=3)
     assert len(views) == 2 and skipped[0]["patient_id"] == cohort.patient_id.iloc[0]
-    assert "box file not found" in skipped[0]["reason"]
+    assert "none.csv: not found" in skipped[0]["reason"]
     v = views[0]
     assert v.is_box and v.scores["as imported"] > v.scores["slices reversed"]
     assert v.outline.any() and v.peak.shape == v.subtraction.shape == v.outline.shape

@@ -74,8 +74,13 @@ def test_table3_and_delong_structure():
     d = evaluation.delong_against(fused, "weighted_vote", ["T2WI", "DWI"])
     assert list(d.columns[:7]) == ["model_a", "model_b", "auc_a", "auc_b", "z", "p_value", "diff"]
     assert (d.p_holm >= d.p_value).all() and (d.p_bh >= d.p_value).all()
-    assert (t3.auc_ci_method == "DeLong (as pROC)").all()
-    assert (t3.auc_low == t3.auc_delong_low).all()
+    # the headline CI is the logit DeLong (stats.auc_ci's default): the same variance as pROC's
+    # DeLong CI on the logit scale, so inside [0, 1] and asymmetric, the DeLong CI kept beside it
+    assert (t3.auc_ci_method == "logit-transformed DeLong").all() and (t3.auc_ci_key == "logit_delong").all()
+    inner = (t3.auc > 0) & (t3.auc < 1)
+    assert (t3.auc_low[inner] != t3.auc_delong_low[inner]).all() and ((t3.auc_low > 0) | ~inner).all()
+    dl = evaluation.build_table3(fused, names, n_boot=200, auc_ci_method="delong")
+    assert (dl.auc_ci_method == "DeLong (as pROC)").all() and (dl.auc_low == dl.auc_delong_low).all()
 
 
 def test_holm():

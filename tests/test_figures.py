@@ -189,9 +189,37 @@ def figures() -> dict:
         "coefficient_figure": lambda: plots.coefficient_figure(coefficient_frame(), "Radiomics: all sequences"),
         "nomogram_figure": lambda: plots.nomogram_figure(nomogram_points(nomogram_coefs())),
         "participant_flow": lambda: plots.participant_flow(*flow_inputs()[:3], notes=flow_inputs()[3]),
+        "tune_figure": lambda: plots.tune_figure(tune_trials(), "attention_mil_T2WI"),
+        "tune_figure nested, loss": lambda: plots.tune_figure(
+            pd.concat([tune_trials(6).assign(scope=f"rep0-fold{k}") for k in range(3)]), "slice_vote_DWI",
+            lower_is_better=True),
+        "attention_gallery": lambda: plots.attention_gallery(attention_rows()),
         "participant_flow one group, nobody excluded": lambda: plots.participant_flow(
             40, [("ROI extraction", "", 0)], {"external cohort": (40, 13)}),
     }
+
+
+def tune_trials(n: int = 12, seed: int = RNG_SEED) -> pd.DataFrame:
+    """A paper-grid search as ``tune`` writes it: learning rate x batch size, two pruned trials."""
+    r = np.random.default_rng(seed)
+    lr = np.array([1e-3, 1e-4, 1e-5, 1e-6] * 3)[:n]
+    state = np.where(np.arange(n) % 5 == 4, "pruned", "complete")
+    score = np.clip(0.75 - 0.05 * np.abs(np.log10(lr) + 4) + r.normal(0, 0.03, n), 0, 1)
+    return pd.DataFrame({"trial": np.arange(n), "state": state,
+                         "score": np.where(state == "complete", score, np.nan),
+                         "last_value": score, "param_lr": lr,
+                         "param_batch_size": np.repeat([16, 32, 64], 4)[:n]})
+
+
+def attention_rows(seed: int = RNG_SEED) -> list:
+    """Three patients' bags (4, 7 and 12 slices) with attention weights summing to 1."""
+    r = np.random.default_rng(seed)
+    rows = []
+    for i, n in enumerate((4, 7, 12)):
+        w = r.dirichlet(np.ones(n))
+        rows.append((f"P{i:04d} · ALNM {i % 2} · p = 0.{55 + i}", r.random((n, 48, 48)),
+                     np.arange(3, 3 + n), w))
+    return rows
 
 
 def flow_inputs():

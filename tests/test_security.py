@@ -361,3 +361,34 @@ def test_check_path_rules(tmp_path):
     assert check_path(root, "P1/T2WI")[0] == root / "P1" / "T2WI" / "IM2.dcm"  # the link, named
     assert check_path(root, "P1/T2WI", allow_outside=True) is None
     assert "holds more than 1 files" in check_path(root, "P1/T2WI", allow_outside=True, max_files=1)[1]
+
+
+def test_a_trusted_folder_lets_its_paths_through_and_no_other(tmp_path, capsys):
+    """``input.trusted_folders`` (``--trust``): a cohort that reads a collection in place (as
+    ``alnm import duke`` makes it) is read when the user names that folder, and a path into any
+    other folder is still refused, also through a link below a trusted series folder."""
+    from alnm_core.cli import main
+    from alnm_core.inputs import check_path
+
+    root, store, other = tmp_path / "cohort", tmp_path / "store", tmp_path / "other"
+    (store / "P1" / "T2WI").mkdir(parents=True)
+    (store / "P1" / "T2WI" / "IM1.dcm").write_bytes(b"x")
+    other.mkdir()
+    (other / "secret").write_text("s")
+    root.mkdir()
+    (root / "data").symlink_to(store, target_is_directory=True)
+    assert "--trust FOLDER" in check_path(root, "data/P1/T2WI")[1]
+    assert check_path(root, "data/P1/T2WI", trusted=(str(store),)) is None
+    assert "outside the cohort folder" in check_path(root, "../other/secret", trusted=(str(store),))[1]
+    (store / "P1" / "T2WI" / "IM2.dcm").symlink_to(other / "secret")  # a link out of the trusted folder
+    file, why = check_path(root, "data/P1/T2WI", trusted=(str(store),))
+    assert file.name == "IM2.dcm" and "or the trusted folder(s)" in why
+    # the option is checked and recorded as given on the command line
+    with pytest.raises(Exception, match="not an absolute path"):
+        resolve_config("smoke", overrides=["input.trusted_folders=[relative/folder]"])
+    with pytest.raises(Exception, match="is not a folder"):
+        resolve_config("smoke", overrides=[f"input.trusted_folders=[{tmp_path / 'none'}]"])
+    assert resolve_config("smoke", overrides=[f"input.trusted_folders=[{store}]"]).input.trusted_folders == (str(store),)
+    assert main(["validate", "--cohort", str(root), "--quick", "--trust", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert "input.trusted_folders" in err and "is not a folder" in err

@@ -123,9 +123,14 @@ FLIP_VALUES = {
     "radiomics.resample_mm": None, "radiomics.normalize": False, "radiomics.penalty": "elasticnet",
     "radiomics.corr_threshold": 0.5, "radiomics.inner_folds": 3, "radiomics.on_error": "fail",
     "clinical.covariates": ["age", "tumor_size_cm"], "stats.alpha": 0.01,
-    "input.allow_outside_cohort": True, "input.max_voxels": 10**7, "input.max_files": 500, "stats.categorical_test": "chi2", "stats.categorical_test_test_set": "fisher",
+    "input.allow_outside_cohort": True, "input.max_voxels": 10**7, "input.max_files": 500,
+    "input.trusted_folders": ["/tmp"], "stats.categorical_test": "chi2", "stats.categorical_test_test_set": "fisher",
     "stats.continuous_test": "t", "stats.normality_test": "lilliefors", "stats.auc_ci": "bootstrap",
     "stats.ppv_npv_method": "logit", "stats.bootstrap_n": 500, "stats.threshold": 0.4,
+    "stats.ordinal_test": "categorical",
+    "mil.pooling": "mean", "mil.attention_hidden": 16, "mil.dropout": 0.5, "mil.max_slices": 4,
+    "tune.enabled": True, "tune.space": "ranges", "tune.n_trials": 3, "tune.metric": "val_loss",
+    "tune.nested": True, "tune.inner_folds": 2, "tune.pruner": "none", "tune.epochs": 1, "tune.seed": 3,
 }
 
 
@@ -152,6 +157,8 @@ def test_a_changed_key_makes_exactly_its_steps_and_their_downstream_stale(key, r
     for d in direct:
         expected |= set(g.downstream(d))
     new = {i.name for i in g.instances if i.name not in before}  # never ran (e.g. a new model's step)
+    for n in new:  # a step the key switched on (tune.enabled): what reads it must be redone
+        expected |= set(g.downstream(n))
     old = R.graph_for(base)
     for gone in before - {i.name for i in g.instances}:  # a step the key switched off
         expected |= set(old.downstream(gone))
@@ -333,12 +340,16 @@ FLIPS = {
     "ensemble.members": (["sequences=[T2WI, DWI, DCE]"], "[slice_vote_T2WI, slice_vote_DCE]", "fuse",
                          _csv(lambda p: p.ensemble_weights)),
     "clinical.covariates": ([], "[age, margin]", "clinical", _csv(lambda p: p.predictions("clinical"))),
-    "stats.alpha": (["stats.alpha=0.0001"], "0.99", "describe_cohort", _csv(lambda p: p.table1)),
+    # alpha and the normality test choose the test only under the pretest rule (continuous_test=auto)
+    "stats.alpha": (["stats.alpha=0.0001", "stats.continuous_test=auto"], "0.99", "describe_cohort",
+                    _csv(lambda p: p.table1)),
     "stats.categorical_test": ([], "chi2", "describe_cohort", _csv(lambda p: p.table1)),
     "stats.categorical_test_test_set": ([], "chi2", "describe_cohort", _csv(lambda p: p.table1)),
     "stats.auc_ci": ([], "bootstrap", "evaluate", _csv(lambda p: p.table3)),
     "stats.continuous_test": (["stats.continuous_test=mannwhitney"], "t", "describe_cohort", _csv(lambda p: p.table1)),
-    "stats.normality_test": ([], "lilliefors", "describe_cohort", _csv(lambda p: p.table1)),
+    "stats.normality_test": (["stats.continuous_test=auto"], "lilliefors", "describe_cohort",
+                             _csv(lambda p: p.table1)),
+    "stats.ordinal_test": ([], "categorical", "describe_cohort", _csv(lambda p: p.table1)),
     "stats.ppv_npv_method": ([], "logit", "evaluate", _csv(lambda p: p.table3)),
     "stats.bootstrap_n": ([], "150", "evaluate", _csv(lambda p: p.table3)),
     "stats.threshold": ([], "0.3", "evaluate", _csv(lambda p: p.table3)),
@@ -359,7 +370,12 @@ ELSEWHERE = {
     "input.allow_outside_cohort": "test_security.py (paths outside the cohort refused, or read when allowed)",
     "input.max_voxels": "test_security.py (a declared image larger than the limit is refused from its header)",
     "input.max_files": "test_security.py (a folder walk stops at the limit)",
+    "input.trusted_folders": "test_security.py::test_a_trusted_folder_lets_its_paths_through_and_no_other",
     "radiomics.on_error": "test_radiomics.py::test_a_failing_patient_is_named_or_listed_and_results_are_cached",
+    **{f"mil.{k}": "test_mil.py::test_every_mil_key_changes_the_result"
+       for k in ("pooling", "attention_hidden", "dropout", "max_slices")},
+    **{f"tune.{k}": "test_tune.py::test_every_tune_key_changes_the_search (enabled, nested: search_plan)"
+       for k in ("enabled", "space", "n_trials", "metric", "nested", "inner_folds", "pruner", "epochs", "seed")},
 }
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -91,6 +92,12 @@ class ImportResult:
     excluded: pd.DataFrame
     info: dict
     seconds: float
+
+    @property
+    def trust(self) -> list[str]:
+        """The folders the cohort reads in place (the download, the masks): what ``--trust``
+        (``input.trusted_folders``) must name for alnm to read them."""
+        return list(self.info.get("read_in_place", []))
 
     @property
     def n_imported(self) -> int:
@@ -278,6 +285,7 @@ def import_duke(dicom: str | Path, clinical: str | Path, boxes: str | Path, out:
         write_csv(pd.DataFrame(audits), out / "boxes_source.csv", what="the boxes as published")
     info = _info(cohort, exc, table, dict(dicom=dicom, clinical=clinical, boxes=boxes, mapping=mapping,
                                           masks=masks), dicom_prefix, mask_prefix)
+    info["read_in_place"] = [str(d.resolve()) for d in (root, mask_dir) if d is not None]
     atomic_write_text(out / "cohort.json", json.dumps(info, indent=1, default=str), what="cohort.json")
     return ImportResult(out, cohort, exc, info, time.time() - t0)
 
@@ -388,6 +396,9 @@ def main(args) -> int:
     say(f"{c['imported']} patients imported ({c['alnm_1']} cN+, {c['alnm_0']} cN0), {c['excluded']} excluded "
         f"{c['excluded_by_code']} in {r.seconds:.1f} s; see {r.cohort_dir / 'excluded.csv'}")
     say("label = CLINICAL N stage (cN), not pathological pN: cohort.json, 'label'")
+    trust = " ".join(f"--trust {shlex.quote(t)}" for t in r.trust)
+    say(f"the cohort reads the download in place (nothing copied): alnm reads outside a cohort folder "
+        f"only where you say so, so add {trust} to alnm validate / run (input.trusted_folders)")
     if args.check_boxes:
         from .box_check import check_boxes
 

@@ -49,7 +49,7 @@ prep, rois = ctx.load("prepare"), ctx.load_all("roi")
 # development set. How the development set is used depends on the validation design:
 
 # %%
-display(esc.md(methods.design_sentence(ctx.cfg)))
+display(esc.md(methods.design_sentence(ctx.cfg)), *views.outside_note(ctx.info))
 display(esc.md("**{n} patients**, {pos} with ALNM ({pct:.1f}%). Patients per part of the split:",
                n=len(res.cohort), pos=int(res.cohort.alnm.sum()), pct=100 * res.cohort.alnm.mean()))
 display(esc.table(res.flow, index=True))

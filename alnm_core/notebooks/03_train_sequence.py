@@ -145,4 +145,5 @@ if ctx.cfg.tune.enabled:
     tune = ctx.load("tune")
     for m in [f"{k}_{sequence}" for k in models]:
         display(esc.table(views.tune_view(tune.best, m), caption=f"{m}: the chosen settings"))
-        display(plots.tune_figure(tune.trials[tune.trials.model_id == m], m))
+        display(plots.tune_figure(tune.trials[tune.trials.model_id == m], m,
+                                  lower_is_better=ctx.cfg.tune.metric == "val_loss"))

@@ -25,7 +25,6 @@ from IPython.display import display
 
 from alnm_core import evaluation
 from alnm_core import notebook as nbk
-from alnm_core.phantom import designed_effects, phantom_settings
 from alnm_core.report import escape as esc
 from alnm_core.report import methods, plots, views
 from alnm_core.run.steps_eval import main_models
@@ -61,17 +60,13 @@ view = views.flagged_table3(evaluation.format_table3(t3), t3, res.flags)
 for src in t3.threshold_from.unique():
     display(esc.table(view[t3.threshold_from == src], wide=True, caption=f"Table 3 — threshold: {src} "
                       f"(test set, n = {len(test)}, {int(test.label.sum())} ALNM)"))
-display(esc.md(evaluation.table3_footnote(t3)))
+display(esc.md(evaluation.table3_footnote(t3, test.label)))
 display(esc.md("**Flags.** † chance-level: the model's AUC on the development predictions has a 95% CI "
                "reaching 0.5; ‡ one class: at that threshold it calls at least 95% of the test patients "
                "one class.\n\n" + (views.flags_md(res.flags) or "No model is flagged.")))
 display(esc.md("The paper's Table 3, for comparison (exact binomial CIs): T2WI AUC 0.908 (0.792–0.971), "
                "DWI 0.702 (0.556–0.823), DCE-MRI 0.572 (0.424–0.711), multiparametric 0.913 (0.799–0.974)."))
-if (phantom := phantom_settings(ctx.cohort_dir)) is not None:
-    display(esc.md("**This cohort is the synthetic phantom.** The label's designed effect, in SDs of what "
-                   "it moves, is {eff} (DWI: tumour ADC; T2WI: oedema thickness; DCE: rim enhancement). "
-                   "The ordering of the AUCs above also reflects resolution, crop content and tuning, "
-                   "and says nothing about real patients.", eff=views.phantom_note(designed_effects(phantom), ctx.cfg.sequences)))
+display(*views.phantom_section(ctx.cohort_dir, ctx.cfg.sequences))
 
 # %% [markdown]
 # ## Development vs test

@@ -75,7 +75,7 @@ t3 = res.table3
 view = evaluation.format_table3(t3)
 for src in t3.threshold_from.unique():
     display(esc.table(view[t3.threshold_from == src], wide=True, caption=f"Threshold: {src}"))
-display(esc.md(evaluation.table3_footnote(t3)))
+display(esc.md(evaluation.table3_footnote(t3, scored.label)))  # the headline model's patients
 
 # %% [markdown]
 # ## ROC curves

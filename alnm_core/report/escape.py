@@ -98,8 +98,12 @@ def fmt_number(value: Any, digits: int = 3, na: str = "—") -> str:
 
 
 def fmt_p(p: Any, digits: int = 3) -> str:
-    """A p-value as journals print it: ``<0.001`` below 0.001, else ``digits`` decimals (never
-    ``0.000``); missing as an em dash."""
+    """A p-value as journals print it, through the study's one formatter
+    (:func:`alnm_core.stats.format_p`, style ``3dp``): ``<0.001`` below 0.001, three decimals
+    otherwise (never ``0.000``), more where rounding would lift a p below 0.05 to 0.05;
+    missing as an em dash. ``digits`` other than 3 keeps the same rule at that precision."""
+    from ..stats import format_p
+
     if p is None:
         return "—"
     try:
@@ -108,6 +112,8 @@ def fmt_p(p: Any, digits: int = 3) -> str:
         return visible(p)
     if not math.isfinite(f):
         return "—"
+    if digits == 3:
+        return format_p(f)
     floor = 10 ** -digits
     return f"<{floor:.{digits}f}" if f < floor else f"{f:.{digits}f}"
 

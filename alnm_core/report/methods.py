@@ -48,8 +48,10 @@ def _continuous_words(cfg: StudyConfig) -> str:
     return {"auto": f"Student's or Welch's t test (by Levene's test) when both groups passed the "
                     f"{'Shapiro–Wilk' if s.normality_test == 'shapiro' else 'Lilliefors-corrected Kolmogorov–Smirnov'} "
                     f"normality check at α = {s.alpha:g}, otherwise the Mann–Whitney U test",
+            "welch+mannwhitney": "Welch's t test, with the Mann–Whitney U test reported beside it (no "
+                                 "normality pretest chose the test)",
             "t": "Student's t test", "welch": "Welch's t test",
-            "mannwhitney": "the Mann–Whitney U test"}.get(s.continuous_test, s.continuous_test)
+            "mannwhitney": "the Mann–Whitney U test"}[s.continuous_test]
 
 
 def _categorical_words(cfg: StudyConfig) -> str:
@@ -77,17 +79,28 @@ def methods_paragraph(cfg: StudyConfig, info: dict, *, n_test: int, n_test_pos: 
     cont = {"auto": f"Student's or Welch's t test (by Levene's test) when both groups passed the "
                     f"{'Shapiro–Wilk' if s.normality_test == 'shapiro' else 'Lilliefors-corrected Kolmogorov–Smirnov'} "
                     f"normality check at α = {s.alpha:g}, otherwise the Mann–Whitney U test",
+            "welch+mannwhitney": "Welch's t test (the Mann–Whitney U test reported beside it; no "
+                                 "normality pretest chose the test)",
             "t": "Student's t test", "welch": "Welch's t test",
             "mannwhitney": "the Mann–Whitney U test"}[s.continuous_test]
+    ordinal = ("the Cochran–Armitage test for trend across the ordered TIC types (I < II < III), "
+               "with the nominal test beside it" if s.ordinal_test == "trend" else
+               "the same test as the other categorical variables (TIC type treated as nominal)")
     ppv = ("logit intervals of Mercaldo et al. (2007), as MedCalc (Clopper–Pearson where the "
            "predictive value is 0 or 1); they treat the prevalence as known and under-cover when it "
            "is estimated from the same sample" if s.ppv_npv_method == "logit" else
            "Clopper–Pearson intervals (their coverage holds when the prevalence is estimated from "
            "the same sample)")
-    head_ci = ("the DeLong 95% CI (as pROC)" if s.auc_ci == "delong" else
-               f"a stratified percentile bootstrap 95% CI ({s.bootstrap_n} replicates, seed {cfg.seed})")
-    other_ci = (f"a stratified percentile bootstrap CI ({s.bootstrap_n} replicates, seed {cfg.seed})"
-                if s.auc_ci == "delong" else "the DeLong CI (as pROC)")
+    boot = f"{s.bootstrap_n} replicates, seed {cfg.seed}"
+    head_ci = {"logit_delong": "the logit-transformed DeLong 95% CI (DeLong's variance on the logit "
+                               "scale, back-transformed; chosen by a committed coverage simulation, its "
+                               "simulated coverage at this test set's size under Table 3)",
+               "delong": "the DeLong 95% CI (as pROC)",
+               "bootstrap": f"a stratified percentile bootstrap 95% CI ({boot})",
+               "bca": f"a stratified BCa bootstrap 95% CI ({boot})"}[s.auc_ci]
+    other_ci = ("the DeLong CI (as pROC) and a stratified percentile bootstrap CI "
+                f"({boot})" if s.auc_ci not in ("delong", "bootstrap") else
+                "the DeLong CI (as pROC)" if s.auc_ci != "delong" else f"a stratified percentile bootstrap CI ({boot})")
     fit_name = "validation" if cfg.split.scheme == "holdout" else "out-of-fold"
     weights = (f"{fit_name} accuracies" if cfg.ensemble.weights_from == "validation"
                else "test accuracies (the paper's choice; optimistic)")
@@ -131,7 +144,7 @@ model is the paper's weighted vote (eq. 2–3, read as wᵢ = ACCᵢ) with weigh
 positive when H(x) ≥ Σwᵢ/2.
 
 **Statistics.** Table 1: mean ± SD and n (%); continuous variables by {cont}; categorical
-variables by {cat}. Table 3 (test set): accuracy, sensitivity and specificity with Clopper–Pearson
+variables by {cat}; the ordinal TIC type by {ordinal}. Table 3 (test set): accuracy, sensitivity and specificity with Clopper–Pearson
 95% CIs; PPV and NPV with {ppv}; operating points at the fixed threshold {s.threshold:g} (paper) and
 at the Youden-optimal threshold found on the development predictions and frozen. AUC as the
 Mann–Whitney statistic (ties count ½) with {head_ci}; beside it {other_ci} and, for comparison

@@ -486,24 +486,29 @@ def coefficient_figure(coefs: pd.DataFrame, title: str = "") -> Figure:
     return fig
 
 
-def tune_figure(trials: pd.DataFrame, title: str = "") -> Figure:
-    """A search at a glance: each trial's score in order (pruned and failed trials marked), and
+def tune_figure(trials: pd.DataFrame, title: str = "", *, lower_is_better: bool = False) -> Figure:
+    """A search at a glance: each trial's score in order (pruned and failed trials marked; one
+    line per search when nested searches ran, one per outer fold), the best score dashed, and
     how strongly each searched setting goes with the score (|Spearman rho| over the complete
-    trials: a rough importance, not a causal one)."""
+    trials: a rough importance, not a causal one). ``lower_is_better`` for ``val_loss``."""
     from scipy.stats import spearmanr
 
     fig = Figure(figsize=(MAX_WIDTH_IN, 2.8), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     done = trials[trials.state == "complete"]
-    ax1.plot(done.trial, done.score, "o-", color="#2c3e50", ms=4, label="complete")
+    scopes = list(dict.fromkeys(done["scope"])) if "scope" in done and done["scope"].nunique() > 1 else [None]
+    for i, sc in enumerate(scopes):
+        d = done if sc is None else done[done["scope"] == sc]
+        ax1.plot(d.trial, d.score, "o-", color="#2c3e50", ms=4, alpha=1.0 if sc is None else 0.5,
+                 label="complete" + ("" if sc is None else " (one line per outer fold)") if i == 0 else None)
     other = trials[trials.state != "complete"]
     if len(other):
         ax1.plot(other.trial, other.last_value, "x", color="#c0392b", label="pruned / failed (last value)")
-    if len(done):
-        best = done.score.max() if done.score.notna().any() else np.nan
+    if done.score.notna().any():
+        best = done.score.min() if lower_is_better else done.score.max()
         ax1.axhline(best, color="#7f8c8d", lw=0.8, ls="--")
     ax1.set_xlabel("trial")
-    ax1.set_ylabel("inner-validation score")
+    ax1.set_ylabel("inner-validation " + ("loss" if lower_is_better else "score"))
     ax1.set_title(title or "search", fontsize=9, loc="left")
     place_legend(ax1)
     params = [c for c in trials.columns if c.startswith("param_")]

@@ -18,12 +18,39 @@ SPLITS = ("train", "val", "dev", "test")
 
 
 # ----------------------------------------------------------------------------- section 1
+def _p_column(values) -> list[str]:
+    return [fmt_p(p) if str(p).strip() not in ("", "nan") else "" for p in values]
+
+
+def _second_test(out: pd.DataFrame, t: pd.DataFrame) -> pd.DataFrame:
+    """The fixed rules' second test beside the first (Mann–Whitney beside Welch, the nominal
+    test beside the trend test), where the table has one."""
+    if "test_alt" in t and (t.test_alt.fillna("").astype(str) != "").any():
+        out["P (second test)"] = _p_column(t.p_alt.fillna(""))
+        out["Second test"] = t.test_alt.fillna("").to_numpy()
+    return out
+
+
 def table1_view(t: pd.DataFrame) -> pd.DataFrame:
-    """Table 1 as printed: characteristic, level, total, ALNM, non-ALNM, P (journal style), test."""
-    return pd.DataFrame({"Characteristic": t.characteristic, "": t.level, "Total": t.total,
-                         "ALNM": t.group1, "Non-ALNM": t.group0,
-                         "P": [fmt_p(p) if str(p).strip() not in ("", "nan") else "" for p in t.p],
-                         "Test": t.test})
+    """Table 1 as printed: characteristic, level, total, ALNM, non-ALNM, P (journal style), test,
+    and the second test of the fixed rules where there is one."""
+    return _second_test(pd.DataFrame({"Characteristic": t.characteristic, "": t.level, "Total": t.total,
+                                      "ALNM": t.group1, "Non-ALNM": t.group0, "P": _p_column(t.p),
+                                      "Test": t.test}), t)
+
+
+def outside_note(info: dict) -> list:
+    """A line saying how many image and mask paths were read from outside the cohort folder,
+    and by whose leave (the ``prepare`` step's record); nothing when every path was inside."""
+    from . import escape as esc
+
+    r = info.get("steps", {}).get("prepare", {}).get("read_outside_cohort")
+    if not r:
+        return []
+    how = ("input.allow_outside_cohort" if r.get("allow_outside_cohort") else
+           "input.trusted_folders: " + ", ".join(r.get("trusted_folders", [])))
+    return [esc.md("**{n} image and mask path(s) were read from outside the cohort folder**, as the "
+                   "user allowed ({how}).", n=r["paths"], how=how)]
 
 
 def normality_view(t: pd.DataFrame) -> pd.DataFrame:
@@ -288,6 +315,20 @@ def phantom_note(effects: dict[str, float], sequences: Any) -> str:
     return ", ".join(f"{s} {effects[s]:.1f}" for s in sorted(effects, key=effects.get, reverse=True) if s in sequences)
 
 
+def phantom_section(cohort_dir, sequences) -> list:
+    """On the synthetic phantom, what the AUCs can and cannot say (nothing on a real cohort)."""
+    from ..phantom import designed_effects, phantom_settings
+    from . import escape as esc
+
+    if (phantom := phantom_settings(cohort_dir)) is None:
+        return []
+    return [esc.md("**This cohort is the synthetic phantom.** The label's designed effect, in SDs of what "
+                   "it moves, is {eff} (DWI: tumour ADC; T2WI: oedema thickness; DCE: rim enhancement). "
+                   "The ordering of the AUCs above also reflects resolution, crop content and tuning, "
+                   "and says nothing about real patients.",
+                   eff=phantom_note(designed_effects(phantom), sequences))]
+
+
 def reliability_curves(res) -> dict[str, pd.DataFrame]:
     """Reliability bins of the headline, the first shown member and the clinical baseline."""
     m = res.models
@@ -370,10 +411,9 @@ def participant_flow_figure(prep, rois: dict, cohort_dir):
 
 def partitions_view(t: pd.DataFrame) -> pd.DataFrame:
     """Characteristics of the development and test patients (Table 1's layout)."""
-    return pd.DataFrame({"Characteristic": t.characteristic, "": t.level, "Total": t.total,
-                         "Development": t.group0, "Test": t.group1,
-                         "P": [fmt_p(p) if str(p).strip() not in ("", "nan") else "" for p in t.p],
-                         "Test used": t.test})
+    return _second_test(pd.DataFrame({"Characteristic": t.characteristic, "": t.level, "Total": t.total,
+                                      "Development": t.group0, "Test": t.group1, "P": _p_column(t.p),
+                                      "Test used": t.test}), t)
 
 
 def flagged_table3(view: pd.DataFrame, t3: pd.DataFrame, flags: pd.DataFrame) -> pd.DataFrame:

@@ -5,6 +5,7 @@ card. Renaming a label therefore changes no number and no threshold of the bundl
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ..model_registry import HEADLINE, study_models
@@ -24,7 +25,8 @@ def compute_bundle(call: StepCall) -> None:
     grid = call.up("train_units")
     t3 = ev.table3
     youden = {mid: float(g.threshold.iloc[0]) for mid, g in
-              t3[t3.threshold_from.str.startswith("Youden")].groupby("model_id")}
+              t3[t3.threshold_from.str.startswith("Youden")].groupby("model_id")
+              if np.isfinite(g.threshold.iloc[0])}  # NaN: no threshold beats chance
     cnn = [m for m in ms if m.in_bundle and m.kind == "cnn"]
     bundled = [m.model_id for m in cnn] + [HEADLINE]
     thresholds = {mid: {"fixed": cfg.stats.threshold, **({"youden": youden[mid]} if mid in youden else {})}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..cohort import load_cohort
+from ..cohort import load_cohort, paths_outside
 from ..config import StatsConfig
 from ..runfolder import record
 from ..splits import fold_table, make_splits
@@ -78,7 +78,21 @@ def compute_prepare(call: StepCall) -> dict:
     folds = (fold_table(splits, n_folds=s.n_folds, repeats=s.repeats, seed=cfg.seed) if s.scheme == "kfold"
              else pd.DataFrame(columns=["patient_id", "repeat", "fold"]))
     write_csv(folds, call.out("artifacts/folds.csv"), what="the folds of every repeat")
-    return {"n_patients": len(splits)}
+    return {"n_patients": len(splits), **outside_record(call)}
+
+
+def outside_record(call: StepCall) -> dict:
+    """How many image and mask paths were read from outside the cohort folder, and by whose
+    leave (``input.trusted_folders`` or ``input.allow_outside_cohort``): for ``run.json`` and
+    section 1. Empty when every path is inside."""
+    inp = call.cfg.input
+    if not (inp.allow_outside_cohort or inp.trusted_folders):
+        return {}
+    out = paths_outside(call.session.cohort_dir, cohort(call), call.cfg.sequences, max_files=inp.max_files)
+    if not out:
+        return {}
+    return {"read_outside_cohort": {"paths": len(out), "trusted_folders": list(inp.trusted_folders),
+                                    "allow_outside_cohort": inp.allow_outside_cohort}}
 
 
 def load_prepare(call: StepCall) -> Prepared:
@@ -93,7 +107,8 @@ def table1_pair(all_patients: pd.DataFrame, test_set: pd.DataFrame,
                 s: StatsConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Table 1 of all patients and of the test set, each with its own categorical test rule
     (``stats.categorical_test`` and ``stats.categorical_test_test_set``)."""
-    kw = dict(continuous_method=s.continuous_test, normality_test=s.normality_test, alpha=s.alpha)
+    kw = dict(continuous_method=s.continuous_test, ordinal_method=s.ordinal_test,
+              normality_test=s.normality_test, alpha=s.alpha)
     test_rule = s.categorical_test if s.categorical_test_test_set == "same" else s.categorical_test_test_set
     return (build_table1(all_patients, categorical_method=s.categorical_test, **kw),
             build_table1(test_set, categorical_method=test_rule, **kw))
@@ -121,7 +136,8 @@ def partition_table(data: pd.DataFrame, s: StatsConfig) -> pd.DataFrame:
     the outcome among them, with the partitions compared by Table 1's rules."""
     d = data.assign(in_test=(data.part == "test").astype(int),
                     outcome=data.alnm.map({1: "ALNM", 0: "non-ALNM"}))
-    kw = dict(continuous_method=s.continuous_test, normality_test=s.normality_test, alpha=s.alpha)
+    kw = dict(continuous_method=s.continuous_test, ordinal_method=s.ordinal_test,
+              normality_test=s.normality_test, alpha=s.alpha)
     return build_table1(d, group="in_test", group_labels=("Test", "Development"),
                         categorical=(("outcome", "Outcome", ("ALNM", "non-ALNM")),
                                      ("margin", "Tumor margin", ("regular", "irregular")),
