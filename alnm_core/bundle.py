@@ -367,7 +367,8 @@ class Prediction:
             slice_index, prob``.
         crops: sequence -> the crops used (for Grad-CAM).
         attention: per attention-MIL model, patient and slice: ``patient_id, slice_index,
-            weight, model_id, sequence`` (the fold models' mean; weights sum to 1 per patient).
+            weight, model_id, sequence`` (the mean over the bundle's networks, one per model
+            since the final refit; weights sum to 1 per patient).
     """
 
     patients: pd.DataFrame

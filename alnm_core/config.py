@@ -274,6 +274,10 @@ def _check_ranges(cfg: StudyConfig) -> None:
             problems.append(f"ensemble.members: {m!r} is neither a trained CNN family "
                             f"({list(cfg.train.models)}) nor one of their models "
                             f"(<family>_<sequence>, sequences {list(cfg.sequences)})")
+    for c in cfg.stats.primary_comparisons:
+        a, sep, b = str(c).partition(" vs ")
+        if not sep or not a.strip() or not b.strip():
+            problems.append(f"stats.primary_comparisons: {c!r}; each is 'MODEL_ID vs MODEL_ID'")
     if not cfg.ensemble.members:
         problems.append("ensemble.members: at least one model")
     cov = cfg.clinical.covariates

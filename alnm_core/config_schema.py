@@ -369,6 +369,15 @@ class StatsConfig:
             estimated from the sample) or ``logit`` (Mercaldo 2007, as MedCalc) for PPV/NPV CIs.
         bootstrap_n: bootstrap replicates.
         threshold: probability threshold for the paper's operating point.
+        primary_comparisons: the pre-specified primary family of DeLong comparisons, each
+            ``"MODEL_ID vs MODEL_ID"`` (e.g. ``"weighted_vote vs clinical"``), adjusted as one
+            family (Holm, BH); empty: the headline model against each base model it fuses, the
+            clinical baseline and the radiomics baselines. Every other pair is exploratory, in
+            its own family; a model fitted on the test set is in none.
+        recalibration: ``platt`` (logistic on the logit), ``isotonic`` or ``none``: a map fitted
+            on the development predictions (validation, or out-of-fold) and applied to the test
+            predictions, shown as calibration before and after; decision curves use the
+            recalibrated probabilities. Table 3 stays on the models' own probabilities.
     """
 
     alpha: float = 0.05
@@ -381,6 +390,8 @@ class StatsConfig:
     ppv_npv_method: Literal["exact", "logit"] = "exact"
     bootstrap_n: int = 2000
     threshold: float = 0.5
+    primary_comparisons: tuple[str, ...] = ()
+    recalibration: Literal["platt", "isotonic", "none"] = "platt"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ the value the report shows:
 * Table 3: each cell — the confusion counts at the stated threshold, accuracy, sensitivity,
   specificity, PPV, NPV with their Clopper–Pearson CIs (scipy's ``binomtest``), the AUC
   (scikit-learn's ``roc_auc_score``) and its DeLong CI;
-* every DeLong test (``delong.csv``, ``delong_fusion.csv``): z and p, from a naive O(m·n)
+* every DeLong test (``delong.csv``), and its Holm and BH p adjusted within its family
+  (statsmodels' ``multipletests``, one call per family): z and p, from a naive O(m·n)
   DeLong written here from the 1988 paper (placement values by explicit comparison of every
   positive with every negative), not the package's fast routine;
 * the out-of-fold AUCs and CIs of ``cv_summary.csv`` (k-fold runs);
@@ -237,6 +238,21 @@ def _delong_rows(table: pd.DataFrame, preds: pd.DataFrame, section: str) -> list
     return rows
 
 
+def _adjusted_rows(table: pd.DataFrame) -> list[dict]:
+    """Holm and BH within each family of ``delong.csv``, by statsmodels (pairs in no family
+    carry no adjusted p)."""
+    from statsmodels.stats.multitest import multipletests
+
+    rows = []
+    for fam, g in table[table.role != "none"].groupby("family", sort=False):
+        for col, method in (("p_holm", "holm"), ("p_bh", "fdr_bh")):
+            adj = multipletests(g.p_value.to_numpy(float), method=method)[1]
+            for (_, r), v in zip(g.iterrows(), adj):
+                item = f"{r.get('label_a', r.model_a)} vs {r.get('label_b', r.model_b)} {col} ({fam})"
+                rows.append(_row("DeLong families", item, r[col], v, f"statsmodels multipletests {method}"))
+    return rows
+
+
 def _per_split_rows(table: pd.DataFrame, preds: pd.DataFrame, label: str) -> list[dict]:
     """A sequence's per-split AUCs and their DeLong CIs (notebook 3), from its predictions."""
     rows = []
@@ -290,10 +306,8 @@ def crosscheck(run_dir: str | Path) -> pd.DataFrame:
         mine = pd.read_csv(art / "predictions" / f.name, dtype={"patient_id": str})
         rows += _per_split_rows(pd.read_csv(f), mine, f.stem)
     rows += _table3_rows(pd.read_csv(art / "table3.csv"), preds)
-    rows += _delong_rows(pd.read_csv(art / "delong.csv"), preds, "DeLong (every pair)")
-    rows += _delong_rows(pd.read_csv(art / "delong_fusion.csv"), preds, "DeLong (fusion vs each)")
-    if (art / "delong_radiomics.csv").is_file():
-        rows += _delong_rows(pd.read_csv(art / "delong_radiomics.csv"), preds, "DeLong (CNNs vs radiomics)")
+    dl = pd.read_csv(art / "delong.csv")
+    rows += _delong_rows(dl, preds, "DeLong (every pair)") + _adjusted_rows(dl)
     if (art / "cv_summary.csv").is_file():
         rows += _cv_rows(pd.read_csv(art / "cv_summary.csv"), preds)
     return pd.DataFrame(rows, columns=COLUMNS)

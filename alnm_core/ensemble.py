@@ -127,6 +127,29 @@ def fit_stacking(probs: pd.DataFrame, labels, *, C: float = 1.0):
     return LogisticRegression(C=C).fit(X, y)
 
 
+def cross_fitted_stacking(probs: pd.DataFrame, labels, *, n_splits: int = 5, seed: int = 0,
+                          C: float = 1.0) -> np.ndarray:
+    """Stacking predictions for the patients it is fitted on, each from a stacker fitted on the
+    other patients only (stratified ``n_splits`` folds, fewer when a class has fewer patients):
+    what its Youden threshold and its development AUC are computed on, so that neither reuses
+    a patient's own outcome.
+
+    Raises:
+        ValueError: fewer than 2 patients in a class.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(labels).astype(int)
+    k = min(n_splits, int(np.bincount(y, minlength=2).min()))
+    if k < 2:
+        raise ValueError("cross-fitted stacking needs at least 2 patients of each class")
+    out = np.empty(len(y))
+    for tr, held in StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
+        out[held] = fit_stacking(probs.iloc[tr], y[tr], C=C).predict_proba(
+            _logit(probs.iloc[held].to_numpy()))[:, 1]
+    return out
+
+
 def _logit(p: np.ndarray, eps: float = 1e-4) -> np.ndarray:
     p = np.clip(p, eps, 1 - eps)
     return np.log(p / (1 - p))
@@ -240,6 +263,9 @@ def fuse(predictions: dict[str, pd.DataFrame], *, fit_split: str = "val",
     out["majority_vote"] = majority_vote(probs, threshold)
     stack = fit_stacking(probs[fit], base.label[fit])
     out["stacking"] = stack.predict_proba(_logit(probs.to_numpy()))[:, 1]
+    # the fitting patients' own predictions are cross-fitted: the threshold chosen on them
+    # (Youden) and their AUC never reuse the stacker's fit to their outcomes
+    out.loc[fit.to_numpy(), "stacking"] = cross_fitted_stacking(probs[fit], base.label[fit])
     for n in names:
         out[n] = probs[n].to_numpy()
     sf, st, su, sg = (sum(acc_fit.values()), sum(acc_test.values()), sum(used.values()),

@@ -206,11 +206,122 @@ def delong_pairs(preds: pd.DataFrame, pairs: list[tuple[str, str]], family: str)
         r = S.delong_test(test.label, test[a], test[b])
         rows.append(dict(model_a=a, model_b=b, auc_a=r.auc_a, auc_b=r.auc_b, z=r.z,
                          p_value=r.p_value, diff=r.diff, ci_low=r.ci_low, ci_high=r.ci_high))
-    df = pd.DataFrame(rows)
-    df["p_holm"] = S.holm(df.p_value.to_numpy())
-    df["p_bh"] = S.benjamini_hochberg(df.p_value.to_numpy())
+    df = pd.DataFrame(rows, columns=["model_a", "model_b", "auc_a", "auc_b", "z", "p_value", "diff",
+                                     "ci_low", "ci_high"])
+    df["p_holm"] = S.holm(df.p_value.to_numpy()) if len(df) else []
+    df["p_bh"] = S.benjamini_hochberg(df.p_value.to_numpy()) if len(df) else []
     df["family"] = family
     return df
+
+
+# ----------------------------------------------------------------------------- comparison families
+#: the ``role`` of a family: adjusted and reported as pre-specified, adjusted within itself as
+#: hypothesis-generating, or not adjusted at all (a model fitted on the test set)
+ROLES = ("primary", "exploratory", "none")
+#: the families every study may have, by name
+RADIOMICS_FAMILY = "exploratory: CNNs vs radiomics baselines"
+MIL_FAMILY = "exploratory: attention MIL vs slice vote"
+OTHER_FAMILY = "exploratory: every other pair"
+NONE_FAMILY = "none: a model fitted on the test set"
+
+
+def parse_comparison(text: str) -> tuple[str, str]:
+    """``"weighted_vote vs clinical"`` -> ``("weighted_vote", "clinical")``."""
+    a, sep, b = str(text).partition(" vs ")
+    if not sep or not a.strip() or not b.strip():
+        raise ValueError(f"{text!r}: a comparison is written 'MODEL_ID vs MODEL_ID'")
+    return a.strip(), b.strip()
+
+
+def default_primary_comparisons(ms, *, radiomics: str | None) -> list[tuple[str, str]]:
+    """The headline model against each base model it fuses, the clinical baseline and (when
+    computed) the radiomics and clinical-radiomics baselines: the question the study asks."""
+    head = ms.headline.model_id
+    pairs = [(head, m.model_id) for m in ms.members if m.shown and m.model_id != head]
+    pairs.append((head, "clinical"))
+    if radiomics:
+        pairs += [(head, radiomics), (head, "clinical_radiomics")]
+    return pairs
+
+
+def primary_comparisons(ms, chosen: tuple[str, ...] = (), *, radiomics: str | None = None) -> list[tuple[str, str]]:
+    """The pre-specified primary family: ``chosen`` (``stats.primary_comparisons``, each
+    ``"A vs B"`` in model ids) or :func:`default_primary_comparisons`.
+
+    Raises:
+        ValueError: a model id the study does not show, a model compared with itself, a pair
+            named twice, or a model fitted on the test set (never part of a family).
+    """
+    pairs = [parse_comparison(c) for c in chosen] or default_primary_comparisons(ms, radiomics=radiomics)
+    shown = {m.model_id for m in ms.shown}
+    for a, b in pairs:
+        for x in (a, b):
+            if x not in shown:
+                raise ValueError(f"stats.primary_comparisons: {x!r} is not a model of this study's "
+                                 f"tables ({sorted(shown)})")
+        if a == b:
+            raise ValueError(f"stats.primary_comparisons: {a!r} compared with itself")
+        if chosen and any(ms[x].test_fitted for x in (a, b)):
+            raise ValueError(f"stats.primary_comparisons: {a} vs {b} involves a model fitted on the "
+                             "test set; it cannot be part of a family")
+    keys = [frozenset(p) for p in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("stats.primary_comparisons: a pair is named twice")
+    return pairs
+
+
+def comparison_families(ms, primary: list[tuple[str, str]], exploratory: list[tuple[str, list]]) -> pd.DataFrame:
+    """Every pair of the shown models assigned to exactly one family.
+
+    Args:
+        ms: the study's models (:class:`~alnm_core.model_registry.ModelSet`).
+        primary: the primary family's pairs (oriented: ``model_a`` first).
+        exploratory: ``(family name, pairs)`` in order (names such as :data:`RADIOMICS_FAMILY`);
+            a pair already placed stays where it was first placed.
+
+    Returns:
+        ``model_a, model_b, family, role``: the primary pairs, then each exploratory family,
+        then ``exploratory: every other pair``; a pair with a model fitted on the test set is
+        in no family (``role`` ``none``) unless the primary family names it (the headline
+        itself fitted on the test set: ``ensemble.weights_from=test``).
+    """
+    rows, placed = [], set()
+
+    def add(a, b, family, role):
+        key = frozenset((a, b))
+        if key not in placed:
+            placed.add(key)
+            rows.append(dict(model_a=a, model_b=b, family=family, role=role))
+
+    for a, b in primary:
+        add(a, b, "primary", "primary")
+    shown = [m.model_id for m in ms.shown]
+    for name, pairs in exploratory:
+        for a, b in pairs:
+            if a in shown and b in shown and not (ms[a].test_fitted or ms[b].test_fitted):
+                add(a, b, name, "exploratory")
+    for i, a in enumerate(shown):
+        for b in shown[i + 1:]:
+            if ms[a].test_fitted or ms[b].test_fitted:
+                add(a, b, NONE_FAMILY, "none")
+            else:
+                add(a, b, OTHER_FAMILY, "exploratory")
+    return pd.DataFrame(rows, columns=["model_a", "model_b", "family", "role"])
+
+
+def delong_families(preds: pd.DataFrame, families: pd.DataFrame) -> pd.DataFrame:
+    """Paired DeLong tests of every pair of :func:`comparison_families` on the test split, with
+    Holm and Benjamini-Hochberg adjustment within each family (one ``p.adjust`` per family;
+    R's ``p.adjust`` per family agrees); pairs in no family keep their raw p only."""
+    t = delong_pairs(preds, list(zip(families.model_a, families.model_b)), "")
+    t["family"], t["role"] = families.family.to_numpy(), families.role.to_numpy()
+    t["p_holm"] = t["p_bh"] = np.nan
+    inf = t.role != "none"
+    if inf.any():
+        p, fam = t.p_value[inf].to_numpy(), t.family[inf].to_numpy()
+        t.loc[inf, "p_holm"] = S.adjust_within_families(p, fam, method="holm")
+        t.loc[inf, "p_bh"] = S.adjust_within_families(p, fam, method="bh")
+    return t
 
 
 def subgroup_auc(preds: pd.DataFrame, cohort: pd.DataFrame, models: dict[str, str],
@@ -298,13 +409,18 @@ def clinical_baseline(cohort: pd.DataFrame, splits: pd.DataFrame,
 
 def cv_summary(preds: pd.DataFrame, unit_predictions: dict[str, pd.DataFrame],
                weights: dict[str, float], models: dict[str, str], *,
-               level: float = 0.95) -> pd.DataFrame:
-    """K-fold summary per model: the out-of-fold AUC (development patients) with its DeLong CI
-    beside the test AUC with its DeLong CI, and the spread of the fold AUCs (each fold's
-    held-out patients, every repeat) and, for a sequence, of its fold models' test AUCs.
+               level: float = 0.95, folds: pd.DataFrame | None = None) -> pd.DataFrame:
+    """K-fold summary per model: the pooled out-of-fold AUC (development patients; a patient's
+    probability is the mean over repeats of its out-of-fold predictions, then one ROC curve)
+    with its DeLong CI beside the test AUC with its DeLong CI, and the fold-to-fold spread
+    (mean, SD, min, max) of the fold AUCs (each fold's held-out patients scored by that fold's
+    model, every repeat) and, for a sequence, of its fold models' test AUCs. The pooled CI
+    ignores model-to-model variability; the spread shows it (:mod:`alnm_core.stats.spread`).
 
     The fusion's fold AUCs use each fold's out-of-fold probabilities of every sequence, fused
-    with the run's weights. Returns one row per model.
+    with the run's weights; a model without unit predictions (clinical, radiomics) gets its
+    fold AUCs from the pooled out-of-fold predictions and ``folds`` when there is one repeat
+    (then they are the fold models' own predictions). Returns one row per model.
     """
     rows = []
     dev, test = preds[preds.split == "dev"], preds[preds.split == "test"]
@@ -316,6 +432,7 @@ def cv_summary(preds: pd.DataFrame, unit_predictions: dict[str, pd.DataFrame],
         fold_aucs, test_aucs = [], []
         if col in unit_predictions:
             u = unit_predictions[col]
+            u = u[u.repeat != -1]  # the fold models (not the final refit)
             for _, g in u.groupby(["repeat", "fold"]):
                 for part, out in (("oof", fold_aucs), ("test", test_aucs)):
                     d = g[g.split == part]
@@ -330,30 +447,62 @@ def cv_summary(preds: pd.DataFrame, unit_predictions: dict[str, pd.DataFrame],
             for _, g in wide.groupby(["repeat", "fold"]):
                 if g.label.nunique() == 2:
                     fold_aucs.append(S.auc(g.label, g.fused))
+        elif folds is not None and folds["repeat"].nunique() == 1:
+            f = dev[["patient_id", "label", col]].merge(folds, on="patient_id")
+            fold_aucs = [S.auc(g.label, g[col]) for _, g in f.groupby("fold") if g.label.nunique() == 2]
         for part, vals in (("fold", fold_aucs), ("unit_test", test_aucs)):
-            row[f"{part}_auc_mean"] = float(np.mean(vals)) if vals else np.nan
-            row[f"{part}_auc_sd"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else np.nan
-            row[f"{part}_n"] = len(vals)
+            sp = S.spread(vals)
+            row.update({f"{part}_auc_mean": sp.mean, f"{part}_auc_sd": sp.sd, f"{part}_auc_min": sp.min,
+                        f"{part}_auc_max": sp.max, f"{part}_n": sp.n})
+        row["repeats_combined"] = ("mean over repeats of each patient's out-of-fold probability, then pooled"
+                                   if folds is not None and folds["repeat"].nunique() > 1 else
+                                   "one repeat: each patient's out-of-fold probability, pooled")
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def calibration_table(test: pd.DataFrame, models: dict[str, str]) -> pd.DataFrame:
+def calibration_table(test: pd.DataFrame, models: dict[str, str], *,
+                      probabilities: str = "as predicted", notes: dict[str, str] | None = None) -> pd.DataFrame:
     """Brier score, calibration intercept and slope of each model on the test patients.
 
     A model whose calibration cannot be fitted (probabilities all equal, classes separated by the
-    score) gets NaN intercept and slope with the reason in ``note``.
+    score, no recalibration map: ``notes``) gets NaN intercept and slope with the reason in
+    ``note``. ``probabilities`` names what was scored (as predicted, or recalibrated).
     """
     rows = []
     for col, name in models.items():
+        base = {"model_id": col, "model": name, "probabilities": probabilities}
+        if notes and col in notes:
+            rows.append({**base, "brier": np.nan, "intercept": np.nan, "slope": np.nan, "note": notes[col]})
+            continue
         try:
             c = S.calibration_intercept_slope(test.label, test[col])
-            rows.append({"model_id": col, "model": name, "brier": c.brier, "intercept": c.intercept,
-                         "slope": c.slope, "note": ""})
+            rows.append({**base, "brier": c.brier, "intercept": c.intercept, "slope": c.slope, "note": ""})
         except ValueError as exc:
-            rows.append({"model_id": col, "model": name, "brier": S.brier_score(test.label, test[col]),
+            rows.append({**base, "brier": S.brier_score(test.label, test[col]),
                          "intercept": np.nan, "slope": np.nan, "note": f"not estimable ({exc})"})
     return pd.DataFrame(rows)
+
+
+def recalibrate(preds: pd.DataFrame, models: list[str], *, method: str, fit_split: str) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The test rows with each model's probabilities recalibrated (``platt`` or ``isotonic``) by
+    a map fitted on the development predictions of ``fit_split`` (validation, or out-of-fold);
+    never on the test patients.
+
+    Returns:
+        ``(test rows, notes)``: the recalibrated columns, and for each model whose map could not
+        be fitted (e.g. one class, or a constant score) the reason (its column is left as
+        predicted).
+    """
+    dev, test = preds[preds.split == fit_split], preds[preds.split == "test"].copy()
+    notes = {}
+    for m in models:
+        try:
+            fit = S.fit_recalibration(dev.label, dev[m], method=method)
+            test[m] = S.apply_recalibration(fit, test[m])
+        except (ValueError, FloatingPointError) as exc:
+            notes[m] = f"no {method} map: {exc}"
+    return test, notes
 
 
 def reliability_long(test: pd.DataFrame, models: dict[str, str]) -> pd.DataFrame:

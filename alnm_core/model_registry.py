@@ -98,7 +98,7 @@ def _fusion_label(key: str) -> Callable[[StudyConfig, str | None], str]:
                 "weighted_vote_fit_weights": f"Multiparametric (weighted vote, {fit} weights)",
                 "soft_vote": "Equal-weight soft vote",
                 "majority_vote": "Majority hard vote",
-                "stacking": f"Logistic stacking (fitted on {fit} predictions)"}[key]
+                "stacking": f"Logistic stacking (fitted on {fit} predictions, cross-fitted there)"}[key]
     return label
 
 

@@ -22,7 +22,8 @@ by an all-sequence model that did not see it), so that the second stage does not
 over-fitted scores.
 
 Predictions come from :func:`alnm_core.protocol.cross_fitted` (out-of-fold for development
-patients, the mean of the fold models for the test set; hold-out: fitted on ``train``), and
+patients, a final refit on every development patient for the test set; hold-out: fitted on
+``train``), and
 every fit checks that no test patient, and no patient it predicts out of sample, is among its
 training patients (:class:`RadiomicsLeakageError`). The coefficients shown in the report come
 from each model refitted on every development patient (never a test patient); how often each

@@ -116,8 +116,9 @@ def search_plan(splits: pd.DataFrame, folds: pd.DataFrame | None = None, *,
     Args:
         splits: ``splits.csv`` (``patient_id, label, split``; ``test`` marks the test set).
         folds: ``folds.csv`` (``patient_id, repeat, fold``) for k-fold studies.
-        nested: one search per outer fold (on its training patients) instead of one on all
-            development patients.
+        nested: one search per outer fold (on its training patients), and one on all
+            development patients for the final fit that scores the test set; without it, one
+            search on all development patients serves every fit.
 
     Example:
         >>> s = pd.DataFrame({"patient_id": list("abcd"), "label": [0, 1, 0, 1],
@@ -134,7 +135,7 @@ def search_plan(splits: pd.DataFrame, folds: pd.DataFrame | None = None, *,
         held = frozenset(g.patient_id)
         out.append(SearchScope(f"r{rep}-f{fold}", dev[~dev.patient_id.isin(held)].reset_index(drop=True),
                                test | held))
-    return out
+    return out + [SearchScope("all", dev, test)]  # the final refit's settings
 
 
 def subset_crops(crops: SequenceCrops, patient_ids: Iterable[str]) -> SequenceCrops:

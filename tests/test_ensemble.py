@@ -108,3 +108,26 @@ def test_the_above_chance_rule_gives_a_chance_level_member_no_weight():
     assert guard.weight_used["a"] == pytest.approx(guard.weight_above_chance["a"])
     with pytest.raises(ValueError, match="weight_rule"):
         E.fuse(preds, fit_split="dev", weight_rule="oracle")
+
+
+def test_stacking_threshold_is_chosen_on_cross_fitted_predictions():
+    """Under pure noise the stacker's predictions for the patients it is fitted on carry no
+    signal once cross-fitted (mean AUC ~0.5), where its in-sample predictions look better than
+    chance: the Youden threshold is chosen on the cross-fitted ones."""
+    from alnm_core.stats import auc
+
+    cross, inside = [], []
+    for seed in range(30):
+        r = np.random.default_rng(seed)
+        n = 60
+        y = np.r_[np.ones(n // 3, int), np.zeros(n - n // 3, int)]
+        probs = pd.DataFrame(r.random((n, 3)), columns=["a", "b", "c"])
+        cross.append(auc(y, E.cross_fitted_stacking(probs, y, seed=seed)))
+        inside.append(auc(y, E.fit_stacking(probs, y).predict_proba(E._logit(probs.to_numpy()))[:, 1]))
+    assert np.mean(inside) > 0.55 and abs(np.mean(cross) - 0.5) < 0.04 and np.mean(cross) < np.mean(inside)
+    p = _preds()
+    fused = E.fuse(p).ensemble
+    val = fused.split == "val"
+    # the fit-split rows are the cross-fitted predictions, the others the stacker fitted on all of val
+    probs = fused.loc[val, list(p)]
+    assert np.allclose(fused.stacking[val], E.cross_fitted_stacking(probs, fused.label[val]))

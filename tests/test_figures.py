@@ -122,6 +122,9 @@ def unit_patients(seed: int = RNG_SEED) -> pd.DataFrame:
                 y = (r.random(n) < .35).astype(int)
                 rows += [{"repeat": rep, "fold": fold, "split": part, "label": int(v),
                           "prob": float(np.clip(.4 + .2 * v + r.normal(0, .2), 0, 1))} for v in y]
+    y = (r.random(24) < .35).astype(int)  # the final refit, scoring the test set
+    rows += [{"repeat": -1, "fold": -1, "split": "test", "label": int(v),
+              "prob": float(np.clip(.4 + .25 * v + r.normal(0, .2), 0, 1))} for v in y]
     return pd.DataFrame(rows)
 
 

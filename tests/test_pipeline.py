@@ -78,11 +78,71 @@ def test_table3_and_delong_tables(smoke_run):
     d = pd.read_csv(smoke_run.delong)
     assert list(d.columns[:9]) == ["model_a", "label_a", "model_b", "label_b", "auc_a", "auc_b", "z", "p_value", "diff"]
     assert d.p_value.between(0, 1).all() and set(d.model_a) <= set(t3.model_id)
-    for f in ("calibration.csv", "reliability.csv", "decision_curve.csv", "subgroups.csv", "delong_fusion.csv"):
+    # every pair of the shown models in exactly one family; the primary one pre-specified
+    assert len(d) == len({frozenset(p) for p in zip(d.model_a, d.model_b)}) == len(t3.model_id.unique()) * (
+        len(t3.model_id.unique()) - 1) // 2
+    prim = d[d.role == "primary"]
+    assert set(zip(prim.model_a, prim.model_b)) == {("weighted_vote", m) for m in (
+        "slice_vote_T2WI", "slice_vote_DWI", "slice_vote_DCE", "clinical", "radiomics_all", "clinical_radiomics")}
+    assert (d.loc[d.role == "none", ["model_a", "model_b"]] == "weighted_vote_test_weights").any(axis=1).all()
+    assert d.loc[d.role == "none", "p_holm"].isna().all() and (d.loc[d.role != "none", "p_holm"] >= d.p_value).all()
+    for f in ("calibration.csv", "reliability.csv", "decision_curve.csv", "subgroups.csv"):
         t = pd.read_csv(smoke_run.artifacts / f)
         assert "model_id" in t.columns or "model_a" in t.columns, f
     wide = pd.read_csv(smoke_run.predictions("models"))
     assert set(t3.model_id) <= set(wide.columns)
+
+
+class _Tables:
+    """Every table of an HTML page as (header cells, rows of cells), with the stdlib parser."""
+
+    def __init__(self, html: str):
+        from html.parser import HTMLParser
+
+        tables, cur = [], {}
+
+        class P(HTMLParser):
+            def handle_starttag(self, tag, attrs):
+                if tag == "table":
+                    cur.update(head=[], rows=[], row=None, cell=None)
+                elif tag == "tr" and cur:
+                    cur["row"] = []
+                elif tag in ("td", "th") and cur and cur["row"] is not None:
+                    cur["cell"] = ""
+
+            def handle_endtag(self, tag):
+                if tag in ("td", "th") and cur and cur.get("cell") is not None:
+                    cur["row"].append(cur["cell"].strip())
+                    cur["cell"] = None
+                elif tag == "tr" and cur and cur["row"] is not None:
+                    (cur["rows"] if cur["head"] else cur["head"]).append(cur["row"]) if cur["row"] else None
+                    cur["row"] = None
+                elif tag == "table" and cur:
+                    tables.append((cur["head"][0] if cur["head"] else [], cur["rows"]))
+                    cur.clear()
+
+            def handle_data(self, data):
+                if cur and cur.get("cell") is not None:
+                    cur["cell"] += data
+
+        P().feed(html)
+        self.tables = tables
+
+
+@slow
+def test_no_p_value_prints_as_zero_in_the_report(smoke_run):
+    """Every p-value column of every table prints as journals do: ``<0.001``, never ``0.000``
+    (issue 23); the scan finds the DeLong, Table 1 and subgroup p columns."""
+    tables = _Tables(smoke_run.report.read_text()).tables
+    p_cols = 0
+    for head, rows in tables:
+        for i, name in enumerate(head):
+            if re.fullmatch(r"(?i)(p|p \(.*\)|unpaired p|p value)", name.strip()):
+                p_cols += 1
+                cells = [r[i] for r in rows if i < len(r)]
+                assert not [c for c in cells if re.fullmatch(r"0\.0+", c)], (head, cells)
+                assert all(re.fullmatch(r"(<0\.001|[01]\.\d{3,6}|—|)", c) for c in cells), (head, cells)
+    assert p_cols >= 5
 
 
 @slow

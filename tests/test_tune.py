@@ -91,7 +91,8 @@ def test_inner_folds_and_the_search_plan():
     (one,) = search_plan(splits, folds, nested=False)
     assert one.name == "all" and set(one.patients.patient_id) == set(p.patient_id[4:])
     nested = search_plan(splits, folds, nested=True)
-    assert [s.name for s in nested] == ["r0-f0", "r0-f1"]
+    assert [s.name for s in nested] == ["r0-f0", "r0-f1", "all"]  # "all": the final refit's search
+    assert nested[-1].forbidden == frozenset(p.patient_id[:4])
     for s, (_, g) in zip(nested, folds.groupby("fold")):
         assert not set(s.patients.patient_id) & s.forbidden
         assert set(g.patient_id) <= s.forbidden and set(p.patient_id[:4]) <= s.forbidden

@@ -43,22 +43,29 @@ def test_every_development_patient_is_predicted_once_per_repeat_by_a_model_that_
     for rep in (0, 1):
         counts = oof[oof.repeat == rep].patient_id.value_counts()
         assert set(counts.index) == dev and (counts == 1).all()
-    for u in fits(scheme="kfold", n_folds=2, repeats=2):
+    grid = fits(scheme="kfold", n_folds=2, repeats=2)
+    assert [u.id for u in grid] == ["r0-f0", "r0-f1", "r1-f0", "r1-f1", "final"]
+    for u in grid[:-1]:
         roles = pd.read_csv(paths.unit_roles(T2, u.id))
         fitted = set(roles.patient_id[roles.role.isin(["train", "val"])])
         mine = set(oof.patient_id[(oof.repeat == u.repeat) & (oof.fold == u.fold)])
         assert mine and not (mine & fitted)
         assert (roles.role == "val").any()  # best_val_auc: an inner validation part
         assert not (set(roles.patient_id[roles.role == "test"]) & fitted)
+    # the final fit: every development patient (an inner validation part carved), no test patient
+    final = pd.read_csv(paths.unit_roles(T2, "final"))
+    assert set(final.patient_id[final.role.isin(["train", "val"])]) == dev and (final.role == "val").any()
+    assert set(final.patient_id[final.role == "test"]) == set(splits.patient_id[splits.split == "test"])
     # the patient-level file: dev rows = mean of the repeats' out-of-fold predictions
     pat = pd.read_csv(paths.predictions(T2))
     mean_oof = oof.groupby("patient_id").prob.mean()
     dev_rows = pat[pat.split == "dev"].set_index("patient_id").prob
     np.testing.assert_allclose(dev_rows.sort_index(), mean_oof.reindex(dev_rows.index).sort_index())
+    # ... and the test rows the final model's alone (one model, as each out-of-fold prediction)
     test_rows = pat[pat.split == "test"].set_index("patient_id").prob
-    mean_test = units[units.split == "test"].groupby("patient_id").prob.mean()
-    np.testing.assert_allclose(test_rows.sort_index(), mean_test.reindex(test_rows.index).sort_index())
-    assert len(units[units.split == "test"]) == 4 * len(test_rows)  # 2 folds x 2 repeats
+    by_final = units[(units.split == "test") & (units.repeat == -1)].set_index("patient_id").prob
+    np.testing.assert_allclose(test_rows.sort_index(), by_final.reindex(test_rows.index).sort_index())
+    assert len(units[units.split == "test"]) == 5 * len(test_rows)  # 2 folds x 2 repeats + final
 
 
 def test_leakage_is_refused_in_the_code():
@@ -179,5 +186,7 @@ def test_a_one_sequence_study_runs_end_to_end(smoke_cohort, tmp_path):
     t3 = pd.read_csv(paths.table3)
     assert set(t3.model_id) == {"weighted_vote", "clinical", "radiomics_DCE", "clinical_radiomics"}
     assert "DCE (one model: no fusion)" in set(t3.model)  # smoke: radiomics on
-    assert len(pd.read_csv(paths.delong_radiomics)) == 4  # no per-sequence pairs, no "all sequences"
+    dl = pd.read_csv(paths.delong)
+    assert len(dl[dl.role == "primary"]) == 3  # the one model vs clinical, radiomics_DCE, clinical-radiomics
+    assert len(dl[dl.family == "exploratory: CNNs vs radiomics baselines"]) == 2  # no per-sequence pairs
     assert load_bundle(paths.bundle).sequences == ("DCE",)

@@ -77,7 +77,7 @@ display(*views.phantom_section(ctx.cohort_dir, ctx.cfg.sequences))
 
 # %%
 if res.cv_summary is not None:
-    display(esc.table(views.cv_view(res.cv_summary)))
+    display(esc.table(views.cv_view(res.cv_summary), caption=views.cv_caption(ctx.cfg)))
 else:
     display(esc.md("Hold-out design (split.scheme=holdout): the validation patients chose the checkpoints "
                    "and thresholds; split.scheme=kfold gives an out-of-fold estimate."))
@@ -97,20 +97,18 @@ display(plots.probabilities_by_class(test, main, thresholds=views.frozen_thresho
 # ## DeLong tests
 #
 # As the paper, the multiparametric model is compared with each base model (paired DeLong test,
-# Sun & Xu algorithm; identical to pROC's `roc.test`), and with the clinical baseline. Because
-# several comparisons are made, adjusted p-values stand beside the raw ones (the paper reported
-# raw p-values): Holm's (family-wise error) and Benjamini–Hochberg's (false discovery rate). Each
-# table names its family; `artifacts/delong.csv` holds every pair of models.
+# Sun & Xu algorithm; identical to pROC's `roc.test`), and with the clinical baseline. The
+# comparisons the study is about are declared before the run as the **primary family**
+# (`stats.primary_comparisons`; by default the headline model against each model it fuses and
+# against the clinical and radiomics baselines) and adjusted as one family: Holm's (family-wise
+# error) and Benjamini–Hochberg's (false discovery rate) p-values stand beside the raw ones (the
+# paper reported raw p-values). Every other pair is **exploratory**, adjusted within its own
+# family only, and each pair belongs to exactly one family, so one comparison has one adjusted
+# p-value everywhere. A model fitted on the test set (the paper-literal test weights) is in no
+# family. `artifacts/delong.csv` holds every pair with its family.
 
 # %%
-display(esc.table(views.delong_view(res.delong_fusion), caption=f"Family: {labels[models.headline.model_id]} "
-                  f"against each of {len(res.delong_fusion)} models (test set)"))
-if res.delong_mil is not None and len(res.delong_mil):
-    display(esc.table(views.delong_view(res.delong_mil), caption="Family: attention MIL against the slice vote, "
-                      "per sequence (test set)"))
-sig = res.delong[res.delong.p_value < ctx.cfg.stats.alpha]
-display(esc.table(views.delong_view(sig), caption=f"Family: every pair of the {len(models.shown)} models "
-                  f"({len(res.delong)} tests, delong.csv): pairs with raw p < {ctx.cfg.stats.alpha:g}"))
+display(*views.delong_section(res, ctx.cfg))
 
 # %% [markdown]
 # ## Radiomics baseline
@@ -122,7 +120,7 @@ display(esc.table(views.delong_view(sig), caption=f"Family: every pair of the {l
 # a clinical-radiomics model adding age, tumour size, margin and TIC type to the all-sequence
 # model's rad-score. Each model is refitted on every development patient (never a test patient)
 # for its coefficients (per SD of the feature) and the nomogram. The DeLong comparisons below
-# form their own family (`delong_radiomics.csv`).
+# form their own exploratory family (the fusion against these baselines is in the primary family).
 
 # %%
 display(*views.radiomics_section(res, ctx.cfg))
@@ -132,16 +130,20 @@ display(*views.radiomics_section(res, ctx.cfg))
 #
 # A model can rank patients well (high AUC) and still give probabilities that are too high or too
 # low: Brier score, calibration intercept (ideal 0) and slope (ideal 1), and a reliability plot
-# (test patients in quantile bins, exact 95% CIs). The decision curve shows the net benefit of
-# acting on each model's prediction against treating every patient as node-positive or none. The
+# (test patients in quantile bins, exact 95% CIs). The CNNs are trained with balanced class
+# weights, so their probabilities are not meant as risks: with `stats.recalibration` (default
+# `platt`) each model's probabilities are recalibrated by a map fitted on the development
+# predictions only (validation or out-of-fold; never the test set), and the table and plot show
+# calibration before and after. The decision curve shows the net benefit of acting on each
+# model's (recalibrated) prediction against treating every patient as node-positive or none. The
 # paper pooled a 1.5T and a 3T scanner: test AUCs within each field strength and pROC's unpaired
 # DeLong test between them are a check for a gross failure on one scanner, not evidence of
 # equivalence.
 
 # %%
-display(esc.table(views.calibration_view(res.calibration)))
+display(esc.table(views.calibration_view(res.calibration), caption="Calibration on the test set"))
 display(plots.reliability_figure(views.reliability_curves(res)))
-display(plots.decision_curve_figure({m: g for m, g in res.decision_curve.groupby("model", sort=False)}))
+display(plots.decision_curve_figure(views.decision_curves(res)))
 display(esc.table(views.subgroups_view(res.subgroups)))
 
 # %% tags=["remove-from-report"]

@@ -29,8 +29,10 @@ def design_sentence(cfg: StudyConfig) -> Safe:
                     f"{test}. The development patients (`dev`) are split into {sp.n_folds} folds; one "
                     "model per fold trains on the other folds and predicts its own, so every "
                     "development patient gets an out-of-fold prediction from a model that never saw "
-                    f"it.{val} Thresholds and ensemble weights are fitted on the out-of-fold "
-                    "predictions; the test set is scored once by the mean of the fold models.")
+                    f"it.{val} Thresholds, ensemble weights and recalibration maps are fitted on the "
+                    "out-of-fold predictions; then each model is refitted on every development "
+                    "patient, and that final model (one model, as each out-of-fold prediction came "
+                    "from one model, so the thresholds transport as chosen) scores the test set once.")
     return Safe(f"**Design: hold-out.** Test set: {test}. A validation part ({sp.val_fraction:.0%} of "
                 "the development set, `val`) chooses checkpoints, thresholds and ensemble weights; "
                 "the rest (`train`) fits the models. A fixed `split` column in `cohort.csv` (as the "
@@ -102,6 +104,14 @@ def methods_paragraph(cfg: StudyConfig, info: dict, *, n_test: int, n_test_pos: 
                 f"({boot})" if s.auc_ci not in ("delong", "bootstrap") else
                 "the DeLong CI (as pROC)" if s.auc_ci != "delong" else f"a stratified percentile bootstrap CI ({boot})")
     fit_name = "validation" if cfg.split.scheme == "holdout" else "out-of-fold"
+    primary = ("as given in stats.primary_comparisons: " + md_text(", ".join(s.primary_comparisons))
+               if s.primary_comparisons else "the multiparametric model against each base model, the "
+               "clinical baseline and the radiomics baselines")
+    recal = ("before and after recalibration of each model's probabilities by a "
+             f"{'logistic (Platt) map on the logit' if s.recalibration == 'platt' else 'isotonic map'} fitted on "
+             f"the {fit_name} predictions and applied to the test set (Table 3 stays on the models' own "
+             "probabilities)" if s.recalibration != "none" else "on the models' own probabilities (no recalibration)")
+    dca = "" if s.recalibration == "none" else " on the recalibrated probabilities"
     weights = (f"{fit_name} accuracies" if cfg.ensemble.weights_from == "validation"
                else "test accuracies (the paper's choice; optimistic)")
     sp = cfg.split
@@ -111,8 +121,12 @@ def methods_paragraph(cfg: StudyConfig, info: dict, *, n_test: int, n_test_pos: 
                   f"({sp.repeats} repeat(s) with new folds). For each sequence, one model per fold "
                   "was trained on the other folds and predicted its own fold, so that every "
                   "development patient has an out-of-fold prediction from a model that never saw "
-                  "it (averaged over repeats); thresholds, ensemble weights and stacking were "
-                  "fitted on these, and the test set was scored by the mean of the fold models")
+                  "it (averaged over repeats); thresholds, ensemble weights, stacking and "
+                  "recalibration were fitted on these. Each model was then refitted on every "
+                  "development patient and this final model scored the test set: a threshold chosen "
+                  "on one-model out-of-fold scores is applied to one-model test scores (the mean of "
+                  "the fold models, the alternative, has a narrower spread, so its operating point "
+                  "would not be the one chosen)")
         ckpt = ("the best patient-level AUC on a validation part "
                 f"({sp.val_fraction:.0%}) of each fold model's training patients"
                 if cfg.train.selection == "best_val_auc" else "taking the last epoch (a fixed epoch count)")
@@ -150,12 +164,14 @@ at the Youden-optimal threshold found on the development predictions and frozen.
 Mann–Whitney statistic (ties count ½) with {head_ci}; beside it {other_ci} and, for comparison
 with MedCalc and the paper, the exact binomial CI on AUC × N, which ignores the split into
 patients with and without ALNM and under-covers on unbalanced cohorts. ROC curves were compared
-with the paired DeLong test (two-sided); for several comparisons, Holm-adjusted (family-wise)
-and Benjamini–Hochberg-adjusted (false discovery rate) p-values are shown beside the raw ones,
-with the family named in each table: the multiparametric model against each base model and the
-clinical baseline (the paper's comparisons), and every pair of models (`delong.csv`). Subgroups:
-AUC with the same CI, pROC's unpaired DeLong test between field strengths. Calibration: Brier
-score, calibration intercept (logit offset) and slope; decision curves by net benefit.
+with the paired DeLong test (two-sided). The primary family of comparisons was fixed before the
+run ({primary}); Holm-adjusted (family-wise) and Benjamini–Hochberg-adjusted (false discovery
+rate) p-values over that family stand beside the raw ones. Every other pair of models is
+exploratory, in one family each (CNNs against the radiomics baselines, attention MIL against
+the slice vote, every other pair), adjusted within it; a model fitted on the test set is in no
+family (`delong.csv` names each pair's family). Subgroups: AUC with the same CI, pROC's unpaired
+DeLong test between field strengths. Calibration: Brier score, calibration intercept (logit
+offset) and slope, {recal}; decision curves by net benefit{dca}.
 Significance level {s.alpha:g}.
 """.strip() + tuning_paragraph(cfg) + cohort_paragraph(cfg, info) + radiomics_paragraph(cfg, info))
 
@@ -225,7 +241,7 @@ def radiomics_paragraph(cfg: StudyConfig, info: dict) -> str:
         return ""
     n_excl = len(record.radiomics_exclusions(info))
     fit = ("inside each fold's training patients (out-of-fold predictions for the development "
-           "set, the mean of the fold models for the test set), exactly as the CNNs"
+           "set; refitted on every development patient for the test set), exactly as the CNNs"
            if cfg.split.scheme == "kfold" else "on the training patients, as the CNNs")
     penalty = ("an L1 (lasso) penalty (liblinear)" if rc.penalty == "l1" else
                "an elastic-net penalty (saga; L1 ratio 0.2, 0.5 or 0.8 chosen with the strength)")

@@ -42,7 +42,8 @@ def model_card(*, info: dict, cfg, summary: dict, validation: dict, members: lis
                                ppv=_ci(m["ppv"], m.get("ppv_low"), m.get("ppv_high")),
                                npv=_ci(m["npv"], m.get("npv_low"), m.get("npv_high")))
                      for m in validation["test"])
-    cal = "\n".join(md_string("| {model} | {b} | {i} | {s} |", model=c["model"], b=fmt_number(c["brier"]),
+    cal = "\n".join(md_string("| {model} | {p} | {b} | {i} | {s} |", model=c["model"],
+                              p=c.get("probabilities", "as predicted"), b=fmt_number(c["brier"]),
                               i=fmt_number(c["intercept"]), s=fmt_number(c["slope"]))
                     for c in validation["calibration"])
     cv = "\n".join(md_string("- {model}: out-of-fold AUC {auc}{spread}", model=m["model"],
@@ -53,7 +54,8 @@ def model_card(*, info: dict, cfg, summary: dict, validation: dict, members: lis
                    for m in validation.get("cv", []))
     s = cfg.split
     design = (f"patient-level stratified {s.n_folds}-fold cross-validation ({s.repeats} repeat(s)); "
-              "each model's test probability is the mean of its fold models" if s.scheme == "kfold" else
+              "each model was then refitted on every development patient, and that final model scored "
+              "the test set and is the one in this bundle" if s.scheme == "kfold" else
               f"a validation part ({s.val_fraction:.0%} of the development set) chose each model's checkpoint")
     fit = "out-of-fold" if s.scheme == "kfold" else "validation"
     warn = ("\n\n**Trained on the synthetic phantom.** These weights learnt a designed signal in synthetic "

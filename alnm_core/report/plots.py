@@ -336,11 +336,14 @@ def learning_curves_units(histories: dict[str, pd.DataFrame]) -> Figure:
 
 def fold_spread_figure(unit_patients: pd.DataFrame, sequence: str) -> Figure:
     """AUC of each fold model on its held-out fold and on the test set (one dot per unit,
-    coloured by repeat; bar: mean with SD)."""
+    coloured by repeat; bar: mean with SD), and the final model's test AUC (the model refitted
+    on every development patient that scores the test set: ``repeat = -1``), a diamond."""
     import seaborn as sns
 
     from ..stats import auc
 
+    final = unit_patients[(unit_patients.repeat == -1) & (unit_patients.split == "test")]
+    unit_patients = unit_patients[unit_patients.repeat != -1]
     rows = []
     for (rep, fold), g in unit_patients.groupby(["repeat", "fold"]):
         for part, name in (("oof", "held-out fold"), ("test", "test set")):
@@ -357,11 +360,15 @@ def fold_spread_figure(unit_patients: pd.DataFrame, sequence: str) -> Figure:
                       err_kws={"linewidth": 1.2}, ax=ax)
         sns.stripplot(data=t, x="part", y="AUC", order=order, hue="repeat", ax=ax, size=6,
                       jitter=0.12, legend=t.repeat.nunique() > 1)
+        if final.label.nunique() == 2 and "test set" in order:
+            ax.plot([order.index("test set") + 0.3], [auc(final.label, final.prob)], "D", color="#c0392b",
+                    ms=7, label="final model (scores the test set)")
     ax.set_xlabel("")
     ax.set_ylim(0, 1.02)
     ax.set_title(f"{sequence}: one dot per fold model (bar: mean ± SD)")
-    if ax.get_legend() is not None:
-        ax.get_legend().remove()
+    if ax.get_legend() is not None or ax.get_legend_handles_labels()[0]:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
         place_legend(ax, prefer=("lower right", "lower left", "upper right", "upper left"), outside="right")
     return fig
 

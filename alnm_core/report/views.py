@@ -150,7 +150,8 @@ def training_settings(cfg, crops_shape: tuple[int, ...], device: str) -> pd.Data
         ("augmentation", "flips, transposition, gamma 0.85-1.15" if t.augment else "none", "not stated"),
         ("class imbalance", "loss weighted by inverse class frequency" if t.class_weighting == "balanced"
          else "none", "not stated"),
-        ("validation", f"{cfg.split.n_folds}-fold cross-validation x {cfg.split.repeats} (one model per fold)"
+        ("validation", f"{cfg.split.n_folds}-fold cross-validation x {cfg.split.repeats} (one model per fold; "
+                       "then one refitted on every development patient scores the test set)"
          if cfg.split.scheme == "kfold" else f"hold-out validation part ({cfg.split.val_fraction:.0%})", "not stated"),
         ("checkpoint", "best AUC on the model's validation patients" if t.selection == "best_val_auc"
          else "last epoch (a fixed epoch count)", "not stated"),
@@ -243,19 +244,32 @@ def delong_view(t: pd.DataFrame) -> pd.DataFrame:
 
 
 def cv_view(cv: pd.DataFrame) -> pd.DataFrame:
-    """Out-of-fold vs test AUC per model, and the spread over the fold models."""
+    """Pooled out-of-fold vs test AUC per model, and beside them the fold-to-fold spread."""
     def ci(a, lo, hi):
         return [f"{fmt_number(x)} ({fmt_number(y)}-{fmt_number(z)})" for x, y, z in zip(a, lo, hi)]
 
+    def spread(prefix):
+        cols = [cv.get(f"{prefix}_auc_{k}", pd.Series(np.nan, index=cv.index)) for k in ("mean", "sd", "min", "max")]
+        return [f"{fmt_number(m)} ± {fmt_number(sd)} ({fmt_number(lo)}–{fmt_number(hi)}), {int(n)}" if n > 1 else "—"
+                for m, sd, lo, hi, n in zip(*cols, cv[f"{prefix}_n"])]
+
     return pd.DataFrame({
         "model": cv.model,
-        "AUC out-of-fold (95% CI)": ci(cv.auc_oof, cv.auc_oof_low, cv.auc_oof_high),
+        "AUC out-of-fold, pooled (95% CI)": ci(cv.auc_oof, cv.auc_oof_low, cv.auc_oof_high),
+        "fold AUC: mean ± SD (range), folds": spread("fold"),
         "AUC test (95% CI)": ci(cv.auc_test, cv.auc_test_low, cv.auc_test_high),
-        "fold AUC mean ± SD (n)": [f"{fmt_number(m)} ± {fmt_number(sd)} ({n})" if n > 1 else "—"
-                                   for m, sd, n in zip(cv.fold_auc_mean, cv.fold_auc_sd, cv.fold_n)],
-        "fold models' test AUC mean ± SD": [f"{fmt_number(m)} ± {fmt_number(sd)}" if n > 1 else "—"
-                                            for m, sd, n in zip(cv.unit_test_auc_mean, cv.unit_test_auc_sd,
-                                                                cv.unit_test_n)]})
+        "fold models' test AUC: mean ± SD (range), models": spread("unit_test")})
+
+
+def cv_caption(cfg) -> str:
+    """How the out-of-fold table was obtained (repeats, pooling, what the CI ignores)."""
+    r = cfg.split.repeats
+    how = (f"each development patient's out-of-fold probabilities were averaged over the {r} repeats, then "
+           "pooled into one ROC curve" if r > 1 else "each development patient's out-of-fold probability "
+           "(one repeat) was pooled into one ROC curve")
+    return (f"Cross-validation ({cfg.split.n_folds} folds): {how}; its DeLong CI treats the pooled predictions "
+            "as one model's and ignores fold-to-fold model variability, shown beside it as the spread of the "
+            "per-fold AUCs (not a CI: folds share training patients)")
 
 
 def subgroups_view(sub: pd.DataFrame) -> pd.DataFrame:
@@ -270,8 +284,21 @@ def subgroups_view(sub: pd.DataFrame) -> pd.DataFrame:
 
 
 def calibration_view(cal: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({"model": cal.model, "Brier": cal.brier, "intercept": cal.intercept,
-                         "slope": cal.slope, "note": cal.note.fillna("")})
+    """Brier, intercept and slope per model, as predicted and (when computed) recalibrated,
+    the two rows of a model together."""
+    probs = cal.get("probabilities", pd.Series("as predicted", index=cal.index))
+    order = np.argsort(pd.Categorical(cal.model_id, categories=list(dict.fromkeys(cal.model_id))).codes, kind="stable")
+    out = pd.DataFrame({"model": cal.model, "probabilities": probs, "Brier": cal.brier, "intercept": cal.intercept,
+                        "slope": cal.slope, "note": cal.note.fillna("")})
+    return out.iloc[order].reset_index(drop=True)
+
+
+def decision_curves(res) -> dict[str, pd.DataFrame]:
+    """The decision curves by model, named with the probabilities they were drawn on."""
+    d = res.decision_curve
+    probs = d.get("probabilities", pd.Series("as predicted", index=d.index))
+    return {(m if p == "as predicted" else f"{m}, {p}"): g
+            for (m, p), g in d.assign(probabilities=probs).groupby(["model", "probabilities"], sort=False)}
 
 
 def radiomics_features_view(rad) -> pd.DataFrame:
@@ -333,8 +360,14 @@ def reliability_curves(res) -> dict[str, pd.DataFrame]:
     """Reliability bins of the headline, the first shown member and the clinical baseline."""
     m = res.models
     ids = [m.headline.model_id] + [x.model_id for x in m.members if x.shown][:1] + ["clinical"]
-    shown = set(m.labels(ids).values())
-    return {k: g for k, g in res.reliability.groupby("model", sort=False) if k in shown}
+    r = res.reliability
+    probs = r.get("probabilities", pd.Series("as predicted", index=r.index))
+    raw = r[(probs == "as predicted") & r.model_id.isin(ids)]
+    out = {k: g for k, g in raw.groupby("model", sort=False)}
+    head = r[(probs != "as predicted") & (r.model_id == m.headline.model_id)]  # the headline, recalibrated
+    if len(head):
+        out[f"{m.label(m.headline.model_id)} (recalibrated)"] = head
+    return out
 
 
 def radiomics_section(res, cfg) -> list:
@@ -364,9 +397,40 @@ def radiomics_section(res, cfg) -> list:
         panels.update({m.sequence: roc_curves(test, {m.model_id: f"CNN {m.sequence}",
                                                      f"radiomics_{m.sequence}": f"radiomics {m.sequence}"})
                        for m in models.cnns("slice_vote")})
+    from ..evaluation import RADIOMICS_FAMILY
+
+    fam = res.family(name=RADIOMICS_FAMILY)
     out += [plots.roc_panels(panels),
-            esc.table(delong_view(res.delong_radiomics),
-                      caption=f"Family: CNNs vs radiomics baselines ({len(res.delong_radiomics)} tests, test set)")]
+            esc.table(delong_view(fam), caption=f"Exploratory family: CNNs vs radiomics baselines ({len(fam)} tests, "
+                                                "test set; the fusion against them is in the primary family)")]
+    return out
+
+
+def delong_section(res, cfg) -> list:
+    """Section 5's DeLong tests: the pre-specified primary family in full, the attention-MIL
+    family, the remaining pairs with a raw p below ``stats.alpha``, and the pairs with a model
+    fitted on the test set (in no family, unadjusted)."""
+    from ..evaluation import MIL_FAMILY, OTHER_FAMILY
+    from . import escape as esc
+
+    d = res.delong
+    primary = res.family("primary")
+    how = ("as chosen (stats.primary_comparisons)" if cfg.stats.primary_comparisons else
+           "by default: the headline model against each model it fuses and the clinical and radiomics baselines")
+    out = [esc.table(delong_view(primary), caption=f"Primary family ({len(primary)} tests, pre-specified {how}; "
+                                                   "Holm and BH over these tests only; test set)")]
+    mil = res.family(name=MIL_FAMILY)
+    if len(mil):
+        out.append(esc.table(delong_view(mil), caption=f"Exploratory family: attention MIL against the slice "
+                                                       f"vote, per sequence ({len(mil)} tests)"))
+    rest = d[d.family == OTHER_FAMILY]
+    sig = rest[rest.p_value < cfg.stats.alpha]
+    out.append(esc.table(delong_view(sig), caption=f"Exploratory family: every other pair ({len(rest)} tests, "
+                                                   f"adjusted among themselves): the pairs with raw p < {cfg.stats.alpha:g}"))
+    none = d[d.role == "none"]
+    if len(none):
+        out.append(esc.md("{n} pair(s) involve a model fitted on the test set (the paper-literal test weights): "
+                          "in no family, not adjusted, listed in delong.csv only.", n=len(none)))
     return out
 
 

@@ -359,7 +359,13 @@ def kernels_inside(paths: RunPaths):
 def _run_study(paths: RunPaths, cohort_dir: Path, cfg: StudyConfig, say: Progress,
                notebook_dir: Path | None, t0: float) -> Path:
     from ..cohort import load_cohort
+    from ..model_registry import study_models
+    from .steps_eval import comparison_families
 
+    try:  # the pre-specified comparisons name models of this study: refused before any work
+        comparison_families(cfg, study_models(cfg))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     cohort = load_cohort(cohort_dir, cfg.sequences, inputs=cfg.input)  # input errors propagate as they are
     start_record(paths, cfg, cohort_dir, len(cohort))
     runner = _Runner(paths, cfg, say, notebook_dir, cohort_dir)

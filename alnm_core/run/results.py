@@ -125,16 +125,24 @@ class Evaluation:
     table3: pd.DataFrame
     flags: pd.DataFrame  # model_id, model, flag (chance-level, one class), detail
     epv: pd.DataFrame  # events per candidate predictor of each model family
-    delong: pd.DataFrame
-    delong_fusion: pd.DataFrame
+    delong: pd.DataFrame  # every pair of the shown models: family, role, p adjusted within its family
     calibration: pd.DataFrame
     reliability: pd.DataFrame
     decision_curve: pd.DataFrame
     subgroups: pd.DataFrame
     cv_summary: pd.DataFrame | None = None
-    delong_radiomics: pd.DataFrame | None = None
-    delong_mil: pd.DataFrame | None = None  # attention MIL vs slice vote, per sequence
     radiomics: RadiomicsResult | None = None
+    recalibration: pd.DataFrame | None = None  # calibration before/after, per model (stats.recalibration)
+
+    def family(self, role: str | None = None, name: str | None = None) -> pd.DataFrame:
+        """The DeLong tests of one family (``name``, e.g. ``exploratory: attention MIL vs slice
+        vote``) or of one role (``primary``, ``exploratory``, ``none``)."""
+        d = self.delong
+        return d[(d.role == role) if name is None else (d.family == name)].reset_index(drop=True)
+
+    @property
+    def delong_primary(self) -> pd.DataFrame:
+        return self.family("primary")
 
     @property
     def names(self) -> dict[str, str]:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..model_registry import HEADLINE, study_models
+from ..protocol import scoring_test
 from ..runfolder import record
 from .graph import StepCall
 
@@ -46,10 +47,11 @@ def compute_bundle(call: StepCall) -> None:
                   "ppv_npv_method": str(t3.ppv_method.iloc[0]),
                   "test": _records(t3[t3.model_id.isin(shown)][cols]),
                   "calibration": _records(ev.calibration[ev.calibration.model_id.isin(shown)]
-                                          [["model_id", "model", "brier", "intercept", "slope"]]),
+                                          [["model_id", "model", "probabilities", "brier", "intercept", "slope"]]),
                   "cv": [] if ev.cv_summary is None else
                   _records(ev.cv_summary[ev.cv_summary.model_id.isin(shown)])}
-    units = {m.model_id: [(u.job.id, paths.checkpoint(m.model_id, u.job.id)) for u in grid.units[m.model_id]]
+    # the networks that scored the test set: the final fit (k-fold) or the hold-out fit
+    units = {m.model_id: [(u.job.id, paths.checkpoint(m.model_id, u.job.id)) for u in scoring_test(grid.units[m.model_id])]
              for m in cnn}
     weights = call.up("fuse").weights.set_index("model").weight_used.astype(float).to_dict()
     members = [m.model_id for m in ms.members]
@@ -59,7 +61,7 @@ def compute_bundle(call: StepCall) -> None:
     for m in cnn:
         models[m.model_id] = {"family": m.family, "sequence": m.sequence, "label": m.label}
         if m.family == "attention_mil":  # what rebuilds each fold model's network (tuned or not)
-            models[m.model_id]["settings"] = {u.job.id: u.info["settings"] for u in grid.units[m.model_id]}
+            models[m.model_id]["settings"] = {u.job.id: u.info["settings"] for u in scoring_test(grid.units[m.model_id])}
     tuning = (call.up("tune").best.to_dict("records") if call.has("tune") else [])
     validation["tuning"] = [{k: r[k] for k in ("model_id", "scope", "metric", "best_score", "params")}
                             for r in tuning]

@@ -111,9 +111,10 @@ def load_radiomics(call: StepCall) -> RadiomicsResult:
 
 
 def radiomics_comparisons(cfg) -> list[tuple[str, str]]:
-    """The family of ``delong_radiomics.csv``: the CNN fusion against the radiomics and
-    clinical-radiomics models, the clinical-radiomics model against radiomics alone and against
-    the clinical baseline, and each sequence's slice-vote CNN against its own radiomics model."""
+    """The comparisons of the radiomics family (:data:`alnm_core.evaluation.RADIOMICS_FAMILY`):
+    the CNN fusion against the radiomics and clinical-radiomics models (by default in the
+    primary family, so not repeated here), the clinical-radiomics model against radiomics alone
+    and against the clinical baseline, and each sequence's CNN against its own radiomics model."""
     rad = radiomics_headline(cfg)
     pairs = [(HEADLINE, rad), (HEADLINE, "clinical_radiomics"), ("clinical_radiomics", rad),
              ("clinical_radiomics", "clinical")]
@@ -141,21 +142,28 @@ def all_predictions(call: StepCall) -> pd.DataFrame:
 
 def evaluation_outputs(cfg) -> dict[str, str]:
     out = {"models": "artifacts/predictions/models.csv", "table3": "artifacts/table3.csv",
-           "flags": "artifacts/flags.csv", "epv": "artifacts/epv.csv",
-           "delong": "artifacts/delong.csv", "delong_fusion": "artifacts/delong_fusion.csv",
+           "flags": "artifacts/flags.csv", "epv": "artifacts/epv.csv", "delong": "artifacts/delong.csv",
            "calibration": "artifacts/calibration.csv", "reliability": "artifacts/reliability.csv",
            "decision_curve": "artifacts/decision_curve.csv", "subgroups": "artifacts/subgroups.csv"}
     if cfg.split.scheme == "kfold":
         out["cv_summary"] = "artifacts/cv_summary.csv"
-    if cfg.radiomics.enabled:
-        out["delong_radiomics"] = "artifacts/delong_radiomics.csv"
-    if "attention_mil" in cfg.train.models:
-        out["delong_mil"] = "artifacts/delong_mil.csv"
     return out
 
 
+def comparison_families(cfg, ms) -> pd.DataFrame:
+    """Every pair of the shown models in exactly one family: the pre-specified primary family
+    (``stats.primary_comparisons``; default the headline against its members, the clinical and
+    the radiomics baselines), then the radiomics and attention-MIL families, then every other
+    pair; pairs with a model fitted on the test set in none."""
+    rad = radiomics_headline(cfg) if cfg.radiomics.enabled else None
+    primary = EV.primary_comparisons(ms, cfg.stats.primary_comparisons, radiomics=rad)
+    exploratory = [(EV.RADIOMICS_FAMILY, radiomics_comparisons(cfg) if rad else []),
+                   (EV.MIL_FAMILY, mil_comparisons(ms))]
+    return EV.comparison_families(ms, primary, exploratory)
+
+
 def mil_comparisons(ms) -> list[tuple[str, str]]:
-    """Each sequence's attention-MIL model against its slice-vote model (``delong_mil.csv``)."""
+    """Each sequence's attention-MIL model against its slice-vote model (the MIL family)."""
     return [(f"attention_mil_{m.sequence}", m.model_id) for m in ms.cnns("slice_vote")
             if f"attention_mil_{m.sequence}" in ms]
 
@@ -188,36 +196,31 @@ def compute_evaluate(call: StepCall) -> None:
     write_csv(EV.model_flags(preds, t3, shown, fit_split=split_value, fit_name=fit_name), files["flags"],
               what="the flags of Table 3")
     write_csv(events_per_predictor(call, preds, ms), files["epv"], what="events per candidate predictor")
-    from ..stats import delong_matrix
-
-    dm = delong_matrix(test.label.to_numpy(), {c: test[c].to_numpy() for c in shown})
-    write_csv(EV.with_labels(dm, ms.labels()), files["delong"], what="the DeLong tests")
     base = [m.model_id for m in ms.members if m.shown]
-    versus = EV.delong_against(preds, HEADLINE, base + ["clinical"])
-    write_csv(EV.with_labels(versus, ms.labels()), files["delong_fusion"], what="the DeLong tests of the fusion")
-    if "delong_radiomics" in files:
-        dr = EV.delong_pairs(preds, radiomics_comparisons(cfg), "CNNs vs radiomics baselines")
-        write_csv(EV.with_labels(dr, ms.labels()), files["delong_radiomics"],
-                  what="the DeLong tests of the radiomics baselines")
-    if "delong_mil" in files:
-        pairs = mil_comparisons(ms)
-        dm_ = (EV.with_labels(EV.delong_pairs(preds, pairs, "attention MIL vs slice vote, per sequence"), ms.labels())
-               if pairs else pd.DataFrame(columns=["model_a", "label_a", "model_b", "label_b", "auc_a", "auc_b",
-                                                   "z", "p_value", "diff", "ci_low", "ci_high", "p_holm", "p_bh",
-                                                   "family"]))
-        write_csv(dm_, files["delong_mil"], what="the DeLong tests of MIL against the slice vote")
+    write_csv(EV.with_labels(EV.delong_families(preds, comparison_families(cfg, ms)), ms.labels()),
+              files["delong"], what="the DeLong tests, by family")
     main = ms.labels(main_models(ms))
-    write_csv(EV.calibration_table(test, main), files["calibration"], what="the calibration table")
-    write_csv(EV.reliability_long(test, main), files["reliability"], what="the reliability bins")
-    dca = ms.labels([HEADLINE] + base[:1] + ["clinical"])
-    write_csv(EV.decision_curves(test, dca), files["decision_curve"], what="the decision curves")
+    cal, rel = [EV.calibration_table(test, main)], [EV.reliability_long(test, main).assign(probabilities="as predicted")]
+    dca, scored, notes = ms.labels([HEADLINE] + base[:1] + ["clinical"]), test, {}
+    if s.recalibration != "none":
+        what = f"recalibrated ({s.recalibration}, fitted on the {fit_name} predictions)"
+        scored, notes = EV.recalibrate(preds, list(main), method=s.recalibration, fit_split=split_value)
+        cal.append(EV.calibration_table(scored, main, probabilities=what, notes=notes))
+        ok = {k: v for k, v in main.items() if k not in notes}
+        rel.append(EV.reliability_long(scored, ok).assign(probabilities=what))
+    write_csv(pd.concat(cal, ignore_index=True), files["calibration"], what="the calibration table")
+    write_csv(pd.concat(rel, ignore_index=True), files["reliability"], what="the reliability bins")
+    write_csv(pd.concat([EV.decision_curves(test if m in notes else scored, {m: name}).assign(
+        probabilities="as predicted" if s.recalibration == "none" or m in notes else f"recalibrated ({s.recalibration})")
+        for m, name in dca.items()], ignore_index=True), files["decision_curve"], what="the decision curves")
     sub = EV.subgroup_auc(preds, call.up("prepare").cohort, ms.labels(base + [HEADLINE]),
                           ci_method=s.auc_ci, n_boot=s.bootstrap_n, seed=cfg.seed)
     write_csv(sub, files["subgroups"], what="the subgroup table")
     if "cv_summary" in files:
         units = {m.model_id: call.session.get(m.step).unit_patients for m in ms.members} if len(base) > 1 else {}
         w = call.up("fuse").weights.set_index("model").weight_used.to_dict()
-        write_csv(EV.cv_summary(preds, units, w, main), files["cv_summary"], what="the cross-validation summary")
+        write_csv(EV.cv_summary(preds, units, w, main, folds=call.up("prepare").folds), files["cv_summary"],
+                  what="the cross-validation summary")
 
 
 def events_per_predictor(call: StepCall, preds: pd.DataFrame, ms) -> pd.DataFrame:
@@ -257,11 +260,9 @@ def load_evaluate(call: StepCall) -> Evaluation:
     files = evaluation_outputs(cfg)
     t = {k: read(call.paths.root / v) for k, v in files.items()}
     return Evaluation(predictions=t["models"], models=study_models(cfg), table3=t["table3"], flags=t["flags"],
-                      epv=t["epv"],
-                      delong=t["delong"], delong_fusion=t["delong_fusion"], calibration=t["calibration"],
+                      epv=t["epv"], delong=t["delong"], calibration=t["calibration"],
                       reliability=t["reliability"], decision_curve=t["decision_curve"],
                       subgroups=t["subgroups"], cv_summary=t.get("cv_summary"),
-                      delong_radiomics=t.get("delong_radiomics"), delong_mil=t.get("delong_mil"),
                       radiomics=call.up("radiomics") if call.has("radiomics") else None)
 
 

@@ -5,8 +5,8 @@
   trials, the inner folds and the chosen settings are artifacts, and ``train_units`` trains
   every unit with its model's (and, nested, its fold's) choice.
 * ``train_mil:<SEQ>``: the attention-MIL model's patient predictions, pooled over its units as
-  the slice vote's are (out-of-fold for the development patients, the fold models' mean for the
-  test set), and its slice attention, averaged the same way.
+  the slice vote's are (out-of-fold for the development patients, the final refit's for the test
+  set), and its slice attention, taken the same way.
 * ``mil_attention``: every MIL model's slice attention in one table
   (``artifacts/mil_attention.csv``: model_id, patient_id, sequence, slice, weight, split).
 * ``describe_mil:<SEQ>``: per-split metrics and flags of the MIL model (section 3).
@@ -23,7 +23,7 @@ from ..protocol import pool
 from ..storage import write_csv
 from .graph import StepCall
 from .results import ModelPredictions, ModelSummary
-from .steps_train import per_split_metrics
+from .steps_train import per_split_metrics, unit_columns
 
 read = functools.partial(pd.read_csv, dtype={"patient_id": str})
 
@@ -94,14 +94,15 @@ def compute_train_mil(call: StepCall) -> None:
     excluded = {e["patient_id"] for r in call.up_all("roi").values() for e in r.exclusions}
     per_unit = [(r.job.fold, r.roles, r.predictions) for r in units]
     patients = pool(per_unit, call.up("prepare").splits, excluded=excluded, what=mid)
-    unit_patients = pd.concat([p.assign(repeat=f.repeat, fold=-1 if f.fold is None else f.fold)
-                               for f, _, p in per_unit], ignore_index=True)
+    unit_patients = pd.concat([p.assign(**unit_columns(f)) for f, _, p in per_unit], ignore_index=True)
     att = [read(call.paths.unit_dir(mid, r.job.id) / "attention.csv") for r in units]
     parts = []
     for role, part in (("oof", "dev"), ("test", "test"), ("train", "train"), ("val", "val")):
         ps = [p[p.split == role].drop(columns=["split"]) for _, _, p in per_unit]
         at = [a[a.split == role].drop(columns=["split"]) for a in att]
         keep = [i for i, p in enumerate(ps) if len(p)]
+        if role == "test":  # the final fit alone scores the test set (k-fold)
+            keep = [i for i in keep if per_unit[i][0].final] or keep
         if not keep:
             continue
         if role == "oof":  # each patient in one unit per repeat: the mean over repeats

@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..config import MilConfig, StudyConfig, TrainConfig
 from ..model_registry import study_models
-from ..protocol import Fold, fits, fold_seed, pool, roles
+from ..protocol import Fold, fits, fold_seed, pool, roles, scoring_test
 from ..runfolder import record
 from ..runfolder.paths import RunPaths
 from ..storage import atomic_write_text, write_csv
@@ -56,6 +56,8 @@ class TrainJob:
         return f"{self.model_id} {self.fold.id}"
 
     def describe(self) -> str:
+        if self.fold.final:
+            return f"{self} (model {self.model_id}, sequence {self.sequence}, final fit on every development patient)"
         fold = "none: hold-out" if self.fold.fold is None else self.fold.fold
         return f"{self} (model {self.model_id}, sequence {self.sequence}, repeat {self.fold.repeat}, fold {fold})"
 
@@ -69,7 +71,7 @@ def tuned(call: StepCall, model_id: str, fold: Fold) -> tuple[TrainConfig, MilCo
         return cfg.train, cfg.mil
     from ..tune_trial import apply_params
 
-    scope = fold.id if cfg.tune.nested and fold.fold is not None else "all"
+    scope = fold.id if cfg.tune.nested and not fold.holdout and not fold.final else "all"
     best = call.up("tune").best
     row = best[(best.model_id == model_id) & (best.scope == scope)]
     if row.empty:
@@ -127,8 +129,8 @@ def run_job(paths: RunPaths, cfg: StudyConfig, job: TrainJob, *, progress=None,
     m, u = job.model_id, job.id
     crops = SequenceCrops.load(paths.roi(job.sequence))
     files = UnitFiles(paths.checkpoint(m, u), paths.resume_state(m, u), paths.history(m, u))
-    # k-fold units predict their held-out fold and the test set only
-    predict = None if job.fold.fold is None else ("oof", "test")
+    # k-fold units predict their held-out fold and the test set only; the final unit the test set
+    predict = None if job.fold.holdout else ("test",) if job.fold.final else ("oof", "test")
     t0 = time.time()
     extra: dict = {}
     if job.family == "slice_vote":
@@ -157,7 +159,7 @@ def run_job(paths: RunPaths, cfg: StudyConfig, job: TrainJob, *, progress=None,
     write_csv(job.roles, paths.unit_roles(m, u), what=f"the roles of {job}")
     write_csv(preds, paths.unit_predictions(m, u), what=f"the {job} predictions")
     info = {"key": job.key, "unit": u, "model_id": m, "sequence": job.sequence, "repeat": job.fold.repeat,
-            "fold": job.fold.fold, "best_epoch": int(res.best_epoch), "epochs": job.train.epochs,
+            "fold": "final" if job.fold.final else job.fold.fold, "best_epoch": int(res.best_epoch), "epochs": job.train.epochs,
             "selection": job.train.selection, "seed": job.seed,
             "tuned": {k: getattr(job.train, k) for k in ("lr", "weight_decay", "batch_size", "epochs")}
             | ({"pooling": job.mil.pooling} if job.family == "attention_mil" else {}),
@@ -205,6 +207,14 @@ def model_id_of(call: StepCall, family: str = "slice_vote") -> str:
     return f"{family}_{call.seq}"
 
 
+def unit_columns(fold: Fold) -> dict:
+    """``repeat`` and ``fold`` of a unit's rows in the ``*_units.csv`` tables: the repeat and
+    fold, ``-1`` for the hold-out fold, ``repeat = fold = -1`` for the final fit."""
+    if fold.final:
+        return {"repeat": -1, "fold": -1}
+    return {"repeat": fold.repeat, "fold": -1 if fold.fold is None else fold.fold}
+
+
 def _pooled(call: StepCall, model_id: str, units: list[UnitResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
     from ..aggregation import aggregate
 
@@ -212,7 +222,7 @@ def _pooled(call: StepCall, model_id: str, units: list[UnitResult]) -> tuple[pd.
     per_unit = []
     for r in units:
         f = r.job.fold
-        pat = aggregate(r.predictions, how).assign(repeat=f.repeat, fold=-1 if f.fold is None else f.fold)
+        pat = aggregate(r.predictions, how).assign(**unit_columns(f))
         per_unit.append((f, r.roles, pat))
     excluded = {e["patient_id"] for r in call.up_all("roi").values() for e in r.exclusions}
     patients = pool([(f, ro, p.drop(columns=["repeat", "fold"])) for f, ro, p in per_unit],
@@ -224,9 +234,7 @@ def compute_train(call: StepCall) -> None:
     mid = model_id_of(call)
     units = call.up("train_units").units[mid]
     patients, unit_patients = _pooled(call, mid, units)
-    slices = pd.concat([r.predictions.assign(repeat=r.job.fold.repeat,
-                                             fold=-1 if r.job.fold.fold is None else r.job.fold.fold)
-                        for r in units], ignore_index=True)
+    slices = pd.concat([r.predictions.assign(**unit_columns(r.job.fold)) for r in units], ignore_index=True)
     write_csv(slices, call.out("artifacts/predictions/slice_vote_{seq}_slices.csv"),
               what=f"the {mid} slice predictions")
     write_csv(unit_patients, call.out("artifacts/predictions/slice_vote_{seq}_units.csv"),
@@ -276,7 +284,7 @@ def gradcam_panels(call: StepCall, mid: str, patients: pd.DataFrame, *, n: int =
     from ..models import load_network
 
     crops = call.up("roi").crops
-    unit = call.up("train_units").units[mid][0]
+    unit = scoring_test(call.up("train_units").units[mid])[0]  # the model that scored the test set
     model = load_network(call.cfg.train, call.paths.checkpoint(mid, unit.job.id))
     test = patients[patients.split == "test"].copy()
     test["correct"] = (test.prob >= call.cfg.stats.threshold).astype(int) == test.label

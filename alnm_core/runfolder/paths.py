@@ -144,14 +144,6 @@ class RunPaths:
         return self.artifacts / "delong.csv"
 
     @property
-    def delong_fusion(self) -> Path:
-        return self.artifacts / "delong_fusion.csv"
-
-    @property
-    def delong_radiomics(self) -> Path:
-        return self.artifacts / "delong_radiomics.csv"
-
-    @property
     def calibration(self) -> Path:
         return self.artifacts / "calibration.csv"
 
