@@ -58,11 +58,21 @@ def write_lab_settings(prefix: str | Path | None = None) -> Path:
     return path
 
 
+def checkpoint_dir() -> Path:
+    """Where JupyterLab keeps the checkpoints of the notebooks it opens (``$ALNM_CACHE`` or
+    ``~/.cache/alnm``, then ``lab-checkpoints``): not ``.ipynb_checkpoints`` in the package."""
+    return Path(os.environ.get("ALNM_CACHE", Path.home() / ".cache" / "alnm")) / "lab-checkpoints"
+
+
 def lab_command(root: Path, *, port: int | None = None, token: str | None = None,
                 open_browser: bool = True) -> list[str]:
     """The ``jupyter lab`` command line serving ``root``."""
     cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}",
-           "--ServerApp.ip=127.0.0.1"]
+           "--ServerApp.ip=127.0.0.1",
+           # jupytext's contents manager, opening notebooks as unmodified (alnm_core.lab_contents)
+           "--ServerApp.contents_manager_class=alnm_core.lab_contents.ContentsManager",
+           # Lab checkpoints every file it opens: kept in the cache, never beside the sources
+           f"--FileCheckpoints.checkpoint_dir={checkpoint_dir()}"]
     if port:
         cmd.append(f"--ServerApp.port={port}")
     if token is not None:

@@ -52,14 +52,14 @@ def test_gpu_check_dry_run(tmp_path):
     log = (tmp_path / "gpu_check.log").read_text() if (tmp_path / "gpu_check.log").is_file() else ""
     assert p.returncode == 0, (p.stderr + log)[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["status"] == "ok" and summary["units"] == 2
+    assert summary["status"] == "ok" and summary["units"] == 3  # 2 folds + the final refit
     assert set(summary["notebooks"].values()) == {"ok"} and len(summary["notebooks"]) == 6
     assert (tmp_path / "report.html").is_file()
     names = set(summary["bench"])
     assert any(n.startswith("speed-up bf16") for n in names)
     if importlib.util.find_spec("ray"):
         assert any(n.startswith("packing gain") for n in names)
-        assert "ray: 2 units" in log  # the pipeline's units ran on Ray
+        assert "ray: 3 units" in log  # the pipeline's units ran on Ray
 
 
 def test_gpu_check_refuses_unknown_arguments():

@@ -330,4 +330,5 @@ def test_the_readme_instruction_opens_the_demo_run_in_lab(smoke_run, repo_lab, b
     finally:
         link.unlink()
     assert src.read_bytes() == before_src  # the source was not saved
-    assert sorted(p.name for p in src.parent.iterdir()) == before_pkg  # no run built in the package
+    # no run built in the package, and no .ipynb_checkpoints (Lab checkpoints what it opens: in the cache)
+    assert sorted(p.name for p in src.parent.iterdir()) == before_pkg

@@ -35,7 +35,7 @@ LAYERS = {
     5: ["run.graph", "run.results", "run.steps_data", "run.steps_train", "run.steps_mil", "run.steps_eval",
         "run.steps_bundle", "run.registry"],
     6: ["run.pipeline", "run.external", "bench_mil"],
-    7: ["notebook", "lab", "bench"],
+    7: ["notebook", "lab", "lab_contents", "bench"],
     8: ["cli"],
 }
 #: the largest a module may grow (docs/architecture.md: small modules, one idea each)

@@ -90,8 +90,8 @@ if [ "$MODE" = device ]; then
   export PYTHONPATH="$REPO/tools/gpu/shim:/tmp/site:$REPO${PYTHONPATH:+:$PYTHONPATH}"
   export PATH="/tmp/site/bin:$PATH"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >>"$LOG" 2>&1 || true
-  # the paper profile, shortened: 120 phantom patients (paper scale), 2 epochs, repeats=1 (15
-  # units), packed four to the GPU by Ray
+  # the paper profile, shortened: 120 phantom patients (paper scale), 2 epochs, repeats=1 (18
+  # units: 3 sequences x (5 folds + the final refit)), packed four to the GPU by Ray
   # radiomics off: pyradiomics ships as a source package only and the device has no build chain;
   # the radiomics arm is CPU work that the GPU check has nothing to measure on
   SETS=(phantom.n_patients=120 train.epochs=2 run.executor=ray run.gpus_per_task=0.25
@@ -139,7 +139,7 @@ out = Path(sys.argv[1])
 summary = {}
 if (out / "run.json").is_file():
     info = json.loads((out / "run.json").read_text())
-    units = [u for s in info.get("training", {}).values() for u in s.values()]
+    units = list(info.get("steps", {}).get("train_units", {}).get("units", {}).values())
     summary["status"] = info.get("status")
     summary["units"] = len(units)
     summary["unit_devices"] = sorted({u.get("device") for u in units})

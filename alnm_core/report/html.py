@@ -58,7 +58,8 @@ details.alnm-appendix > summary{cursor:pointer;font-weight:bold}
   .jp-OutputArea-output, .jp-RenderedHTMLCommon{overflow:visible!important}
   table{font-size:7.5pt;width:100%!important;max-width:100%;table-layout:auto}
   table.alnm-wide{font-size:6.5pt}
-  td, th{white-space:normal!important;overflow-wrap:break-word;word-break:normal;hyphens:auto;padding:1px 3px!important}
+  td, th{white-space:normal!important;overflow-wrap:break-word;word-break:normal;hyphens:manual;padding:1px 3px!important}
+  th{overflow-wrap:normal}  /* a header breaks between words only: its column is as wide as its longest word */
   img{max-width:100%!important;height:auto}
   details.alnm-appendix > :not(summary){display:none}
   details.alnm-appendix > summary::after{content:" (the full table is in the CSV named above)"}

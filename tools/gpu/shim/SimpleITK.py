@@ -138,3 +138,42 @@ def ReadImage(path: str) -> Image:  # noqa: N802
     img.SetDirection(tuple(rot.reshape(-1)))
     img.SetOrigin(tuple(_LPS_RAS @ srow[:, 3]))
     return img
+
+
+class ImageFileReader:
+    """SimpleITK's reader as alnm_core.imaging uses it: the NIfTI-1 header first (size and
+    components, for the voxel limit before any pixel is decoded), then the image."""
+
+    def __init__(self):
+        self._path = ""
+        self._dim: tuple = ()
+
+    def SetFileName(self, path: str) -> None:  # noqa: N802
+        self._path = str(path)
+
+    def SetImageIO(self, name: str) -> None:  # noqa: N802 (NIfTI only here)
+        if name and "nifti" not in name.lower():
+            raise RuntimeError(f"shim: {self._path}: only NIfTI-1 is supported here, not {name}")
+
+    def ReadImageInformation(self) -> None:  # noqa: N802
+        opener = gzip.open if self._path.endswith(".gz") else open
+        try:
+            with opener(self._path, "rb") as fh:
+                head = fh.read(352)
+        except OSError as exc:
+            raise RuntimeError(f"shim: cannot read {self._path}: {exc}") from exc
+        if len(head) < 352 or struct.unpack_from("<i", head, 0)[0] != 348:
+            raise RuntimeError(f"shim: {self._path} is not NIfTI-1 (only NIfTI-1 is supported here)")
+        self._dim = struct.unpack_from("<8h", head, 40)
+
+    def GetDimension(self) -> int:  # noqa: N802
+        return int(self._dim[0])
+
+    def GetSize(self) -> tuple:  # noqa: N802
+        return tuple(int(v) for v in self._dim[1:1 + self._dim[0]])
+
+    def GetNumberOfComponents(self) -> int:  # noqa: N802
+        return 1
+
+    def Execute(self) -> Image:  # noqa: N802
+        return ReadImage(self._path)
