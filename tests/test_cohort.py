@@ -19,6 +19,7 @@ def test_phantom_cohort_is_valid(tiny_cohort):
     assert df.alnm.dtype.kind == "i" and len(df) == 12
 
 
+@pytest.mark.slow  # several seconds of training or phantom writing: the full suite
 def test_every_problem_is_reported_at_once(cohort_copy, capsys):
     df = pd.read_csv(cohort_copy / "cohort.csv", dtype=str, keep_default_na=False)
     df.loc[1, "alnm"] = "2"                                   # label not 0/1

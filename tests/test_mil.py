@@ -128,6 +128,7 @@ def test_network_shapes_with_variable_bag_sizes():
 
 
 # ----------------------------------------------------------------------------- training unit
+@pytest.mark.slow  # several seconds of training or phantom writing: the full suite
 def test_same_seed_same_result_and_the_contract(tmp_path):
     sc, roles, _ = toy_bags()
     a = train_mil_unit(sc, roles, CFG, MIL, _files(tmp_path / "a"), seed=3)
@@ -161,6 +162,7 @@ def test_same_seed_same_result_and_the_contract(tmp_path):
     assert only.history.selected.tolist() == [False, True]
 
 
+@pytest.mark.slow  # several seconds of training or phantom writing: the full suite
 def test_resume_after_interruption_gives_the_same_result(tmp_path):
     sc, roles, _ = toy_bags(seed=1)
     cfg = replace(CFG, epochs=3)

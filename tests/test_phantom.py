@@ -23,6 +23,7 @@ def _digest(folder):
     return h.hexdigest()
 
 
+@pytest.mark.slow  # several seconds of training or phantom writing: the full suite
 def test_deterministic_for_a_seed(tmp_path):
     cfg = PhantomConfig(n_patients=8, seed=3, matrix_scale=0.2)
     a = write_phantom(tmp_path / "a", cfg, jobs=1)
@@ -74,6 +75,7 @@ def test_marginals_follow_table1():
     assert set(df.field_strength) == {"1.5T", "3T"}
 
 
+@pytest.mark.slow  # several seconds of training or phantom writing: the full suite
 def test_label_shows_in_the_images_as_designed():
     """Image features measured on the rendered series separate the groups as designed."""
     cfg = PhantomConfig(n_patients=40, seed=9, matrix_scale=0.35)
@@ -101,6 +103,7 @@ def test_designed_effects_are_stated_as_they_are():
     assert eff["DWI"] > eff["T2WI"] > eff["DCE"]
 
 
+@pytest.mark.slow  # several seconds of training or phantom writing: the full suite
 def test_stored_intensities_carry_no_label_beyond_the_designed_signal():
     """Away from the tumour and its oedema, the stored intensities of every sequence do not
     predict the label: each sequence is stored on one fixed scale for the whole cohort. The

@@ -118,7 +118,8 @@ def test_the_models_never_see_a_test_patient_and_predict_every_patient_out_of_fo
     cfg = RadiomicsConfig(enabled=True, inner_folds=3)
     preds, coefs = fit_radiomics_models(feats, cohort, splits, folds, cfg, seed=3, fit_log=log)
     test = set(splits.patient_id[splits.split == "test"])
-    assert len(log) == 4 * 6 + 1  # 4 models x 3 folds x 2 repeats, and the development refit
+    # 4 models x (3 folds x 2 repeats + the final refit scoring the test set), and the refit for the coefficients
+    assert len(log) == 4 * 7 + 1
     for fit in log:
         assert not set(fit["train"]) & test
         if fit["predict"]:  # out of fold: predicted patients were not fitted

@@ -80,6 +80,7 @@ def test_b_value_selection_on_phantom(tiny_cohort):
                         RoiConfig(dwi_b_value=600.0))
 
 
+@pytest.mark.slow  # several seconds of training or phantom writing: the full suite
 def test_crops_contain_the_tumour_on_the_phantom(tiny_cohort, tmp_path):
     df = pd.read_csv(tiny_cohort / "cohort.csv")
     cfg = RoiConfig(size=48, margin_mm=10.0)

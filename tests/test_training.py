@@ -71,6 +71,7 @@ def test_aggregation_mean_max_largest():
         aggregate(s, "median")
 
 
+@pytest.mark.slow  # several seconds of training or phantom writing: the full suite
 def test_same_seed_same_predictions_on_cpu(tmp_path):
     sc, splits = _toy()
     a = train_sequence(sc, splits, CFG, tmp_path / "a", seed=3)
@@ -88,6 +89,7 @@ def test_same_seed_same_predictions_on_cpu(tmp_path):
     assert last.history.loc[last.history.selected, "epoch"].item() == 3
 
 
+@pytest.mark.slow  # several seconds of training or phantom writing: the full suite
 def test_resume_after_interruption_gives_the_same_result(tmp_path):
     sc, splits = _toy()
     cfg = TrainConfig(**{**CFG.__dict__, "epochs": 3})
@@ -102,6 +104,7 @@ def test_resume_after_interruption_gives_the_same_result(tmp_path):
     assert resumed.history.epoch.tolist() == [1, 2, 3]
 
 
+@pytest.mark.slow  # several seconds of training or phantom writing: the full suite
 def test_more_epochs_continue_a_kept_training(tmp_path):
     """Resuming is keyed on the trajectory, not on epochs: 2 + 1 epochs == 3 epochs."""
     sc, splits = _toy()
@@ -117,6 +120,7 @@ def test_more_epochs_continue_a_kept_training(tmp_path):
     assert other.resumed_from == 0
 
 
+@pytest.mark.slow  # several seconds of training or phantom writing: the full suite
 def test_learns_the_toy_signal(tmp_path):
     sc, splits = _toy(n_pat=40, per=3)
     cfg = TrainConfig(**{**CFG.__dict__, "epochs": 4})
