@@ -84,6 +84,15 @@ def _print_series_and_warnings(report: CohortReport, *, list_all: bool) -> None:
         print(printable(f"warning: {w}", keep_newlines=False))
 
 
+def run_name(text: str) -> str:
+    """``--name``: one plain folder name inside ``--out`` (a ``/`` or ``..`` would put the run
+    folder elsewhere)."""
+    if (not text.strip() or text in (".", "..") or text.startswith(".") or any(c in text for c in "/\\\x00")):
+        raise argparse.ArgumentTypeError(f"{printable(repr(text))} is not a run folder name: one folder "
+                                         "name inside --out (no '/' or '\\', not starting with '.')")
+    return text
+
+
 def _trusted(args: argparse.Namespace) -> tuple[str, ...]:
     """The folders of ``--trust``, absolute (as recorded in ``run.json``)."""
     return tuple(os.path.abspath(os.path.expanduser(t)) for t in (getattr(args, "trust", None) or []))
@@ -337,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "prints the path of report.html.")
     d.add_argument("--out", default="reports", help="folder that receives the run folder (default: reports)")
     d.add_argument("--profile", default="demo", choices=PROFILES, help="profile (default: demo)")
-    d.add_argument("--name", help="run folder name (default: the profile name)")
+    d.add_argument("--name", type=run_name, help="run folder name (default: the profile name)")
     d.add_argument("--data", help="where phantom cohorts are cached (default: $ALNM_DATA, else "
                                   "~/.cache/alnm/data)")
     d.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
@@ -352,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--config", help="YAML file overriding profile keys")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=5 (repeatable)")
     r.add_argument("--out", default="reports", help="folder that receives the run folder (default: reports)")
-    r.add_argument("--name", help="run folder name (default: <profile>-<timestamp>, never an existing folder)")
+    r.add_argument("--name", type=run_name, help="run folder name (default: <profile>-<timestamp>, never an existing folder)")
     r.add_argument("--overwrite", action="store_true", help=overwrite_help)
     r.add_argument("--dry-run", action="store_true",
                    help="run nothing: show, per step and notebook of the run folder --name, whether "
@@ -424,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", required=True, help="the model bundle folder (RUN/model)")
     ev.add_argument("--cohort", required=True, help="a folder holding cohort.csv with labels (alnm)")
     ev.add_argument("--out", default="reports", help="folder that receives the run folder (default: reports)")
-    ev.add_argument("--name", help="run folder name (default: external-<timestamp>, never an existing folder)")
+    ev.add_argument("--name", type=run_name, help="run folder name (default: external-<timestamp>, never an existing folder)")
     ev.add_argument("--allow-outside-cohort", action="store_true", help=allow_help)
     ev.add_argument("--trust", action="append", metavar="FOLDER", help=trust_help)
     ev.set_defaults(func=cmd_evaluate)

@@ -201,15 +201,25 @@ def delong_pairs(preds: pd.DataFrame, pairs: list[tuple[str, str]], family: str)
     """Paired DeLong tests of each ``(model_a, model_b)`` on the test split, with Holm and
     Benjamini-Hochberg adjusted p-values over exactly these comparisons (named ``family``)."""
     test = preds[preds.split == "test"]
+    y = test.label.to_numpy(int)
+    testable = min(int(y.sum()), int(y.size - y.sum())) >= 2  # DeLong needs 2 of each class
     rows = []
     for a, b in pairs:
-        r = S.delong_test(test.label, test[a], test[b])
-        rows.append(dict(model_a=a, model_b=b, auc_a=r.auc_a, auc_b=r.auc_b, z=r.z,
-                         p_value=r.p_value, diff=r.diff, ci_low=r.ci_low, ci_high=r.ci_high))
+        if testable:
+            r = S.delong_test(y, test[a], test[b])
+            rows.append(dict(model_a=a, model_b=b, auc_a=r.auc_a, auc_b=r.auc_b, z=r.z,
+                             p_value=r.p_value, diff=r.diff, ci_low=r.ci_low, ci_high=r.ci_high))
+        else:  # one case or one control: no variance, no test (pROC: NA)
+            aa, ab = S.auc(y, test[a]), S.auc(y, test[b])
+            rows.append(dict(model_a=a, model_b=b, auc_a=aa, auc_b=ab, z=np.nan, p_value=np.nan,
+                             diff=aa - ab, ci_low=np.nan, ci_high=np.nan))
     df = pd.DataFrame(rows, columns=["model_a", "model_b", "auc_a", "auc_b", "z", "p_value", "diff",
                                      "ci_low", "ci_high"])
-    df["p_holm"] = S.holm(df.p_value.to_numpy()) if len(df) else []
-    df["p_bh"] = S.benjamini_hochberg(df.p_value.to_numpy()) if len(df) else []
+    ok = df.p_value.notna().to_numpy()
+    df["p_holm"] = df["p_bh"] = np.nan
+    if ok.any():
+        df.loc[ok, "p_holm"] = S.holm(df.p_value[ok].to_numpy())
+        df.loc[ok, "p_bh"] = S.benjamini_hochberg(df.p_value[ok].to_numpy())
     df["family"] = family
     return df
 
@@ -316,7 +326,7 @@ def delong_families(preds: pd.DataFrame, families: pd.DataFrame) -> pd.DataFrame
     t = delong_pairs(preds, list(zip(families.model_a, families.model_b)), "")
     t["family"], t["role"] = families.family.to_numpy(), families.role.to_numpy()
     t["p_holm"] = t["p_bh"] = np.nan
-    inf = t.role != "none"
+    inf = (t.role != "none") & t.p_value.notna()
     if inf.any():
         p, fam = t.p_value[inf].to_numpy(), t.family[inf].to_numpy()
         t.loc[inf, "p_holm"] = S.adjust_within_families(p, fam, method="holm")

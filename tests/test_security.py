@@ -392,3 +392,13 @@ def test_a_trusted_folder_lets_its_paths_through_and_no_other(tmp_path, capsys):
     assert main(["validate", "--cohort", str(root), "--quick", "--trust", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err
     assert "input.trusted_folders" in err and "is not a folder" in err
+
+
+@pytest.mark.parametrize("name", ["../elsewhere", "a/b", "..", ".hidden", "x\\y", " "])
+def test_a_run_name_is_one_folder_inside_out(name, tmp_path, capsys):
+    """``--name`` never puts a run folder outside ``--out`` (refused by argparse: exit 2)."""
+    for cmd in (["run", "--cohort", str(tmp_path)], ["demo"], ["evaluate", "--model", "m", "--cohort", "c"]):
+        with pytest.raises(SystemExit) as exc:
+            main([*cmd, "--out", str(tmp_path / "out"), "--name", name])
+        assert exc.value.code == 2 and "is not a run folder name" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "elsewhere").exists()

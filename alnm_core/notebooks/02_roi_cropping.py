@@ -90,7 +90,7 @@ if warnings:
 
 # %%
 rows = prep.cohort.set_index("patient_id", drop=False)
-for pid in views.qc_patients(prep.cohort, n_qc_patients):
+for pid in views.qc_patients(prep.cohort, n_qc_patients, excluded={e["patient_id"] for e in exclusions}):
     row = rows.loc[pid]
     display(esc.md("**{pid}** — {group}, {fs}, {size} cm, {margin} margin", pid=pid, fs=row.field_strength,
                    group="ALNM" if row.alnm else "non-ALNM", size=row.tumor_size_cm, margin=row.margin))

@@ -92,7 +92,7 @@ display(plots.roc_figure(views.roc_curves(scored, names), "External cohort"))
 
 # %%
 dl = res.delong_internal
-display(esc.table(dl.drop(columns=["model_id"]).assign(p_value=[esc.fmt_p(p) for p in dl.get("p_value", [])])))
+display(esc.table(dl.drop(columns=["model_id"]).assign(p_value=[esc.fmt_p(p) for p in dl.p_value])))
 
 # %% [markdown]
 # ## Calibration and decision curve

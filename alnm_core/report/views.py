@@ -89,10 +89,12 @@ def crops_table(rois: dict, splits: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({s: crops_summary(r.crops, splits) for s, r in rois.items()}).T
 
 
-def qc_patients(cohort: pd.DataFrame, n: int) -> list[str]:
-    """The first patients of each group for the QC gallery (ALNM first)."""
-    return (list(cohort[cohort.alnm == 1].patient_id[: (n + 1) // 2]) +
-            list(cohort[cohort.alnm == 0].patient_id[: n // 2]))
+def qc_patients(cohort: pd.DataFrame, n: int, excluded=()) -> list[str]:
+    """The first patients of each group for the QC gallery (ALNM first), among those cropped
+    (a patient excluded at ROI extraction cannot be drawn: it is listed above instead)."""
+    kept = cohort[~cohort.patient_id.isin(set(excluded))]
+    return (list(kept[kept.alnm == 1].patient_id[: (n + 1) // 2]) +
+            list(kept[kept.alnm == 0].patient_id[: n // 2]))
 
 
 def central_crops(crops, cohort: pd.DataFrame, seed: int, k: int = 16) -> tuple[np.ndarray, list[str]]:

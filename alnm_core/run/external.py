@@ -115,7 +115,8 @@ def compute_external(call: StepCall) -> None:
                        "statistic": r.statistic, "df": r.df, "p_value": r.p_value, "note": ""})
         except (ValueError, KeyError) as exc:
             dl.append({"model_id": col, "model": name, "note": f"not testable ({exc})"})
-    write_csv(pd.DataFrame(dl), call.out(FILES["delong_internal"]),
+    cols = ["model_id", "model", "auc_external", "auc_internal_test", "statistic", "df", "p_value", "note"]
+    write_csv(pd.DataFrame(dl, columns=cols), call.out(FILES["delong_internal"]),
               what="the DeLong tests against the internal test set")
     if "field_strength" in cohort.columns:
         sub = EV.subgroup_auc(scored, cohort, names, ci_method=cfg.stats.auc_ci,

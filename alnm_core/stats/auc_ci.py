@@ -158,8 +158,9 @@ def auc_cis(y_true, score, *, methods=METHODS, level: float = 0.95, n_boot: int 
     replicates shared by ``bootstrap`` and ``bca``).
 
     Args:
-        y_true: 0/1 labels (1 = positive); ``delong``, ``logit_delong`` and ``bca`` need at
-            least 2 of each class.
+        y_true: 0/1 labels (1 = positive), at least one of each class; with a single case or
+            a single control DeLong's variance is undefined, so ``delong``, ``logit_delong``
+            and ``bca`` return NaN bounds with a note (pROC's ``ci.auc`` gives NA there).
         score: scores, higher = more likely positive (no direction flipping).
         methods: any of :data:`METHODS`.
         level: confidence level.
@@ -178,9 +179,11 @@ def auc_cis(y_true, score, *, methods=METHODS, level: float = 0.95, n_boot: int 
     level = check_level(level)
     methods = _check_methods(methods)
     need_pl = any(m in _NEEDS_PLACEMENTS for m in methods)
-    y = check_labels(y_true, min_per_class=2 if need_pl else 1)
+    y = check_labels(y_true, min_per_class=1)
     s = check_scores(score, y.size)
     m_pos, n_neg = int(y.sum()), int(y.size - y.sum())
+    single = min(m_pos, n_neg) < 2  # DeLong's variance needs 2 of each class
+    need_pl = need_pl and not single
     a = _auc(y, s)
     q = stats.norm.ppf(1 - (1 - level) / 2)
     var = np.nan
@@ -199,7 +202,11 @@ def auc_cis(y_true, score, *, methods=METHODS, level: float = 0.95, n_boot: int 
     out = {}
     for method in methods:
         note = ""
-        if method == "exact":
+        if single and method in _NEEDS_PLACEMENTS:
+            low = high = float("nan")
+            note = (f"{m_pos} case(s), {n_neg} control(s): DeLong's variance needs at least 2 of each "
+                    "(pROC: NA)")
+        elif method == "exact":
             low, high = exact_auc_interval(a, y.size, level=level)
         elif method == "delong":
             sd = float(np.sqrt(max(var, 0.0)))
