@@ -25,7 +25,7 @@ def test_naive_delong_agrees_with_the_fast_routine():
 @pytest.mark.slow
 def test_every_number_of_a_run_is_re_derived(smoke_run):
     check = X.crosscheck(smoke_run.root)
-    assert set(check.section) >= {"Table 1", "Table 3", "DeLong (every pair)", "DeLong (fusion vs each)",
+    assert set(check.section) >= {"Table 1", "Table 3", "DeLong (every pair)", "DeLong families",
                                   "Cross-validation", "Per-sequence CNN"}
     # the run's own cross-check artifact (notebook 6) says the same
     art = pd.read_csv(smoke_run.artifacts / "crosscheck.csv")

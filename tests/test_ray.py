@@ -113,7 +113,7 @@ def test_ray_grid_equals_local_and_survives_a_killed_worker(prepared, cluster, t
     from alnm_core.run.registry import runner_for
 
     runner_for(run, cfg, executor=ex, progress=lines.append).get("train:T2WI")
-    print(f"\nray grid of 2 units with one killed worker: {time.time() - t0:.1f} s {ex.timings}")
+    print(f"\nray grid of 3 units with one killed worker: {time.time() - t0:.1f} s {ex.timings}")
     assert marker.is_file(), "the worker was not killed"
     info = pd.read_json(run.unit_record(T2, "r0-f1"), typ="series")
     assert info["resumed_from_epoch"] == 1 and info["pid"] != os.getpid()
@@ -122,7 +122,7 @@ def test_ray_grid_equals_local_and_survives_a_killed_worker(prepared, cluster, t
         a = pd.read_csv(local.root / f.relative_to(run.root))
         b = pd.read_csv(f)
         pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-6, rtol=0)
-    assert any("resumed after epoch 1" in s for s in lines) and any("2/2 done" in s for s in lines)
+    assert any("resumed after epoch 1" in s for s in lines) and any("3/3 done" in s for s in lines)  # 2 folds + final
     assert not run.resume_state(T2, "r0-f1").exists()  # finished: removed again
     # a second run finds every unit finished: no Ray at all
     monkeypatch.setattr(X.RayExecutor, "_start", lambda *a: pytest.fail("Ray started for nothing"))
