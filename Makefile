@@ -9,7 +9,7 @@ STAMP := $(VENV)/.alnm-installed
 # pyproject keeps a range so GPU users can bring their own build.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test smoke bench lab clean install
+.PHONY: demo test test-fast smoke bench lab clean install
 
 install: $(STAMP)
 
@@ -27,6 +27,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# the fast tier for the edit-test loop (under two minutes here): every module, every
+# configuration key's step mapping; the end-to-end runs, Ray, browsers and trainings are `slow`
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 smoke: $(STAMP)
 	$(VENV)/bin/alnm demo --profile smoke --out reports --data data

@@ -56,6 +56,8 @@ def test_paper_grid_and_ranges():
     assert tune_space(own.tune.space) == {"lr": (1e-5, 1e-2), "epochs": (2, 4)}
     d = resolve_config("demo")
     assert d.tune.enabled is False and d.tune.space == "paper"
+    p = resolve_config("paper")  # the paper's grid, searched on development patients only
+    assert p.tune.enabled and p.tune.space == "paper" and p.tune.n_trials == 12
     for bad, msg in [("tune.space=grid", "not 'paper'"), ("tune.space={lr: [1e-3, 1e-5]}", "low < high"),
                      ("tune.space={momentum: [1, 2]}", "unknown parameter"),
                      ("tune.space={batch_size: [16, 16]}", "without repeats"),

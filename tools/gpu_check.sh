@@ -94,8 +94,9 @@ if [ "$MODE" = device ]; then
   # units: 3 sequences x (5 folds + the final refit)), packed four to the GPU by Ray
   # radiomics off: pyradiomics ships as a source package only and the device has no build chain;
   # the radiomics arm is CPU work that the GPU check has nothing to measure on
+  # the search off: 12 trials x 3 inner folds per model would not fit the call; bench tune measures it
   SETS=(phantom.n_patients=120 train.epochs=2 run.executor=ray run.gpus_per_task=0.25
-        run.cpus_per_task=2 radiomics.enabled=false)
+        run.cpus_per_task=2 radiomics.enabled=false tune.enabled=false)
   BENCH=(--only amp,pack)
   LIMIT=330
 else
@@ -104,7 +105,7 @@ else
   SETS=(phantom.n_patients=20 phantom.matrix_scale=0.2 "sequences=[T2WI]" split.test_size=5
         split.n_folds=2 roi.size=32 roi.slices=largest train.arch=resnet18 train.epochs=1
         train.batch_size=8 train.selection=last train.num_threads=1 stats.bootstrap_n=100
-        run.executor=ray run.cpus_per_task=1 radiomics.enabled=false)
+        run.executor=ray run.cpus_per_task=1 radiomics.enabled=false tune.enabled=false)
   "$PY" -c "import ray" 2>/dev/null || SETS=("${SETS[@]/run.executor=ray/run.executor=local}")
   BENCH=(--only amp,pack --quick)
   LIMIT=240

@@ -67,7 +67,7 @@ STEPS: tuple[Step, ...] = (
     Step(name="train_units", compute=T.compute_train_units, load=T.load_train_units,
          upstream=("prepare", "roi:*", "tune"), config=("train", "mil", "split", "seed"), version=3,
          outputs=(Output(path="artifacts/models/"),),
-         doc="every training unit of every CNN model (one per model and fold), via the executor"),
+         doc="every training unit of every CNN model (one per model and fold, and the final refit), via the executor"),
     Step(name="train", compute=T.compute_train, load=T.load_train, per_sequence=True, when=SLICE_VOTE,
          upstream=("prepare", "roi:*", "train_units"), config=("train.aggregation",), version=3,
          outputs=(Output(path="artifacts/predictions/slice_vote_{seq}.csv"),
