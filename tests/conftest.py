@@ -101,3 +101,21 @@ def run_steps(paths: RunPaths, cfg, names=None, *, cohort: Path | None = None, e
     r = runner_for(paths, cfg, executor=executor)
     r.run(names)
     return r
+
+
+def pytest_unconfigure(config):
+    """The session's cache and phantom data go with it (every test session made a new folder)."""
+    shutil.rmtree(_TMP, ignore_errors=True)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items):
+    """With pytest-xdist (``make test`` runs ``-n auto --dist loadgroup``): the tests of one
+    module share a worker (module fixtures such as the Ray cluster are made once), and so do all
+    the readers of the session's smoke run and of the shared ``study`` runs, so that each session
+    fixture is computed by one worker, not by each."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        group = ("smoke_run" if "smoke_run" in names else "study" if "study" in names
+                 else item.nodeid.split("::")[0])
+        item.add_marker(pytest.mark.xdist_group(group))

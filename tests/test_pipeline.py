@@ -221,7 +221,8 @@ def test_report_renders_in_headless_chromium(smoke_run, tmp_path):
 
 
 @slow
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium not installed")
+@pytest.mark.skipif(shutil.which("chromium") is None or shutil.which("pdftotext") is None,
+                    reason="Debian chromium and poppler-utils (pdftotext, pdfinfo) not installed")
 def test_report_prints_to_pdf(smoke_run, tmp_path, capsys):
     pdf = tmp_path / "report.pdf"
     assert main(["report", str(smoke_run.root), "--pdf", "--out", str(pdf)]) == 0

@@ -3,8 +3,9 @@
 ``run_study`` takes a resolved :class:`~alnm_core.config.StudyConfig` and a run folder it owns
 (:mod:`alnm_core.runfolder.lock`). It brings every step instance of the registry
 (:mod:`alnm_core.run.registry`) up to date in graph order, and executes each notebook with
-papermill, in a fresh kernel, as soon as every step it shows is up to date; a notebook loads its
-steps' results (it never recomputes them). A notebook whose source, parameters and step keys are
+papermill, in a fresh kernel, as soon as every step it shows is up to date, while the steps after
+it go on (at most :data:`NOTEBOOKS_AT_ONCE` kernels at a time); a notebook loads its steps'
+results (it never recomputes them). A notebook whose source, parameters and step keys are
 unchanged since its last successful execution is not executed again. Finally it assembles one
 self-contained ``report.html`` and checks that every step and notebook ran and wrote its
 artifacts; otherwise it fails naming what is missing, and the report says so.
@@ -19,9 +20,12 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -46,6 +50,10 @@ Progress = Callable[[str], None]
 #: ``alnm lab`` registers the same name for JupyterLab (:mod:`alnm_core.lab`).
 KERNEL_NAME = "alnm"
 KERNEL_DISPLAY_NAME = "Python (alnm)"
+#: Notebooks executed at the same time, beside the steps. A notebook only reads finished steps,
+#: so its kernel (start-up, figures: one core) can run while the next steps compute; on the
+#: 2-core machine the smoke study's notebooks then cost 40% less wall time (BENCHMARKS.md).
+NOTEBOOKS_AT_ONCE = 2
 
 
 class PipelineError(RuntimeError):
@@ -86,11 +94,31 @@ class _StreamToProgress(logging.Handler):
     def __init__(self, callback: Progress):
         super().__init__()
         self.callback = callback
+        self.thread = threading.get_ident()  # two notebooks at once: each forwards its own lines
 
     def emit(self, record_: logging.LogRecord) -> None:
+        if record_.thread != self.thread:
+            return
         for line in str(record_.getMessage()).splitlines():
             if line.startswith("[alnm]"):
                 self.callback(line[len("[alnm]"):].strip())
+
+
+#: the kernels this process has started and not yet cleaned up (their managers)
+_LIVE_KERNELS: set = set()
+
+
+def stop_kernels() -> None:
+    """Kill every notebook kernel this process started that is still running (an interrupted
+    run: a kernel runs in its own session, so a terminal's Ctrl-C does not reach it; the thread
+    executing its notebook then ends with a dead kernel)."""
+    for km in list(_LIVE_KERNELS):
+        proc = getattr(getattr(km, "provisioner", None), "process", None)
+        if proc is not None and proc.poll() is None:
+            try:
+                proc.send_signal(signal.SIGKILL)
+            except OSError:
+                pass
 
 
 def _kernel_manager_class(log_path: Path):
@@ -120,13 +148,22 @@ def _kernel_manager_class(log_path: Path):
 
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             log_path.parent.mkdir(parents=True, exist_ok=True)
+            # inline figures in the notebook whatever backend the calling process chose (the
+            # kernel's own environment: never a change to this process's, which other
+            # notebooks' kernels read at the same time)
+            env = dict(kw.get("env") or os.environ)
+            env.pop("MPLBACKEND", None)
+            kw["env"] = env
             with open(log_path, "a") as log:
                 kw.setdefault("stderr", log)
-                return await super()._async_launch_kernel(kernel_cmd, **kw)
+                out = await super()._async_launch_kernel(kernel_cmd, **kw)
+            _LIVE_KERNELS.add(self)
+            return out
 
         async def _async_cleanup_resources(self, restart: bool = False) -> None:
             await super()._async_cleanup_resources(restart=restart)
             if not restart:
+                _LIVE_KERNELS.discard(self)
                 shutil.rmtree(self._ipc_dir, ignore_errors=True)
 
         cleanup_resources = _async_cleanup_resources
@@ -161,7 +198,6 @@ def execute_notebook(src: Path | nbformat.NotebookNode, out: Path, parameters: d
         handler = _StreamToProgress(progress)
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
-    env_backend = os.environ.pop("MPLBACKEND", None)  # keep inline figures in notebooks
     try:
         pm.execute_notebook(nb, str(out), parameters=parameters, kernel_name=KERNEL_NAME,
                             cwd=str(cwd), progress_bar=False, log_output=progress is not None,
@@ -181,8 +217,6 @@ def execute_notebook(src: Path | nbformat.NotebookNode, out: Path, parameters: d
                            f"{out.name}: the kernel died (out of memory, or killed); see "
                            f"{out.parent / 'kernels.log'}")
     finally:
-        if env_backend is not None:
-            os.environ["MPLBACKEND"] = env_backend
         if handler is not None:
             logger.removeHandler(handler)
         log = out.parent / "kernels.log"
@@ -244,7 +278,7 @@ def _notebook_key(src: Path, params: dict, instances: list[str], runner: Runner)
 
 class _Runner:
     """Runs one study in a run folder it owns: steps in graph order, notebooks as soon as the
-    steps they show are up to date."""
+    steps they show are up to date (in worker threads, beside the steps that follow)."""
 
     def __init__(self, paths: RunPaths, cfg: StudyConfig, progress: Progress, nb_dir: Path | None,
                  cohort_dir: Path):
@@ -254,8 +288,10 @@ class _Runner:
         self.jobs = notebook_jobs(cfg)
         self.done: set[str] = set()
         self.sections: dict[str, Section] = {}
+        self.started: dict[str, Future | None] = {}  # None: up to date, nothing to execute
 
-    def notebook(self, nb, seq: str | None, out_name: str) -> None:
+    def notebook(self, nb, seq: str | None, out_name: str, pool: ThreadPoolExecutor | None = None) -> None:
+        """Execute one notebook (in ``pool`` when given) unless it is up to date."""
         src = notebook_source(nb.stem, self.nb_dir)
         out = self.paths.notebooks / out_name
         params = {"run_dir": str(self.paths.root.resolve()), **({"sequence": seq} if seq else {})}
@@ -265,33 +301,58 @@ class _Runner:
         if state.get("key") == key and state.get("status") == "ok" and out.is_file():
             self.say(f"notebook {out_name}: up to date")
             self.sections[out_name] = section
+            self.started[out_name] = None
             return
         self.say(f"notebook {out_name}")
+        args = (nb, src, out, params, key, section)
+        self.started[out_name] = pool.submit(self._execute, *args) if pool else None
+        if pool is None:
+            self._execute(*args)
+
+    def _execute(self, nb, src: Path, out: Path, params: dict, key: str, section: Section) -> None:
+        """Execute a notebook, record it, and raise PipelineError if it failed (any thread)."""
         res = execute_notebook(src, out, params, cwd=self.paths.notebooks, progress=self.say)
         if out.is_file():
-            self.sections[out_name] = section
+            self.sections[out.name] = section
         if res.ok and nb.needs_figures and not check_figures(out):
-            res.ok, res.error = False, (f"{out_name} holds no figure (is MPLBACKEND=Agg set, or does a "
+            res.ok, res.error = False, (f"{out.name} holds no figure (is MPLBACKEND=Agg set, or does a "
                                         "library call matplotlib.use?)")
-        record.finish_notebook(self.paths, out_name, key=key, status="ok" if res.ok else "failed",
+        record.finish_notebook(self.paths, out.name, key=key, status="ok" if res.ok else "failed",
                                error=res.error, seconds=res.seconds)
-        self.say(f"{out_name}: {'done' if res.ok else 'FAILED'} in {res.seconds:.1f} s")
+        self.say(f"{out.name}: {'done' if res.ok else 'FAILED'} in {res.seconds:.1f} s")
         if not res.ok:
             raise PipelineError(res.error)
 
+    def _raise_failed(self, *, wait: bool) -> None:
+        """Raise the first failed notebook's error, in notebook order (waiting for each when
+        ``wait``)."""
+        for out_name, fut in self.started.items():
+            if fut is not None and (wait or fut.done()):
+                fut.result()
+
     def run(self) -> None:
         graph = self.steps.graph
-        for inst in graph.instances:
-            try:
-                self.steps.get(inst.name)
-            except PipelineError:
-                raise
-            except Exception as exc:  # every step error becomes one message naming the step
-                raise PipelineError(f"step {inst.name} failed: {type(exc).__name__}: {exc}") from exc
-            self.done.add(inst.name)
-            for nb, seq, out_name in self.jobs:
-                if out_name not in self.sections and set(nb.instances(graph, seq)) <= self.done:
-                    self.notebook(nb, seq, out_name)
+        pool = ThreadPoolExecutor(max_workers=NOTEBOOKS_AT_ONCE, thread_name_prefix="alnm-notebook")
+        try:
+            for inst in graph.instances:
+                self._raise_failed(wait=False)  # a failed notebook stops the run at the next step
+                try:
+                    self.steps.get(inst.name)
+                except PipelineError:
+                    raise
+                except Exception as exc:  # every step error becomes one message naming the step
+                    raise PipelineError(f"step {inst.name} failed: {type(exc).__name__}: {exc}") from exc
+                self.done.add(inst.name)
+                for nb, seq, out_name in self.jobs:
+                    if out_name not in self.started and set(nb.instances(graph, seq)) <= self.done:
+                        self.notebook(nb, seq, out_name, pool)
+            self._raise_failed(wait=True)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # Ctrl-C: no kernel outlives the run
+                stop_kernels()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # the report shows every notebook that ran
 
     def ordered_sections(self) -> list[Section]:
         return [self.sections[o] for _, _, o in self.jobs if o in self.sections]
