@@ -108,14 +108,13 @@ def pytest_unconfigure(config):
     shutil.rmtree(_TMP, ignore_errors=True)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(config, items):
-    """With pytest-xdist (``make test`` runs ``-n auto --dist loadgroup``): the tests of one
-    module share a worker (module fixtures such as the Ray cluster are made once), and so do all
-    the readers of the session's smoke run and of the shared ``study`` runs, so that each session
-    fixture is computed by one worker, not by each."""
-    for item in items:
-        names = set(getattr(item, "fixturenames", ()))
-        group = ("smoke_run" if "smoke_run" in names else "study" if "study" in names
-                 else item.nodeid.split("::")[0])
-        item.add_marker(pytest.mark.xdist_group(group))
+def pytest_itemcollected(item):
+    """With pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``): the tests of one module
+    share a worker (module fixtures such as the Ray cluster are made once), and so do all the
+    readers of the session's smoke run and of the shared ``study`` runs, so that each session
+    fixture is computed by one worker, not by each. (Marked as each test is collected: xdist
+    reads the groups in its own ``pytest_collection_modifyitems``.)"""
+    names = set(getattr(item, "fixturenames", ()))
+    group = ("smoke_run" if "smoke_run" in names else "study" if "study" in names
+             else item.nodeid.split("::")[0])
+    item.add_marker(pytest.mark.xdist_group(group))

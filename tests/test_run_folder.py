@@ -185,6 +185,17 @@ def _descendants(pid: int) -> set[int]:
         return set()
 
 
+def _cmdline(pid: int) -> str:
+    """A process's command line; empty once it has ended (a short-lived worker may be a zombie
+    between two looks)."""
+    import psutil
+
+    try:
+        return " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:
+        return ""
+
+
 @slow
 def test_ctrl_c_leaves_no_kernel_or_worker_behind(smoke_cohort, tmp_path):
     import psutil
@@ -198,7 +209,7 @@ def test_ctrl_c_leaves_no_kernel_or_worker_behind(smoke_cohort, tmp_path):
     while time.time() < deadline and proc.poll() is None:
         kids = _descendants(proc.pid)
         seen |= kids
-        if any("ipykernel" in " ".join(psutil.Process(k).cmdline()) for k in kids if psutil.pid_exists(k)):
+        if any("ipykernel" in _cmdline(k) for k in kids):
             kernel_up = True
             time.sleep(2)
             break
@@ -210,6 +221,12 @@ def test_ctrl_c_leaves_no_kernel_or_worker_behind(smoke_cohort, tmp_path):
     assert proc.returncode in (130, 1), err[-2000:]
     assert "Traceback" not in err
     time.sleep(1)
-    alive = [p for p in seen if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-    assert not alive, [psutil.Process(p).cmdline() for p in alive]
+    def running(p: int) -> bool:
+        try:
+            return psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    alive = [p for p in seen if running(p)]
+    assert not alive, [_cmdline(p) for p in alive]
     assert not RunPaths(tmp_path / "cc").lock.exists()

@@ -112,7 +112,7 @@ FLIP_VALUES = {
     "split.test_where": "field_strength=3T", "roi.size": 32, "roi.margin_mm": 4.0, "roi.keep_aspect": False,
     "roi.min_area_mm2": 9.0, "roi.slices": "all", "roi.central_k": 2, "roi.dwi_b_value": 50.0,
     "roi.dce_phase": "2", "roi.on_error": "exclude", "roi.series_description": {"DWI": "diff"},
-    "train.models": ["slice_vote", "attention_mil"], "train.arch": "resnet34", "train.pretrained": True,
+    "train.models": ["slice_vote"], "train.arch": "resnet34", "train.pretrained": True,
     "train.weights_path": "/w.pth", "train.in_channels": 1, "train.epochs": 3, "train.batch_size": 8,
     "train.lr": 0.01, "train.weight_decay": 0.1, "train.augment": False, "train.class_weighting": "none",
     "train.selection": "best_val_auc", "train.aggregation": "max", "train.device": "cpu",

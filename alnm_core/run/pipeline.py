@@ -348,8 +348,19 @@ class _Runner:
                         self.notebook(nb, seq, out_name, pool)
             self._raise_failed(wait=True)
         except BaseException as exc:
-            if not isinstance(exc, Exception):  # Ctrl-C: no kernel outlives the run
+            if isinstance(exc, Exception):
+                raise
+            # Ctrl-C: no kernel outlives the run. While the notebook threads end, a further
+            # SIGINT (a second Ctrl-C, or jupyter_client interrupting a kernel on its way down)
+            # must not cut the clean-up short
+            quiet = threading.current_thread() is threading.main_thread()
+            before = signal.signal(signal.SIGINT, signal.SIG_IGN) if quiet else None
+            try:
                 stop_kernels()
+                pool.shutdown(wait=True, cancel_futures=True)
+            finally:
+                if quiet:
+                    signal.signal(signal.SIGINT, before)
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)  # the report shows every notebook that ran
