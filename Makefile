@@ -25,13 +25,17 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(VENV)/bin/alnm demo --out reports --data data
 
+# two workers (at most four on a larger machine): the suite is papermill kernels, Ray start-ups
+# and browsers as much as arithmetic; tests/conftest.py keeps each shared run on one worker
+XDIST := -n auto --maxprocesses 4 --dist loadgroup
+
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(XDIST)
 
 # the fast tier for the edit-test loop (under two minutes here): every module, every
 # configuration key's step mapping; the end-to-end runs, Ray, browsers and trainings are `slow`
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" $(XDIST)
 
 smoke: $(STAMP)
 	$(VENV)/bin/alnm demo --profile smoke --out reports --data data
