@@ -16,6 +16,13 @@ _TMP = Path(tempfile.mkdtemp(prefix="alnm-test-"))
 os.environ["ALNM_CACHE"] = str(_TMP / "cache")
 os.environ["ALNM_DATA"] = str(_TMP / "data")
 
+# oneDNN and MKL read their instruction set once, at their first use in a process: pin it for
+# the test process as train.cpu_isa's default does for a training (whichever test convolves
+# first), so that this process computes what a fresh Ray worker computes
+from alnm_core.numerics import pin_cpu_isa  # noqa: E402
+
+pin_cpu_isa("avx2")
+
 from alnm_core.config import PhantomConfig, resolve_config  # noqa: E402
 from alnm_core.phantom import write_phantom  # noqa: E402
 from alnm_core.runfolder.paths import RunPaths  # noqa: E402
@@ -118,3 +125,22 @@ def pytest_itemcollected(item):
     group = ("smoke_run" if "smoke_run" in names else "study" if "study" in names
              else item.nodeid.split("::")[0])
     item.add_marker(pytest.mark.xdist_group(group))
+
+
+#: the longest work units first (xdist hands out groups in collection order): the shared study
+#: runs, then the end-to-end and Ray modules, so that no long group starts last on one worker
+_HEAVY_FIRST = ("study", "smoke_run", "tests/test_gpu_check.py", "tests/test_ray.py",
+                "tests/test_duke_study.py", "tests/test_pipeline.py", "tests/test_training.py",
+                "tests/test_markup_end_to_end.py", "tests/test_tune.py", "tests/test_run_folder.py",
+                "tests/test_validation_protocol.py", "tests/test_lab_browser.py", "tests/test_mil.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # one process: the files' order
+
+    def rank(item):
+        group = next((m.args[0] for m in item.iter_markers("xdist_group")), "")
+        return _HEAVY_FIRST.index(group) if group in _HEAVY_FIRST else len(_HEAVY_FIRST)
+
+    items.sort(key=rank)

@@ -52,7 +52,9 @@ def test_a_changed_number_is_caught_and_named(smoke_run, tmp_path):
     t1.to_csv(run / "artifacts" / "table1.csv", index=False)
     check = X.crosscheck(run)
     bad = check[check.ok == False]  # noqa: E712
-    assert len(bad) == 2
+    # the two changed numbers, and (when the pair's Holm / BH value is not capped at 1) the
+    # adjusted p of the same pair re-derived from the changed p: nothing else
     assert bad.item.iloc[0].startswith("All patients: Age")
-    assert bad.item.iloc[1] == f"{d.label_a[0]} vs {d.label_b[0]} p"
+    assert f"{d.label_a[0]} vs {d.label_b[0]} p" in set(bad.item)
+    assert 2 <= len(bad) <= 4 and set(bad.section) <= {"Table 1", "DeLong (every pair)", "DeLong families"}, bad
     assert "differ" in X.summary(check)
