@@ -359,7 +359,7 @@ def test_last_notebook_runs_on_its_own(tmp_path, smoke_cohort):
     from alnm_core.run.pipeline import start_record
 
     run_dir = tmp_path / "standalone"
-    cfg = resolve_config("smoke", overrides=["train.epochs=1", "sequences=[T2WI, DWI]", "radiomics.enabled=false"])
+    cfg = resolve_config("smoke", overrides=["train.epochs=1", "sequences=[T2WI]", "radiomics.enabled=false"])
     start_record(RunPaths(run_dir), cfg, smoke_cohort, 24)
     res = execute_notebook(notebook_source("05_roc_delong"), tmp_path / "05.ipynb",
                            {"run_dir": str(run_dir)}, cwd=tmp_path)
@@ -369,7 +369,7 @@ def test_last_notebook_runs_on_its_own(tmp_path, smoke_cohort):
     assert check_figures(tmp_path / "05.ipynb")
     info = json.loads(paths.run_json.read_text())
     units = info["steps"]["train_units"]["units"]  # trained in the notebook's own kernel, recorded
-    assert {u["epochs"] for u in units.values()} == {1} and len(units) == 6  # 2 x (2 folds + final)
+    assert {u["epochs"] for u in units.values()} == {1} and len(units) == 3  # 2 folds + final
     assert paths.checkpoint("slice_vote_T2WI", "r0-f1").is_file()
     assert "bundle" not in info["steps"]  # only what notebook 05 needs
     assert not paths.lock.exists()  # the notebook released the folder

@@ -142,7 +142,7 @@ def test_joining_a_cluster_packs_units_by_their_resources(cluster, tmp_path):
         return max(sum(1 for a, b in spans if a <= t < b) for t, _ in spans)
 
     at_once = {}
-    for gpus, n in ((0.25, 8), (0.5, 4)):
+    for gpus, n in ((0.25, 4), (0.5, 4)):  # room for 4, then 2 rounds of 2
         # each unit says it started, waits (at most 20 s) until as many units have started as the
         # resources allow, then works 1 s: a busy machine that starts Ray's extra workers slowly
         # cannot hide the packing, and a scheduler that allows more still shows more at once
