@@ -115,6 +115,11 @@ def pytest_unconfigure(config):
     shutil.rmtree(_TMP, ignore_errors=True)
 
 
+#: the modules that start Ray: one worker runs them, one Ray instance at a time (two on one
+#: small machine compete for ports and cores)
+_RAY_MODULES = ("tests/test_ray.py", "tests/test_gpu_check.py", "tests/test_tune.py")
+
+
 def pytest_itemcollected(item):
     """With pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``): the tests of one module
     share a worker (module fixtures such as the Ray cluster are made once), and so do all the
@@ -122,16 +127,16 @@ def pytest_itemcollected(item):
     fixture is computed by one worker, not by each. (Marked as each test is collected: xdist
     reads the groups in its own ``pytest_collection_modifyitems``.)"""
     names = set(getattr(item, "fixturenames", ()))
+    module = item.nodeid.split("::")[0]
     group = ("smoke_run" if "smoke_run" in names else "study" if "study" in names
-             else item.nodeid.split("::")[0])
+             else "ray" if module in _RAY_MODULES else module)
     item.add_marker(pytest.mark.xdist_group(group))
 
 
 #: the longest work units first (xdist hands out groups in collection order): the shared study
 #: runs, then the end-to-end and Ray modules, so that no long group starts last on one worker
-_HEAVY_FIRST = ("study", "smoke_run", "tests/test_gpu_check.py", "tests/test_ray.py",
-                "tests/test_duke_study.py", "tests/test_pipeline.py", "tests/test_training.py",
-                "tests/test_markup_end_to_end.py", "tests/test_tune.py", "tests/test_run_folder.py",
+_HEAVY_FIRST = ("ray", "study", "smoke_run", "tests/test_duke_study.py", "tests/test_pipeline.py",
+                "tests/test_training.py", "tests/test_markup_end_to_end.py", "tests/test_run_folder.py",
                 "tests/test_validation_protocol.py", "tests/test_lab_browser.py", "tests/test_mil.py")
 
 

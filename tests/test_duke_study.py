@@ -13,7 +13,7 @@ from alnm_core.importers.duke_replica import write_duke_replica
 
 #: the duke profile at smoke size (the profile's design: DCE only, k-fold, radiomics without shape)
 SMOKE = ["train.arch=resnet18", "train.epochs=2", "train.batch_size=16", "train.selection=last",
-         "train.num_threads=2", "roi.size=32", "roi.central_k=3", "split.n_folds=2", "split.test_size=6",
+         "train.num_threads=1", "roi.size=32", "roi.central_k=3", "split.n_folds=2", "split.test_size=6",
          "radiomics.inner_folds=3", "radiomics.resample_mm=3.0", "radiomics.feature_classes=[firstorder,glcm]",
          "stats.bootstrap_n=200"]
 

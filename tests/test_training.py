@@ -57,7 +57,7 @@ def _toy(n_pat=24, per=2, size=32, seed=0, nan=False):
     return sc, splits
 
 
-CFG = TrainConfig(arch="resnet18", epochs=2, batch_size=8, lr=1e-3, num_threads=2, device="cpu")
+CFG = TrainConfig(arch="resnet18", epochs=2, batch_size=8, lr=1e-3, num_threads=1, device="cpu")
 
 
 def test_aggregation_mean_max_largest():
