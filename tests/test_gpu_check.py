@@ -1,6 +1,7 @@
 """``tools/gpu_check.sh``, the prepared GPU check: its ``--dry-run`` runs the same path as on the
 GPU machine (the SimpleITK stand-in first on PYTHONPATH, the paper profile end to end through
-papermill with the units on Ray, then ``alnm bench --only amp,pack``) on this CPU at toy sizes;
+papermill (the units in process), then ``alnm bench --only amp,pack``, which packs units on Ray)
+on this CPU at toy sizes;
 and the stand-in reads and writes what the real SimpleITK does."""
 from __future__ import annotations
 
@@ -59,7 +60,6 @@ def test_gpu_check_dry_run(tmp_path):
     assert any(n.startswith("speed-up bf16") for n in names)
     if importlib.util.find_spec("ray"):
         assert any(n.startswith("packing gain") for n in names)
-        assert "ray: 3 units" in log  # the pipeline's units ran on Ray
 
 
 def test_gpu_check_refuses_unknown_arguments():
