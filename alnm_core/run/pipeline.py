@@ -326,7 +326,7 @@ class _Runner:
     def _raise_failed(self, *, wait: bool) -> None:
         """Raise the first failed notebook's error, in notebook order (waiting for each when
         ``wait``)."""
-        for out_name, fut in self.started.items():
+        for fut in self.started.values():
             if fut is not None and (wait or fut.done()):
                 fut.result()
 
